@@ -1,0 +1,15 @@
+// Sub-commands of `fairy`. Each Add*Command registers its sub-command on `app`; when the user picks
+// it, CLI11 runs its callback, which stores the process exit code in *exit_code.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace fairy::cli {
+
+// Exit codes shared by every command.
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFailure = 1;  // the command ran and found errors (invalid job, job failed)
+inline constexpr int kExitUsage = 2;    // bad command line
+inline constexpr int kExitUnavailable = 3;  // the coordinator or a file could not be reached
+
+}  // namespace fairy::cli

@@ -1,0 +1,17 @@
+// fairy: the Fairy Farm command-line client.
+#include <CLI/CLI.hpp>
+
+#include "coordinator/cli/commands.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"fairy: submit, watch and control Fairy Farm jobs; validate job files; find shots"};
+  app.require_subcommand(1);
+  int exit_code = fairy::cli::kExitOk;
+  (void)exit_code;
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  return exit_code;
+}
