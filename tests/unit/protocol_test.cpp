@@ -1,0 +1,163 @@
+#include "common/protocol/protocol.h"
+
+#include <gtest/gtest.h>
+
+#include <random>
+
+namespace fairy::protocol {
+namespace {
+
+TaskRef Ref() { return TaskRef{"job-1", "s0-f0", 3}; }
+
+std::vector<Message> AllMessages() {
+  Ready ready;
+  ready.worker_id = "w1";
+  ready.hostname = "gpu01";
+  ready.device = "cuda:0";
+  ready.memory_bytes = int64_t{80} << 30;
+  ready.tags = {"a100", "studio"};
+  ready.loaded_models = {"pix2pix-tiny"};
+  ready.capacity = 2;
+  ready.running = {Ref(), TaskRef{"job-2", "s1-anchor", 1}};
+  Task task;
+  task.ref = Ref();
+  task.kind = TaskKind::kAnchor;
+  task.shot = 4;
+  task.frame_begin = 10;
+  task.frame_end = 30;
+  task.settings = {{"instruction", "turn the cat into a lion"}, {"steps", 10}};
+  return {ready,
+          task,
+          Progress{Ref(), 4, 20, "batch 1"},
+          Done{Ref(), "/tmp/chunk.mkv", 20, 1234, 0},
+          Failed{Ref(), "decode failed: in.mp4 frame 12", false},
+          Heartbeat{2},
+          Cancel{Ref(), "job cancelled"},
+          Disconnect{"SIGTERM", {Ref()}}};
+}
+
+TEST(ProtocolTest, EveryMessageRoundTripsInBothEncodings) {
+  for (Encoding enc : {Encoding::kJson, Encoding::kMsgPack}) {
+    for (const Message& m : AllMessages()) {
+      auto frames = Encode(m, enc);
+      ASSERT_EQ(frames.size(), 5u);
+      EXPECT_EQ(frames[0], "FAIRY");
+      EXPECT_EQ(frames[1], std::to_string(kProtocolVersion));
+      EXPECT_EQ(frames[2], CommandName(CommandOf(m)));
+      auto decoded = Decode(frames);
+      ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
+      EXPECT_EQ(*decoded, m) << Describe(m);
+    }
+  }
+}
+
+TEST(ProtocolTest, MsgPackIsMoreCompactThanJson) {
+  Message m = AllMessages()[0];
+  EXPECT_LT(Encode(m, Encoding::kMsgPack)[4].size(), Encode(m, Encoding::kJson)[4].size());
+}
+
+TEST(ProtocolTest, WrongVersionIsUnsupportedAndNamesBothVersions) {
+  auto frames = Encode(Heartbeat{});
+  frames[1] = "2";
+  auto r = Decode(frames);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Status::Code::kUnsupported);
+  EXPECT_NE(r.status().message().find("version 2"), std::string::npos);
+  EXPECT_NE(r.status().message().find("version 1"), std::string::npos);
+  frames[1] = "1x";
+  EXPECT_EQ(Decode(frames).status().code(), Status::Code::kInvalidArgument);
+  frames[1] = "";
+  EXPECT_FALSE(Decode(frames).ok());
+}
+
+TEST(ProtocolTest, StructuralErrorsAreRejected) {
+  auto good = Encode(Done{Ref(), "x", 1, 0, 0});
+  auto frames = good;
+  frames.pop_back();
+  EXPECT_NE(Decode(frames).status().message().find("expected 5 frames"), std::string::npos);
+  frames = good;
+  frames[0] = "MDPW01";
+  EXPECT_NE(Decode(frames).status().message().find("signature"), std::string::npos);
+  frames = good;
+  frames[2] = "EXPLODE";
+  EXPECT_NE(Decode(frames).status().message().find("unknown command 'EXPLODE'"), std::string::npos);
+  frames = good;
+  frames[3] = "xml";
+  EXPECT_NE(Decode(frames).status().message().find("encoding"), std::string::npos);
+  frames = good;
+  frames[4] = "{not json";
+  EXPECT_NE(Decode(frames).status().message().find("not valid json"), std::string::npos);
+  frames = good;
+  frames[4] = "[1,2]";
+  EXPECT_FALSE(Decode(frames).ok());
+  EXPECT_TRUE(Decode(good).ok());
+}
+
+TEST(ProtocolTest, FieldErrorsNameTheCommandAndField) {
+  auto check = [](Command c, const char* body, const char* expect) {
+    auto r = FromJson(c, nlohmann::json::parse(body));
+    ASSERT_FALSE(r.ok()) << body;
+    EXPECT_NE(r.status().message().find(expect), std::string::npos)
+        << body << " -> " << r.status().message();
+  };
+  check(Command::kDone, R"({"job":"j","task":"t","attempt":1})", "DONE field 'frames': missing");
+  check(Command::kDone, R"({"job":"j","task":"t","attempt":"1","frames":1})",
+        "field 'attempt': expected an integer");
+  check(Command::kDone, R"({"job":"j","task":"t","attempt":0,"frames":1})", "outside [1,");
+  check(Command::kTask,
+        R"({"job":"j","task":"t","attempt":1,"kind":"paint","shot":0,"frame_begin":0,"frame_end":1})",
+        "expected 'anchor' or 'frames'");
+  check(Command::kTask,
+        R"({"job":"j","task":"t","attempt":1,"kind":"frames","shot":0,"frame_begin":5,"frame_end":5})",
+        "frame_end");
+  check(Command::kTask,
+        R"({"job":"j","task":"t","attempt":1,"kind":"frames","shot":0,"frame_begin":0,"frame_end":1,"settings":[1]})",
+        "settings");
+  check(Command::kReady, R"({"worker_id":"","device":"cpu"})", "worker_id");
+  check(Command::kReady, R"({"worker_id":"w","device":"cpu","tags":[1]})", "tags");
+  check(Command::kReady, R"({"worker_id":"w","device":"cpu","running":[{"job":"j"}]})",
+        "running[0].task");
+  check(Command::kProgress, R"({"job":"j","task":"t","attempt":1,"frames_done":5,"frames_total":4})",
+        "exceeds");
+  check(Command::kFailed, R"({"job":"","task":"t","attempt":1,"error":"x"})", "must not be empty");
+  check(Command::kHeartbeat, R"({"running":-1})", "running");
+}
+
+TEST(ProtocolTest, DeeplyNestedBodiesAreRejectedWithoutRecursion) {
+  auto frames = Encode(Task{Ref(), TaskKind::kFrames, 0, 0, 1, {}});
+  std::string deep_json = R"({"job":"j","task":"t","attempt":1,"kind":"frames","shot":0,)"
+                          R"("frame_begin":0,"frame_end":1,"settings":{"x":)" +
+                          std::string(200000, '[') + std::string(200000, ']') + "}}";
+  frames[4] = deep_json;
+  auto r = Decode(frames);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("nested"), std::string::npos);
+  // MessagePack: 1M nested one-element arrays (0x91) would overflow a recursive reader.
+  frames[3] = "msgpack";
+  frames[4] = std::string(1000000, '\x91') + '\x01';
+  EXPECT_FALSE(Decode(frames).ok());
+}
+
+TEST(ProtocolTest, RandomGarbageNeverCrashes) {
+  std::mt19937 rng(42);
+  auto base = AllMessages();
+  int rejected = 0;
+  for (int i = 0; i < 20000; ++i) {
+    auto frames = Encode(base[i % base.size()], i % 2 ? Encoding::kMsgPack : Encoding::kJson);
+    std::string& body = frames[4];
+    int flips = 1 + static_cast<int>(rng() % 4);
+    for (int f = 0; f < flips && !body.empty(); ++f) {
+      size_t at = rng() % body.size();
+      switch (rng() % 3) {
+        case 0: body[at] = static_cast<char>(rng()); break;
+        case 1: body.erase(at, 1 + rng() % 8); break;
+        default: body.insert(at, 1, static_cast<char>(rng())); break;
+      }
+    }
+    if (!Decode(frames).ok()) ++rejected;
+  }
+  EXPECT_GT(rejected, 1000);  // most mutations must be caught, none may crash
+}
+
+}  // namespace
+}  // namespace fairy::protocol
