@@ -1,0 +1,61 @@
+// The built-in training-data generator: (source, instruction, target) triples where the target is
+// the exact edit (edit_ops.h) of the source. Sources are random crops of real frames (decoded from
+// any videos, see frame_pool.h) and procedural images (gradients, shapes, smooth and fine noise).
+// The equivariant augmentation (augment.h) is applied by the trainer, not here.
+//
+// Deterministic: batch `step` depends only on (options.seed, step) and the frame pool, so a resumed
+// run sees the same data as an uninterrupted one. Not thread-safe.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "worker/engine/train/edit_ops.h"
+
+namespace fairy::engine::train {
+
+struct PairGeneratorOptions {
+  int64_t resolution = 64;           // square side of every generated image, pixels
+  double procedural_fraction = 0.3;  // share of procedural sources (1.0 when the frame pool is empty)
+  double min_crop_fraction = 0.3;    // a frame crop's side is [min, 1] x the frame's shorter side
+  double canonical_fraction = 0.7;   // share of canonical instructions (the rest: variants)
+  std::vector<EditOp> ops = AllEditOps();  // the edits to draw from, uniformly
+  uint64_t seed = 1;
+};
+
+struct TrainingBatch {
+  torch::Tensor source;  // [B, 3, R, R] float32 in [0, 1]
+  torch::Tensor target;  // [B, 3, R, R] float32 in [0, 1], ApplyEdit(ops[i], source[i])
+  std::vector<EditOp> ops;
+  std::vector<std::string> instructions;
+};
+
+class PairGenerator {
+ public:
+  // `frames`: real frames, each uint8 [3, H, W] (any sizes); may be empty.
+  PairGenerator(PairGeneratorOptions options, std::vector<torch::Tensor> frames);
+
+  // Batch number `step` of `batch_size` triples.
+  TrainingBatch Next(int64_t batch_size, uint64_t step) const;
+  // Only the sources (no edit): what the VAE trains on.
+  torch::Tensor NextImages(int64_t batch_size, uint64_t step) const;
+
+  const PairGeneratorOptions& options() const { return options_; }
+  size_t num_frames() const { return frames_.size(); }
+
+ private:
+  torch::Tensor RandomSource(at::Generator& gen) const;
+  torch::Tensor FrameCrop(at::Generator& gen) const;
+
+  PairGeneratorOptions options_;
+  std::vector<torch::Tensor> frames_;
+};
+
+// Procedural image [3, size, size] in [0, 1] of one of the kinds (gradient, shapes, noise),
+// chosen with `gen`.
+torch::Tensor ProceduralImage(int64_t size, at::Generator& gen);
+
+}  // namespace fairy::engine::train
