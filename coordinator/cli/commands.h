@@ -12,4 +12,8 @@ inline constexpr int kExitFailure = 1;  // the command ran and found errors (inv
 inline constexpr int kExitUsage = 2;    // bad command line
 inline constexpr int kExitUnavailable = 3;  // the coordinator or a file could not be reached
 
+// `fairy shots VIDEO [--threshold T] [--min-length N] [--max-length N] [--anchors K] [--json]`
+// (shots_command.cpp).
+void AddShotsCommand(CLI::App& app, int* exit_code);
+
 }  // namespace fairy::cli

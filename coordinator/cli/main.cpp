@@ -10,6 +10,7 @@ int main(int argc, char** argv) {
   int exit_code = fairy::cli::kExitOk;
   (void)exit_code;
   fairy::cli::AddFarmCommands(app, &exit_code);
+  fairy::cli::AddShotsCommand(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
