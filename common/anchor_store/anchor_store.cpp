@@ -1,0 +1,379 @@
+#include "common/anchor_store/anchor_store.h"
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <random>
+
+namespace fairy::anchor {
+namespace {
+
+using redis::Reply;
+using redis::Script;
+
+constexpr int64_t kStagingTtlMs = 15 * 60 * 1000;  // abandoned uploads vanish after 15 min
+
+std::string Hex64(uint64_t v) {
+  char buf[17];
+  std::snprintf(buf, sizeof(buf), "%016llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string RandomToken() {
+  std::random_device rd;
+  uint64_t v = (uint64_t(rd()) << 32) ^ rd() ^ uint64_t(NowMs());
+  return Hex64(v);
+}
+
+// Length-prefixed fields: "name=len:value;" so no two field sets serialize alike.
+void Put(std::string* out, std::string_view name, std::string_view value) {
+  out->append(name);
+  out->push_back('=');
+  out->append(std::to_string(value.size()));
+  out->push_back(':');
+  out->append(value);
+  out->push_back(';');
+}
+
+std::string FormatDouble(double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "%.17g", v);
+  return buf;
+}
+
+// Shared Lua: the part count recorded in a manifest (0 if absent or unreadable).
+constexpr const char* kLuaPartCount = R"lua(
+local function part_count(manifest_key)
+  local raw = redis.call('GET', manifest_key)
+  if not raw then return 0 end
+  local ok, m = pcall(cjson.decode, raw)
+  if ok and type(m) == 'table' and tonumber(m.part_count) then return tonumber(m.part_count) end
+  return 0
+end
+)lua";
+
+// KEYS: manifest, attempts hash (or any key when unfenced), job set.
+// ARGV: fence field, fence attempt ('' = unfenced), manifest JSON, part count, staging prefix,
+//       final prefix, cache key.
+// Returns 'ok' or 'stale:<live attempt>'.
+const Script& PublishScript() {
+  static const Script script(std::string(kLuaPartCount) + R"lua(
+local n = tonumber(ARGV[4])
+local staging, final = ARGV[5], ARGV[6]
+if ARGV[2] ~= '' then
+  local live = redis.call('HGET', KEYS[2], ARGV[1])
+  if live ~= ARGV[2] then
+    for i = 0, n - 1 do redis.call('DEL', staging .. i) end
+    return 'stale:' .. tostring(live)
+  end
+end
+for i = 0, n - 1 do
+  if redis.call('EXISTS', staging .. i) == 0 then
+    return redis.error_reply('anchor publish: staging part ' .. i .. ' of ' .. n .. ' is missing (expired?)')
+  end
+end
+local old = part_count(KEYS[1])
+for i = n, old - 1 do redis.call('DEL', final .. i) end
+for i = 0, n - 1 do
+  redis.call('RENAME', staging .. i, final .. i)
+  redis.call('PERSIST', final .. i)
+end
+redis.call('SET', KEYS[1], ARGV[3])
+redis.call('SADD', KEYS[3], ARGV[7])
+redis.call('PERSIST', KEYS[3])
+return 'ok'
+)lua");
+  return script;
+}
+
+// KEYS: job set (or '' for one key). ARGV: mode ('expire'|'delete'|'persist'), ttl ms, key prefix
+// ("<prefix>anchor:"), and for single-key mode the cache key in ARGV[4].
+// Applies the mode to every entry (manifest + parts) of the set, or to one entry.
+const Script& JobScript() {
+  static const Script script(std::string(kLuaPartCount) + R"lua(
+local mode, ttl, prefix = ARGV[1], ARGV[2], ARGV[3]
+local function apply(k)
+  local manifest = prefix .. k .. ':manifest'
+  local n = part_count(manifest)
+  local keys = {manifest}
+  for i = 0, n - 1 do keys[#keys + 1] = prefix .. k .. ':part:' .. i end
+  for _, key in ipairs(keys) do
+    if mode == 'delete' then redis.call('DEL', key)
+    elseif mode == 'expire' then redis.call('PEXPIRE', key, ttl)
+    else redis.call('PERSIST', key) end
+  end
+end
+if ARGV[4] then
+  apply(ARGV[4])
+  return 1
+end
+local members = redis.call('SMEMBERS', KEYS[1])
+for _, k in ipairs(members) do apply(k) end
+if mode == 'delete' then redis.call('DEL', KEYS[1])
+elseif mode == 'expire' then redis.call('PEXPIRE', KEYS[1], ttl) end
+return #members
+)lua");
+  return script;
+}
+
+Status CheckKey(const std::string& key) {
+  if (key.empty() || key.find_first_of(" \r\n:") != std::string::npos) {
+    return Status::InvalidArgument("anchor cache key '" + key + "' is empty or contains ' ', ':' or a newline");
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
+std::string AnchorCacheKey(const AnchorKeyFields& f) {
+  std::string s = "fairy-anchor-key-v1;";
+  Put(&s, "model_id", f.model_id);
+  Put(&s, "model_digest", f.model_digest);
+  Put(&s, "instruction", f.instruction);
+  Put(&s, "width", std::to_string(f.width));
+  Put(&s, "height", std::to_string(f.height));
+  Put(&s, "steps", std::to_string(f.steps));
+  Put(&s, "guidance_text", FormatDouble(f.guidance_text));
+  Put(&s, "guidance_image", FormatDouble(f.guidance_image));
+  Put(&s, "seed", std::to_string(f.seed));
+  std::string anchors;
+  for (int64_t a : f.anchor_frames) anchors += std::to_string(a) + ",";
+  Put(&s, "anchor_frames", anchors);
+  Put(&s, "source_identity", f.source_identity);
+  Put(&s, "dtype", f.dtype);
+  Put(&s, "engine_version", f.engine_version);
+  return Hex64(XxHash64(s.data(), s.size(), 0)) + Hex64(XxHash64(s.data(), s.size(), 0x9E3779B97F4A7C15ULL));
+}
+
+nlohmann::json AnchorManifest::ToJson() const {
+  return nlohmann::json{{"format", "fairy-anchor-cache-v1"},
+                        {"model_id", model_id},
+                        {"dtype", dtype},
+                        {"shapes", shapes},
+                        {"steps", steps},
+                        {"layers", layers},
+                        {"job_id", job_id},
+                        {"extra", extra},
+                        {"byte_size", byte_size},
+                        {"checksum", checksum},
+                        {"part_bytes", part_bytes},
+                        {"part_count", part_count},
+                        {"part_checksums", part_checksums},
+                        {"created_ms", created_ms}};
+}
+
+Result<AnchorManifest> AnchorManifest::FromJson(const nlohmann::json& j) {
+  if (!j.is_object()) return Status::Corruption("anchor manifest: not a JSON object");
+  AnchorManifest m;
+  auto field = [&](const char* name, auto* out) -> Status {
+    auto it = j.find(name);
+    if (it == j.end()) return Status::Corruption(std::string("anchor manifest: field '") + name + "' is missing");
+    try {
+      it->get_to(*out);
+    } catch (const nlohmann::json::exception& e) {
+      return Status::Corruption(std::string("anchor manifest: field '") + name + "' has the wrong type: " + e.what());
+    }
+    return Status::OK();
+  };
+  FAIRY_RETURN_IF_ERROR(field("model_id", &m.model_id));
+  FAIRY_RETURN_IF_ERROR(field("dtype", &m.dtype));
+  FAIRY_RETURN_IF_ERROR(field("shapes", &m.shapes));
+  FAIRY_RETURN_IF_ERROR(field("steps", &m.steps));
+  FAIRY_RETURN_IF_ERROR(field("layers", &m.layers));
+  FAIRY_RETURN_IF_ERROR(field("job_id", &m.job_id));
+  FAIRY_RETURN_IF_ERROR(field("byte_size", &m.byte_size));
+  FAIRY_RETURN_IF_ERROR(field("checksum", &m.checksum));
+  FAIRY_RETURN_IF_ERROR(field("part_bytes", &m.part_bytes));
+  FAIRY_RETURN_IF_ERROR(field("part_count", &m.part_count));
+  FAIRY_RETURN_IF_ERROR(field("part_checksums", &m.part_checksums));
+  FAIRY_RETURN_IF_ERROR(field("created_ms", &m.created_ms));
+  if (auto it = j.find("extra"); it != j.end()) m.extra = *it;
+  if (m.part_count < 0 || static_cast<int64_t>(m.part_checksums.size()) != m.part_count) {
+    return Status::Corruption("anchor manifest: part_count " + std::to_string(m.part_count) + " but " +
+                              std::to_string(m.part_checksums.size()) + " part_checksums");
+  }
+  if (m.part_count > 0 && (m.part_bytes == 0 || (m.byte_size + m.part_bytes - 1) / m.part_bytes != uint64_t(m.part_count))) {
+    return Status::Corruption("anchor manifest: byte_size " + std::to_string(m.byte_size) + " does not split into " +
+                              std::to_string(m.part_count) + " parts of " + std::to_string(m.part_bytes));
+  }
+  if (m.part_count == 0 && m.byte_size != 0) return Status::Corruption("anchor manifest: byte_size > 0 with no parts");
+  return m;
+}
+
+AnchorStore::AnchorStore(redis::RedisClient* client, AnchorStoreOptions options)
+    : client_(client), options_(std::move(options)), keys_(options_.key_prefix) {
+  if (options_.max_part_bytes == 0) options_.max_part_bytes = 64ull << 20;
+  if (options_.max_part_bytes > (512ull << 20)) options_.max_part_bytes = 512ull << 20;
+  if (options_.pipeline_parts < 1) options_.pipeline_parts = 1;
+}
+
+Result<AnchorManifest> AnchorStore::Publish(const std::string& key, const std::string& job_id, AnchorManifest manifest,
+                                            std::span<const uint8_t> data, const std::optional<PublishFence>& fence) {
+  FAIRY_RETURN_IF_ERROR(CheckKey(key));
+  const uint64_t part_bytes = options_.max_part_bytes;
+  const int64_t part_count = data.empty() ? 0 : static_cast<int64_t>((data.size() + part_bytes - 1) / part_bytes);
+  manifest.byte_size = data.size();
+  manifest.part_bytes = part_bytes;
+  manifest.part_count = part_count;
+  manifest.part_checksums.clear();
+  manifest.created_ms = NowMs();
+  if (manifest.job_id.empty()) manifest.job_id = job_id;
+
+  const std::string token = RandomToken();
+  const std::string staging_prefix = keys_.AnchorStagingPart(key, token, 0);  // "...:part:0"
+  const std::string staging = staging_prefix.substr(0, staging_prefix.size() - 1);
+  const std::string final_prefix0 = keys_.AnchorPart(key, 0);
+  const std::string final_prefix = final_prefix0.substr(0, final_prefix0.size() - 1);
+  const std::string ttl = std::to_string(kStagingTtlMs);
+
+  // Checksums: XXH64 per part; the whole-blob checksum is XXH64 over the part digests
+  // (little-endian) so the data is read once.
+  XxHash64State whole(0);
+  std::vector<std::string> names(part_count);
+  for (int64_t begin = 0; begin < part_count; begin += options_.pipeline_parts) {
+    const int64_t end = std::min<int64_t>(part_count, begin + options_.pipeline_parts);
+    std::vector<std::vector<std::string_view>> cmds;
+    for (int64_t i = begin; i < end; ++i) {
+      const uint64_t off = uint64_t(i) * part_bytes;
+      const uint64_t len = std::min<uint64_t>(part_bytes, data.size() - off);
+      uint64_t h = XxHash64(data.data() + off, len, 0);
+      unsigned char le[8];
+      for (int b = 0; b < 8; ++b) le[b] = static_cast<unsigned char>(h >> (8 * b));
+      whole.Update(le, 8);
+      manifest.part_checksums.push_back("xxh64:" + Hex64(h));
+      names[i] = staging + std::to_string(i);
+      cmds.push_back({"SET", names[i],
+                      std::string_view(reinterpret_cast<const char*>(data.data() + off), len), "PX", ttl});
+    }
+    FAIRY_ASSIGN_OR_RETURN(std::vector<Reply> replies, client_->Pipeline(cmds));
+    for (size_t r = 0; r < replies.size(); ++r) {
+      if (replies[r].is_error()) {
+        return Status::Unavailable("anchor cache " + key + ": upload of part " + std::to_string(begin + int64_t(r)) +
+                                   " refused by redis " + client_->endpoint() + ": " + replies[r].str);
+      }
+    }
+  }
+  manifest.checksum = "xxh64-parts:" + Hex64(whole.Digest());
+  const std::string manifest_json = manifest.ToJson().dump();
+  const std::string attempts_key = fence ? keys_.Attempts(fence->job_id) : keys_.AnchorJob(job_id);
+  const std::string fence_field = fence ? fence->task_id : "";
+  const std::string fence_attempt = fence ? std::to_string(fence->attempt) : "";
+  const std::string count = std::to_string(part_count);
+  FAIRY_ASSIGN_OR_RETURN(Reply reply,
+                         client_->Eval(PublishScript(), {keys_.AnchorManifest(key), attempts_key, keys_.AnchorJob(job_id)},
+                                       {fence_field, fence_attempt, manifest_json, count, staging, final_prefix, key}));
+  if (reply.str.rfind("stale:", 0) == 0) {
+    return Status::FailedPrecondition("stale attempt: anchor cache " + key + " from " + fence->job_id + "/" +
+                                      fence->task_id + " attempt " + fence_attempt + " refused; live attempt is " +
+                                      reply.str.substr(6));
+  }
+  if (reply.str != "ok") return Status::Internal("anchor cache " + key + ": publish script answered " + reply.DebugString());
+  return manifest;
+}
+
+Result<AnchorManifest> AnchorStore::FetchManifest(const std::string& key) {
+  FAIRY_RETURN_IF_ERROR(CheckKey(key));
+  FAIRY_ASSIGN_OR_RETURN(Reply r, client_->Command({"GET", keys_.AnchorManifest(key)}));
+  if (r.is_nil()) return Status::NotFound("anchor cache " + key + ": no manifest at " + keys_.AnchorManifest(key));
+  nlohmann::json j = nlohmann::json::parse(r.str, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return Status::Corruption("anchor cache " + key + ": manifest is not valid JSON");
+  auto m = AnchorManifest::FromJson(j);
+  if (!m.ok()) return m.status().WithContext("anchor cache " + key);
+  return m;
+}
+
+Result<std::vector<uint8_t>> AnchorStore::Fetch(const std::string& key, AnchorManifest* manifest_out) {
+  Status last;
+  // A concurrent re-publish of the same key can swap parts under a reader; the checksums catch it
+  // and one re-read of the (new) manifest settles it.
+  for (int round = 0; round < 2; ++round) {
+    FAIRY_ASSIGN_OR_RETURN(AnchorManifest m, FetchManifest(key));
+    std::vector<uint8_t> out(m.byte_size);
+    XxHash64State whole(0);
+    last = Status::OK();
+    for (int64_t begin = 0; begin < m.part_count && last.ok(); begin += options_.pipeline_parts) {
+      const int64_t end = std::min<int64_t>(m.part_count, begin + options_.pipeline_parts);
+      std::vector<std::string> names;
+      for (int64_t i = begin; i < end; ++i) names.push_back(keys_.AnchorPart(key, i));
+      std::vector<std::vector<std::string_view>> cmds;
+      for (const auto& n : names) cmds.push_back({"GET", n});
+      FAIRY_ASSIGN_OR_RETURN(std::vector<Reply> replies, client_->Pipeline(cmds));
+      for (int64_t i = begin; i < end && last.ok(); ++i) {
+        const Reply& r = replies[i - begin];
+        const uint64_t off = uint64_t(i) * m.part_bytes;
+        const uint64_t want = std::min<uint64_t>(m.part_bytes, m.byte_size - off);
+        if (r.is_nil()) {
+          last = Status::NotFound("anchor cache " + key + ": part " + std::to_string(i) + " of " +
+                                  std::to_string(m.part_count) + " is missing (" + names[i - begin] + ")");
+        } else if (r.type != Reply::Type::kString || r.str.size() != want) {
+          last = Status::Corruption("anchor cache " + key + ": part " + std::to_string(i) + " has " +
+                                    std::to_string(r.str.size()) + " bytes, manifest says " + std::to_string(want));
+        } else {
+          uint64_t h = XxHash64(r.str.data(), r.str.size(), 0);
+          if ("xxh64:" + Hex64(h) != m.part_checksums[i]) {
+            last = Status::Corruption("anchor cache " + key + ": part " + std::to_string(i) + " checksum xxh64:" +
+                                      Hex64(h) + " != manifest " + m.part_checksums[i]);
+          } else {
+            std::memcpy(out.data() + off, r.str.data(), want);
+            unsigned char le[8];
+            for (int b = 0; b < 8; ++b) le[b] = static_cast<unsigned char>(h >> (8 * b));
+            whole.Update(le, 8);
+          }
+        }
+      }
+    }
+    if (last.ok()) {
+      const std::string sum = "xxh64-parts:" + Hex64(whole.Digest());
+      if (sum != m.checksum) {
+        last = Status::Corruption("anchor cache " + key + ": checksum " + sum + " != manifest " + m.checksum);
+      }
+    }
+    if (last.ok()) {
+      if (manifest_out != nullptr) *manifest_out = std::move(m);
+      return out;
+    }
+    // Retry only if the entry changed meanwhile.
+    auto again = FetchManifest(key);
+    if (!again.ok() || again->created_ms == m.created_ms) break;
+  }
+  return last;
+}
+
+Result<bool> AnchorStore::Exists(const std::string& key) {
+  FAIRY_RETURN_IF_ERROR(CheckKey(key));
+  FAIRY_ASSIGN_OR_RETURN(Reply r, client_->Command({"EXISTS", keys_.AnchorManifest(key)}));
+  return r.integer == 1;
+}
+
+Status AnchorStore::Attach(const std::string& key, const std::string& job_id) {
+  FAIRY_RETURN_IF_ERROR(CheckKey(key));
+  const std::string set = keys_.AnchorJob(job_id);
+  FAIRY_RETURN_IF_ERROR(client_->Command({"SADD", set, key}).status());
+  FAIRY_RETURN_IF_ERROR(client_->Command({"PERSIST", set}).status());
+  return client_->Eval(JobScript(), {set}, {"persist", "0", keys_.prefix() + "anchor:", key}).status();
+}
+
+Status AnchorStore::Delete(const std::string& key) {
+  FAIRY_RETURN_IF_ERROR(CheckKey(key));
+  return client_->Eval(JobScript(), {keys_.AnchorJob("")}, {"delete", "0", keys_.prefix() + "anchor:", key}).status();
+}
+
+Result<int64_t> AnchorStore::ExpireJob(const std::string& job_id, int64_t ttl_ms) {
+  if (ttl_ms < 1) ttl_ms = 1;
+  FAIRY_ASSIGN_OR_RETURN(Reply r, client_->Eval(JobScript(), {keys_.AnchorJob(job_id)},
+                                                {"expire", std::to_string(ttl_ms), keys_.prefix() + "anchor:"}));
+  return static_cast<int64_t>(r.integer);
+}
+
+Result<int64_t> AnchorStore::DeleteJob(const std::string& job_id) {
+  FAIRY_ASSIGN_OR_RETURN(Reply r, client_->Eval(JobScript(), {keys_.AnchorJob(job_id)},
+                                                {"delete", "0", keys_.prefix() + "anchor:"}));
+  return static_cast<int64_t>(r.integer);
+}
+
+}  // namespace fairy::anchor

@@ -1,0 +1,374 @@
+#include "common/redis/redis_client.h"
+
+#include <hiredis/hiredis.h>
+#include <sys/time.h>
+
+#include <array>
+#include <charconv>
+#include <chrono>
+#include <cstring>
+#include <thread>
+
+namespace fairy::redis {
+namespace {
+
+Reply Convert(const redisReply* r) {
+  Reply out;
+  switch (r->type) {
+    case REDIS_REPLY_STRING:
+      out.type = Reply::Type::kString;
+      out.str.assign(r->str, r->len);
+      break;
+    case REDIS_REPLY_STATUS:
+      out.type = Reply::Type::kStatus;
+      out.str.assign(r->str, r->len);
+      break;
+    case REDIS_REPLY_ERROR:
+      out.type = Reply::Type::kError;
+      out.str.assign(r->str, r->len);
+      break;
+    case REDIS_REPLY_INTEGER:
+      out.type = Reply::Type::kInteger;
+      out.integer = r->integer;
+      break;
+    case REDIS_REPLY_ARRAY:
+      out.type = Reply::Type::kArray;
+      out.elements.reserve(r->elements);
+      for (size_t i = 0; i < r->elements; ++i) out.elements.push_back(Convert(r->element[i]));
+      break;
+    default:
+      out.type = Reply::Type::kNil;
+      break;
+  }
+  return out;
+}
+
+// hiredis owns the reply; convert and free it.
+Reply TakeReply(void* raw) {
+  auto* r = static_cast<redisReply*>(raw);
+  Reply out = Convert(r);
+  freeReplyObject(r);
+  return out;
+}
+
+struct Argv {
+  std::vector<const char*> ptrs;
+  std::vector<size_t> lens;
+  explicit Argv(const std::vector<std::string_view>& args) {
+    ptrs.reserve(args.size());
+    lens.reserve(args.size());
+    for (auto a : args) {
+      ptrs.push_back(a.data());
+      lens.push_back(a.size());
+    }
+  }
+};
+
+timeval ToTimeval(int ms) {
+  timeval tv{};
+  tv.tv_sec = ms / 1000;
+  tv.tv_usec = (ms % 1000) * 1000;
+  return tv;
+}
+
+std::string CommandName(const std::vector<std::string_view>& args) {
+  return args.empty() ? std::string("(empty)") : std::string(args[0]);
+}
+
+// ---- SHA-1 (FIPS 180-4), only to name Lua scripts. ----
+uint32_t Rol(uint32_t x, int n) { return (x << n) | (x >> (32 - n)); }
+
+void Sha1Block(uint32_t h[5], const unsigned char* p) {
+  uint32_t w[80];
+  for (int i = 0; i < 16; ++i) {
+    w[i] = (uint32_t(p[4 * i]) << 24) | (uint32_t(p[4 * i + 1]) << 16) | (uint32_t(p[4 * i + 2]) << 8) |
+           uint32_t(p[4 * i + 3]);
+  }
+  for (int i = 16; i < 80; ++i) w[i] = Rol(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
+  uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4];
+  for (int i = 0; i < 80; ++i) {
+    uint32_t f, k;
+    if (i < 20) {
+      f = (b & c) | (~b & d);
+      k = 0x5A827999;
+    } else if (i < 40) {
+      f = b ^ c ^ d;
+      k = 0x6ED9EBA1;
+    } else if (i < 60) {
+      f = (b & c) | (b & d) | (c & d);
+      k = 0x8F1BBCDC;
+    } else {
+      f = b ^ c ^ d;
+      k = 0xCA62C1D6;
+    }
+    uint32_t t = Rol(a, 5) + f + e + k + w[i];
+    e = d;
+    d = c;
+    c = Rol(b, 30);
+    b = a;
+    a = t;
+  }
+  h[0] += a;
+  h[1] += b;
+  h[2] += c;
+  h[3] += d;
+  h[4] += e;
+}
+
+}  // namespace
+
+std::string Sha1Hex(std::string_view data) {
+  uint32_t h[5] = {0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0};
+  const auto* p = reinterpret_cast<const unsigned char*>(data.data());
+  size_t n = data.size();
+  size_t i = 0;
+  for (; i + 64 <= n; i += 64) Sha1Block(h, p + i);
+  unsigned char tail[128] = {};
+  size_t rest = n - i;
+  std::memcpy(tail, p + i, rest);
+  tail[rest] = 0x80;
+  size_t tail_len = rest + 1 + 8 <= 64 ? 64 : 128;
+  uint64_t bits = uint64_t(n) * 8;
+  for (int b = 0; b < 8; ++b) tail[tail_len - 1 - b] = static_cast<unsigned char>(bits >> (8 * b));
+  Sha1Block(h, tail);
+  if (tail_len == 128) Sha1Block(h, tail + 64);
+  static const char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(40);
+  for (uint32_t word : h) {
+    for (int s = 28; s >= 0; s -= 4) out.push_back(kHex[(word >> s) & 0xF]);
+  }
+  return out;
+}
+
+Script::Script(std::string source) : source_(std::move(source)), sha1_(Sha1Hex(source_)) {}
+
+std::string Reply::DebugString() const {
+  switch (type) {
+    case Type::kNil:
+      return "nil";
+    case Type::kString:
+    case Type::kStatus:
+      return "\"" + (str.size() > 64 ? str.substr(0, 64) + "..." : str) + "\"";
+    case Type::kError:
+      return "(error) " + str;
+    case Type::kInteger:
+      return "(integer) " + std::to_string(integer);
+    case Type::kArray: {
+      std::string out = "[";
+      for (size_t i = 0; i < elements.size(); ++i) {
+        if (i) out += ", ";
+        out += elements[i].DebugString();
+      }
+      return out + "]";
+    }
+  }
+  return "?";
+}
+
+Result<RedisOptions> ParseRedisUrl(std::string_view url, RedisOptions base) {
+  const std::string shown(url.substr(0, url.find('@') == std::string_view::npos ? url.size() : 0));
+  auto bad = [&](const std::string& why) {
+    // Never echo a password: show the URL only when it has no credentials.
+    return Status::InvalidArgument("redis URL " + (shown.empty() ? std::string("(with credentials)") : "'" + shown + "'") +
+                                   ": " + why + " (expected redis://[:password@]host[:port][/db])");
+  };
+  constexpr std::string_view kScheme = "redis://";
+  if (url.substr(0, kScheme.size()) != kScheme) return bad("scheme must be redis://");
+  std::string_view rest = url.substr(kScheme.size());
+  RedisOptions out = std::move(base);
+  out.port = 6379;
+  out.db = 0;
+  if (auto at = rest.rfind('@'); at != std::string_view::npos) {
+    std::string_view cred = rest.substr(0, at);
+    rest = rest.substr(at + 1);
+    auto colon = cred.find(':');
+    out.password = std::string(colon == std::string_view::npos ? cred : cred.substr(colon + 1));
+  }
+  std::string_view hostport = rest;
+  if (auto slash = rest.find('/'); slash != std::string_view::npos) {
+    hostport = rest.substr(0, slash);
+    std::string_view db = rest.substr(slash + 1);
+    if (!db.empty()) {
+      int v = -1;
+      auto [p, ec] = std::from_chars(db.data(), db.data() + db.size(), v);
+      if (ec != std::errc() || p != db.data() + db.size() || v < 0) return bad("database '" + std::string(db) + "' is not a number >= 0");
+      out.db = v;
+    }
+  }
+  if (hostport.empty()) return bad("host is missing");
+  std::string_view host = hostport;
+  if (hostport.front() == '[') {  // [::1]:6379
+    auto close = hostport.find(']');
+    if (close == std::string_view::npos) return bad("unclosed '[' in host");
+    host = hostport.substr(1, close - 1);
+    hostport = hostport.substr(close + 1);
+    if (!hostport.empty() && hostport.front() != ':') return bad("junk after ']'");
+  } else if (auto colon = hostport.rfind(':'); colon != std::string_view::npos) {
+    host = hostport.substr(0, colon);
+    hostport = hostport.substr(colon);
+  } else {
+    hostport = {};
+  }
+  if (host.empty()) return bad("host is missing");
+  if (!hostport.empty()) {
+    std::string_view port = hostport.substr(1);
+    int v = 0;
+    auto [p, ec] = std::from_chars(port.data(), port.data() + port.size(), v);
+    if (ec != std::errc() || p != port.data() + port.size() || v <= 0 || v > 65535) {
+      return bad("port '" + std::string(port) + "' is not in 1..65535");
+    }
+    out.port = v;
+  }
+  out.host = std::string(host);
+  return out;
+}
+
+RedisClient::RedisClient(RedisOptions options)
+    : options_(std::move(options)), endpoint_(options_.host + ":" + std::to_string(options_.port)) {}
+
+RedisClient::~RedisClient() { Disconnect(); }
+
+Result<std::unique_ptr<RedisClient>> RedisClient::Connect(const RedisOptions& options) {
+  std::unique_ptr<RedisClient> client(new RedisClient(options));
+  FAIRY_RETURN_IF_ERROR(client->EnsureConnected());
+  return client;
+}
+
+Result<std::unique_ptr<RedisClient>> RedisClient::Connect(std::string_view url) {
+  FAIRY_ASSIGN_OR_RETURN(RedisOptions options, ParseRedisUrl(url));
+  return Connect(options);
+}
+
+void RedisClient::Disconnect() {
+  if (context_ != nullptr) {
+    redisFree(context_);
+    context_ = nullptr;
+  }
+}
+
+Status RedisClient::Fail(std::string_view what) {
+  std::string detail;
+  if (context_ != nullptr && context_->err != 0) detail = std::string(": ") + context_->errstr;
+  Disconnect();
+  return Status::Unavailable("redis " + endpoint_ + ": " + std::string(what) + detail);
+}
+
+Status RedisClient::ConnectOnce() {
+  Disconnect();
+  context_ = redisConnectWithTimeout(options_.host.c_str(), options_.port, ToTimeval(options_.connect_timeout_ms));
+  if (context_ == nullptr) return Status::Unavailable("redis " + endpoint_ + ": cannot allocate a connection");
+  if (context_->err != 0) return Fail("connect failed");
+  if (options_.command_timeout_ms > 0 && redisSetTimeout(context_, ToTimeval(options_.command_timeout_ms)) != REDIS_OK) {
+    return Fail("cannot set the command timeout");
+  }
+  auto run = [&](std::vector<std::string_view> args, const char* step) -> Status {
+    Argv argv(args);
+    void* raw = redisCommandArgv(context_, static_cast<int>(args.size()), argv.ptrs.data(), argv.lens.data());
+    if (raw == nullptr) return Fail(step);
+    Reply r = TakeReply(raw);
+    if (r.is_error()) {
+      Disconnect();
+      return Status::Unavailable("redis " + endpoint_ + ": " + step + " refused: " + r.str);
+    }
+    return Status::OK();
+  };
+  if (!options_.password.empty()) FAIRY_RETURN_IF_ERROR(run({"AUTH", options_.password}, "AUTH"));
+  if (options_.db != 0) {
+    std::string db = std::to_string(options_.db);
+    FAIRY_RETURN_IF_ERROR(run({"SELECT", db}, "SELECT"));
+  }
+  if (ever_connected_) ++reconnects_;
+  ever_connected_ = true;
+  return Status::OK();
+}
+
+Status RedisClient::EnsureConnected() {
+  if (context_ != nullptr) return Status::OK();
+  int backoff = options_.reconnect_backoff_ms;
+  Status last;
+  const int attempts = options_.reconnect_attempts < 1 ? 1 : options_.reconnect_attempts;
+  for (int i = 0; i < attempts; ++i) {
+    if (i > 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(backoff));
+      backoff *= 2;
+    }
+    last = ConnectOnce();
+    if (last.ok()) return last;
+  }
+  return last;
+}
+
+Result<Reply> RedisClient::Command(std::initializer_list<std::string_view> args) {
+  return Command(std::vector<std::string_view>(args));
+}
+
+Result<Reply> RedisClient::Command(const std::vector<std::string_view>& args) {
+  FAIRY_RETURN_IF_ERROR(EnsureConnected());
+  Argv argv(args);
+  void* raw = redisCommandArgv(context_, static_cast<int>(args.size()), argv.ptrs.data(), argv.lens.data());
+  if (raw == nullptr) return Fail(CommandName(args) + " failed");
+  Reply r = TakeReply(raw);
+  if (r.is_error()) {
+    return Status::FailedPrecondition("redis " + endpoint_ + ": " + CommandName(args) + ": " + r.str);
+  }
+  return r;
+}
+
+Result<std::vector<Reply>> RedisClient::Pipeline(const std::vector<std::vector<std::string_view>>& commands) {
+  FAIRY_RETURN_IF_ERROR(EnsureConnected());
+  for (const auto& args : commands) {
+    Argv argv(args);
+    if (redisAppendCommandArgv(context_, static_cast<int>(args.size()), argv.ptrs.data(), argv.lens.data()) != REDIS_OK) {
+      return Fail("pipeline: cannot queue " + CommandName(args));
+    }
+  }
+  std::vector<Reply> replies;
+  replies.reserve(commands.size());
+  for (size_t i = 0; i < commands.size(); ++i) {
+    void* raw = nullptr;
+    if (redisGetReply(context_, &raw) != REDIS_OK || raw == nullptr) {
+      return Fail("pipeline: reply " + std::to_string(i) + " of " + std::to_string(commands.size()) + " (" +
+                  CommandName(commands[i]) + ") failed");
+    }
+    replies.push_back(TakeReply(raw));
+  }
+  return replies;
+}
+
+Result<Reply> RedisClient::Eval(const Script& script, const std::vector<std::string_view>& keys,
+                                const std::vector<std::string_view>& args) {
+  const std::string nkeys = std::to_string(keys.size());
+  std::vector<std::string_view> argv;
+  argv.reserve(3 + keys.size() + args.size());
+  argv.push_back("EVALSHA");
+  argv.push_back(script.sha1());
+  argv.push_back(nkeys);
+  argv.insert(argv.end(), keys.begin(), keys.end());
+  argv.insert(argv.end(), args.begin(), args.end());
+  FAIRY_RETURN_IF_ERROR(EnsureConnected());
+  Argv a(argv);
+  void* raw = redisCommandArgv(context_, static_cast<int>(argv.size()), a.ptrs.data(), a.lens.data());
+  if (raw == nullptr) return Fail("EVALSHA failed");
+  Reply r = TakeReply(raw);
+  if (r.is_error() && r.str.rfind("NOSCRIPT", 0) == 0) {
+    argv[0] = "EVAL";
+    argv[1] = script.source();
+    Argv b(argv);
+    raw = redisCommandArgv(context_, static_cast<int>(argv.size()), b.ptrs.data(), b.lens.data());
+    if (raw == nullptr) return Fail("EVAL failed");
+    r = TakeReply(raw);
+  }
+  if (r.is_error()) return Status::FailedPrecondition("redis " + endpoint_ + ": script " + script.sha1().substr(0, 8) + ": " + r.str);
+  return r;
+}
+
+Status RedisClient::Ping() {
+  FAIRY_ASSIGN_OR_RETURN(Reply r, Command({"PING"}));
+  if (r.type != Reply::Type::kStatus || r.str != "PONG") {
+    return Status::Unavailable("redis " + endpoint_ + ": PING answered " + r.DebugString());
+  }
+  return Status::OK();
+}
+
+}  // namespace fairy::redis

@@ -1,0 +1,205 @@
+// fairy_redis against a real redis-server (tests/support/redis_server.h).
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <string>
+#include <thread>
+
+#include "common/redis/redis_client.h"
+#include "tests/support/redis_server.h"
+
+namespace fairy::redis {
+namespace {
+
+using fairy::testing::RedisServer;
+using fairy::testing::RedisServerOptions;
+
+TEST(RedisUrlTest, ParsesAllParts) {
+  auto o = ParseRedisUrl("redis://:s3cret@redis.farm:6380/2");
+  ASSERT_TRUE(o.ok()) << o.status().ToString();
+  EXPECT_EQ(o->host, "redis.farm");
+  EXPECT_EQ(o->port, 6380);
+  EXPECT_EQ(o->password, "s3cret");
+  EXPECT_EQ(o->db, 2);
+  auto d = ParseRedisUrl("redis://localhost");
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->port, 6379);
+  EXPECT_EQ(d->db, 0);
+  EXPECT_EQ(d->password, "");
+  auto v6 = ParseRedisUrl("redis://[::1]:7000");
+  ASSERT_TRUE(v6.ok()) << v6.status().ToString();
+  EXPECT_EQ(v6->host, "::1");
+  EXPECT_EQ(v6->port, 7000);
+  auto user = ParseRedisUrl("redis://default:pw@h:1/0");
+  ASSERT_TRUE(user.ok());
+  EXPECT_EQ(user->password, "pw");
+}
+
+TEST(RedisUrlTest, RejectsBadUrlsWithoutLeakingThePassword) {
+  for (const char* bad : {"http://h:1", "redis://", "redis://h:0", "redis://h:99999", "redis://h:x",
+                          "redis://h/x", "redis://[::1:5"}) {
+    auto o = ParseRedisUrl(bad);
+    EXPECT_FALSE(o.ok()) << bad;
+    if (!o.ok()) {
+      EXPECT_EQ(o.status().code(), Status::Code::kInvalidArgument) << bad;
+    }
+  }
+  auto o = ParseRedisUrl("redis://:topsecret@h:notaport");
+  ASSERT_FALSE(o.ok());
+  EXPECT_EQ(o.status().message().find("topsecret"), std::string::npos) << o.status().message();
+  EXPECT_NE(o.status().message().find("notaport"), std::string::npos);
+}
+
+TEST(Sha1Test, KnownVectors) {
+  EXPECT_EQ(Sha1Hex(""), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
+  EXPECT_EQ(Sha1Hex("abc"), "a9993e364706816aba3e25717850c26c9cd0d89d");
+  EXPECT_EQ(Sha1Hex("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"),
+            "84983e441c3bd26ebaae4aa1f95129e5e54670f1");
+  EXPECT_EQ(Sha1Hex(std::string(1000000, 'a')), "34aa973cd4c4daa4f61eeb2bdbad27316534016f");
+}
+
+class RedisClientTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto s = RedisServer::Start();
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    server_ = std::move(*s);
+    auto c = RedisClient::Connect(server_->url());
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    client_ = std::move(*c);
+  }
+  std::unique_ptr<RedisServer> server_;
+  std::unique_ptr<RedisClient> client_;
+};
+
+TEST_F(RedisClientTest, BinarySafeRoundTripAndReplyTypes) {
+  std::string blob("a\0b\r\n\xff", 6);
+  auto set = client_->Command({"SET", "k", blob});
+  ASSERT_TRUE(set.ok()) << set.status().ToString();
+  EXPECT_EQ(set->type, Reply::Type::kStatus);
+  EXPECT_EQ(set->str, "OK");
+  auto get = client_->Command({"GET", "k"});
+  ASSERT_TRUE(get.ok());
+  EXPECT_EQ(get->type, Reply::Type::kString);
+  EXPECT_EQ(get->str, blob);
+  auto missing = client_->Command({"GET", "nope"});
+  ASSERT_TRUE(missing.ok());
+  EXPECT_TRUE(missing->is_nil());
+  auto incr = client_->Command({"INCRBY", "n", "41"});
+  ASSERT_TRUE(incr.ok());
+  EXPECT_EQ(incr->type, Reply::Type::kInteger);
+  EXPECT_EQ(incr->integer, 41);
+  ASSERT_TRUE(client_->Command({"RPUSH", "l", "x", "y"}).ok());
+  auto range = client_->Command({"LRANGE", "l", "0", "-1"});
+  ASSERT_TRUE(range.ok());
+  ASSERT_EQ(range->type, Reply::Type::kArray);
+  ASSERT_EQ(range->elements.size(), 2u);
+  EXPECT_EQ(range->elements[1].str, "y");
+}
+
+TEST_F(RedisClientTest, ErrorReplyIsFailedPreconditionNamingTheCommand) {
+  ASSERT_TRUE(client_->Command({"SET", "s", "v"}).ok());
+  auto r = client_->Command({"HGET", "s", "f"});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Status::Code::kFailedPrecondition);
+  EXPECT_NE(r.status().message().find("HGET"), std::string::npos) << r.status().message();
+  EXPECT_NE(r.status().message().find("WRONGTYPE"), std::string::npos) << r.status().message();
+  // The connection is still usable.
+  EXPECT_TRUE(client_->Ping().ok());
+}
+
+TEST_F(RedisClientTest, PipelineKeepsOrderAndInPlaceErrors) {
+  std::vector<std::string> keys;
+  for (int i = 0; i < 100; ++i) {
+    std::string k = "p";
+    k += std::to_string(i);
+    keys.push_back(k);
+  }
+  std::vector<std::vector<std::string_view>> cmds;
+  for (const auto& k : keys) cmds.push_back({"SET", k, k});
+  cmds.push_back({"HGET", "p0", "x"});  // WRONGTYPE
+  for (const auto& k : keys) cmds.push_back({"GET", k});
+  auto r = client_->Pipeline(cmds);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_EQ(r->size(), 201u);
+  EXPECT_TRUE((*r)[100].is_error());
+  for (int i = 0; i < 100; ++i) EXPECT_EQ((*r)[101 + i].str, keys[i]);
+}
+
+TEST_F(RedisClientTest, EvalLoadsScriptOnNoscriptAndThenUsesSha) {
+  Script script("return redis.call('INCRBY', KEYS[1], ARGV[1])");
+  auto a = client_->Eval(script, {"counter"}, {"5"});
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  EXPECT_EQ(a->integer, 5);
+  auto exists = client_->Command({"SCRIPT", "EXISTS", script.sha1()});
+  ASSERT_TRUE(exists.ok());
+  ASSERT_EQ(exists->elements.size(), 1u);
+  EXPECT_EQ(exists->elements[0].integer, 1) << "EVAL fallback must have loaded the script under its SHA1";
+  ASSERT_TRUE(client_->Command({"SCRIPT", "FLUSH"}).ok());
+  auto b = client_->Eval(script, {"counter"}, {"2"});
+  ASSERT_TRUE(b.ok()) << b.status().ToString();
+  EXPECT_EQ(b->integer, 7);
+  Script broken("return redis.call('NOPE')");
+  auto c = client_->Eval(broken, {}, {});
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().code(), Status::Code::kFailedPrecondition);
+}
+
+TEST_F(RedisClientTest, ReconnectsAfterServerRestartAndReportsUnavailableWhileDown) {
+  ASSERT_TRUE(client_->Command({"SET", "durable", "1"}).ok());
+  // appendfsync everysec: give the AOF a moment, then crash.
+  ASSERT_TRUE(client_->Command({"BGREWRITEAOF"}).ok());
+  for (int i = 0; i < 100; ++i) {
+    auto info = client_->Command({"INFO", "persistence"});
+    ASSERT_TRUE(info.ok());
+    if (info->str.find("aof_rewrite_in_progress:0") != std::string::npos &&
+        info->str.find("aof_rewrite_scheduled:0") != std::string::npos) {
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  server_->Kill();
+  auto down = client_->Command({"GET", "durable"});
+  ASSERT_FALSE(down.ok());
+  EXPECT_EQ(down.status().code(), Status::Code::kUnavailable);
+  EXPECT_NE(down.status().message().find("127.0.0.1:" + std::to_string(server_->port())), std::string::npos)
+      << down.status().message();
+  ASSERT_TRUE(server_->Restart().ok());
+  auto up = client_->Command({"GET", "durable"});
+  ASSERT_TRUE(up.ok()) << up.status().ToString();
+  EXPECT_EQ(up->str, "1");
+  EXPECT_EQ(client_->reconnects(), 1);
+}
+
+TEST(RedisAuthTest, PasswordFromUrlAndWrongPasswordIsUnavailable) {
+  RedisServerOptions options;
+  options.password = "pw-123";
+  auto s = RedisServer::Start(options);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  auto good = RedisClient::Connect((*s)->url());
+  ASSERT_TRUE(good.ok()) << good.status().ToString();
+  EXPECT_TRUE((*good)->Ping().ok());
+  RedisOptions bad;
+  bad.port = (*s)->port();
+  bad.password = "pw-wrong-xyz";
+  bad.reconnect_attempts = 1;
+  auto refused = RedisClient::Connect(bad);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), Status::Code::kUnavailable);
+  EXPECT_NE(refused.status().message().find("AUTH"), std::string::npos) << refused.status().message();
+  EXPECT_EQ(refused.status().message().find("pw-wrong-xyz"), std::string::npos) << "password leaked";
+}
+
+TEST(RedisConnectTest, NothingListeningIsUnavailableWithEndpoint) {
+  RedisOptions o;
+  o.port = 1;  // nothing listens on port 1
+  o.reconnect_attempts = 2;
+  o.reconnect_backoff_ms = 1;
+  auto c = RedisClient::Connect(o);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().code(), Status::Code::kUnavailable);
+  EXPECT_NE(c.status().message().find("127.0.0.1:1"), std::string::npos) << c.status().message();
+}
+
+}  // namespace
+}  // namespace fairy::redis
