@@ -161,3 +161,37 @@ TEST(ProtocolTest, RandomGarbageNeverCrashes) {
 
 }  // namespace
 }  // namespace fairy::protocol
+
+#include "common/protocol/task_settings.h"
+
+namespace fairy::protocol {
+namespace {
+
+TEST(TaskSettingsTest, RoundTripsAndNamesBadFields) {
+  TaskSettings s;
+  s.input = "/media/in.mp4";
+  s.work_dir = "/farm/work/j1";
+  s.model = "/models/tiny";
+  s.instruction = "turn it into winter";
+  s.seed = 18446744073709551615ull;
+  s.shot_first = 100;
+  s.shot_count = 50;
+  s.anchor_frames = {108, 124, 141};
+  auto back = TaskSettingsFromJson(ToJson(s));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(*back, s);
+
+  auto j = ToJson(s);
+  j["anchor_frames"] = {99, 124};
+  EXPECT_NE(TaskSettingsFromJson(j).status().message().find("settings.anchor_frames"), std::string::npos);
+  j = ToJson(s);
+  j["anchor_mode"] = "network";
+  EXPECT_NE(TaskSettingsFromJson(j).status().message().find("'cache' or 'recompute'"), std::string::npos);
+  j = ToJson(s);
+  j.erase("model");
+  EXPECT_NE(TaskSettingsFromJson(j).status().message().find("settings.model: missing"), std::string::npos);
+  EXPECT_EQ(ChunkPath("/w", "s000-f000000-000023"), "/w/s000-f000000-000023.mkv");
+}
+
+}  // namespace
+}  // namespace fairy::protocol

@@ -1,0 +1,210 @@
+// Worker (task queue, task threads, drain) against a real RouterLink on loopback, with a scripted
+// executor: heartbeats keep flowing while a task blocks, CANCEL stops an attempt, SIGTERM-style
+// drain hands queued work back.
+#include <gtest/gtest.h>
+
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "coordinator/link/router_link.h"
+#include "worker/runner/worker.h"
+
+namespace fairy::worker {
+namespace {
+
+using namespace std::chrono_literals;
+using Received = std::pair<std::string, protocol::Message>;
+
+class Recorder {
+ public:
+  void Push(Received r) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    items_.push_back(std::move(r));
+    cv_.notify_all();
+  }
+  template <typename M>
+  std::optional<M> Wait(std::chrono::milliseconds timeout = 5000ms) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    std::optional<M> out;
+    cv_.wait_for(lock, timeout, [&] {
+      for (auto it = items_.begin(); it != items_.end(); ++it) {
+        if (auto* m = std::get_if<M>(&it->second)) {
+          out = *m;
+          items_.erase(it);
+          return true;
+        }
+      }
+      return false;
+    });
+    return out;
+  }
+  template <typename M>
+  size_t Count() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return std::count_if(items_.begin(), items_.end(), [](const Received& r) { return std::holds_alternative<M>(r.second); });
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::vector<Received> items_;
+};
+
+// Runs each task for `frames` steps of `step` each, reporting progress, honouring cancel.
+class ScriptedExecutor : public TaskExecutor {
+ public:
+  std::vector<std::string> LoadedModels() const override { return {"scripted"}; }
+  Result<TaskOutcome> Run(const TaskContext& ctx) override {
+    started.fetch_add(1);
+    int64_t total = ctx.task->frame_end - ctx.task->frame_begin;
+    for (int64_t i = 0; i < total; ++i) {
+      if (ctx.cancel->load()) return Status::Cancelled("cancelled");
+      std::this_thread::sleep_for(step);
+      ctx.progress(i + 1, total, "");
+    }
+    if (fail) return Status::InvalidArgument("input.mp4: bad frame");
+    return TaskOutcome{"/chunks/" + ctx.task->ref.task_id + ".mkv", total, 0};
+  }
+  std::chrono::milliseconds step{10};
+  bool fail = false;
+  std::atomic<int> started{0};
+};
+
+protocol::Task MakeTask(const std::string& id, int64_t frames, int64_t attempt = 1) {
+  protocol::TaskSettings s;
+  s.input = "/in.mp4";
+  s.work_dir = "/work";
+  s.model = "/model";
+  s.instruction = "make it snow";
+  s.shot_first = 0;
+  s.shot_count = 100;
+  s.anchor_frames = {10, 50, 90};
+  return protocol::Task{{"job", id, attempt}, protocol::TaskKind::kFrames, 0, 0, frames, protocol::ToJson(s)};
+}
+
+struct Farm {
+  Recorder in;
+  std::unique_ptr<link::RouterLink> router;
+  ScriptedExecutor executor;
+  std::unique_ptr<Worker> worker;
+
+  Farm() {
+    link::RouterOptions ro;
+    ro.bind_endpoint = "tcp://127.0.0.1:*";
+    ro.heartbeat_interval_ms = 50;
+    router = std::move(link::RouterLink::Start(ro, [this](const std::string& p, protocol::Message m) {
+                         in.Push({p, std::move(m)});
+                       }).value());
+  }
+  void StartWorker() {
+    WorkerOptions wo;
+    wo.link.endpoint = router->endpoint();
+    wo.link.worker_id = "w1";
+    wo.link.heartbeat_interval_ms = 50;
+    wo.link.reconnect_initial_ms = 20;
+    worker = std::move(Worker::Start(wo, &executor).value());
+  }
+};
+
+TEST(FarmWorkerTest, RunsATaskWithProgressAndDone) {
+  Farm f;
+  f.StartWorker();
+  auto ready = f.in.Wait<protocol::Ready>();
+  ASSERT_TRUE(ready);
+  EXPECT_EQ(ready->loaded_models, std::vector<std::string>{"scripted"});
+  f.router->Send("w1", MakeTask("t1", 5));
+  auto done = f.in.Wait<protocol::Done>();
+  ASSERT_TRUE(done);
+  EXPECT_EQ(done->ref.task_id, "t1");
+  EXPECT_EQ(done->frames, 5);
+  EXPECT_EQ(done->output, "/chunks/t1.mkv");
+  EXPECT_EQ(f.in.Count<protocol::Progress>(), 5u);
+}
+
+TEST(FarmWorkerTest, HeartbeatsFlowWhileATaskBlocks) {
+  Farm f;
+  f.executor.step = 400ms;  // one "batch" far longer than the heartbeat interval
+  f.StartWorker();
+  ASSERT_TRUE(f.in.Wait<protocol::Ready>());
+  f.router->Send("w1", MakeTask("slow", 2));
+  std::this_thread::sleep_for(350ms);
+  auto before = f.in.Count<protocol::Heartbeat>();
+  std::this_thread::sleep_for(300ms);
+  EXPECT_GE(f.in.Count<protocol::Heartbeat>(), before + 3);  // ~6 expected at 50 ms
+  EXPECT_EQ(f.in.Count<protocol::Done>(), 0u);
+  EXPECT_TRUE(f.in.Wait<protocol::Done>(3000ms));
+}
+
+TEST(FarmWorkerTest, CancelStopsTheAttemptWithoutAReport) {
+  Farm f;
+  f.executor.step = 50ms;
+  f.StartWorker();
+  ASSERT_TRUE(f.in.Wait<protocol::Ready>());
+  f.router->Send("w1", MakeTask("c1", 100));
+  ASSERT_TRUE(f.in.Wait<protocol::Progress>());
+  f.router->Send("w1", protocol::Cancel{{"job", "c1", 1}, "job cancelled"});
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(f.in.Count<protocol::Done>() + f.in.Count<protocol::Failed>(), 0u);
+  // The slot is free again: the next task runs.
+  f.router->Send("w1", MakeTask("c2", 2));
+  auto done = f.in.Wait<protocol::Done>();
+  ASSERT_TRUE(done);
+  EXPECT_EQ(done->ref.task_id, "c2");
+}
+
+TEST(FarmWorkerTest, BadSettingsAndBadInputFailWithoutRetry) {
+  Farm f;
+  f.StartWorker();
+  ASSERT_TRUE(f.in.Wait<protocol::Ready>());
+  auto t = MakeTask("bad", 2);
+  t.settings["steps"] = 0;
+  f.router->Send("w1", t);
+  auto failed = f.in.Wait<protocol::Failed>();
+  ASSERT_TRUE(failed);
+  EXPECT_FALSE(failed->retryable);
+  EXPECT_NE(failed->error.find("settings.steps"), std::string::npos) << failed->error;
+  f.executor.fail = true;
+  f.router->Send("w1", MakeTask("bad2", 1));
+  failed = f.in.Wait<protocol::Failed>();
+  ASSERT_TRUE(failed);
+  EXPECT_FALSE(failed->retryable);
+  EXPECT_NE(failed->error.find("input.mp4"), std::string::npos);
+}
+
+TEST(FarmWorkerTest, DrainFinishesTheRunningTaskAndHandsBackTheQueue) {
+  Farm f;
+  f.executor.step = 40ms;
+  f.StartWorker();
+  ASSERT_TRUE(f.in.Wait<protocol::Ready>());
+  f.router->Send("w1", MakeTask("run", 5));
+  f.router->Send("w1", MakeTask("queued", 5));
+  ASSERT_TRUE(f.in.Wait<protocol::Progress>());
+  f.worker->Drain(5000);
+  auto done = f.in.Wait<protocol::Done>();
+  ASSERT_TRUE(done);
+  EXPECT_EQ(done->ref.task_id, "run");
+  auto bye = f.in.Wait<protocol::Disconnect>();
+  ASSERT_TRUE(bye);
+  ASSERT_EQ(bye->handed_back.size(), 1u);
+  EXPECT_EQ(bye->handed_back[0].task_id, "queued");
+  EXPECT_EQ(f.executor.started.load(), 1);
+}
+
+TEST(FarmWorkerTest, DrainPastTheGraceCancelsAndHandsBack) {
+  Farm f;
+  f.executor.step = 50ms;
+  f.StartWorker();
+  ASSERT_TRUE(f.in.Wait<protocol::Ready>());
+  f.router->Send("w1", MakeTask("long", 1000));
+  ASSERT_TRUE(f.in.Wait<protocol::Progress>());
+  f.worker->Drain(100);
+  auto bye = f.in.Wait<protocol::Disconnect>();
+  ASSERT_TRUE(bye);
+  ASSERT_EQ(bye->handed_back.size(), 1u);
+  EXPECT_EQ(bye->handed_back[0].task_id, "long");
+  EXPECT_EQ(f.in.Count<protocol::Done>(), 0u);
+}
+
+}  // namespace
+}  // namespace fairy::worker

@@ -1,0 +1,80 @@
+// Worker: the worker process as a component (fairy-worker's main is a thin wrapper).
+//
+// Threads: the DealerLink's thread (protocol, heartbeats, reconnects) and `slots` task threads that
+// run the executor (the GPU work). TASK messages are queued; a free task thread takes the next one,
+// reports PROGRESS per batch, then DONE or FAILED. CANCEL stops a queued or running attempt.
+// Heartbeats never wait for the GPU: they come from the link's thread.
+//
+// Shutdown (SIGTERM -> Drain()): takes no new tasks, lets the running ones finish for up to
+// drain_grace_ms, cancels what is still running after that, hands queued and cancelled attempts
+// back in the DISCONNECT (the coordinator requeues them without counting a failure) and stops.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "worker/link/dealer_link.h"
+#include "worker/runner/task_executor.h"
+
+namespace fairy::worker {
+
+struct WorkerOptions {
+  link::DealerOptions link;          // endpoint, worker_id, heartbeat and reconnect timings
+  std::string hostname;
+  std::string device = "cpu";
+  int64_t memory_bytes = 0;
+  std::vector<std::string> tags;
+  int slots = 1;                     // tasks run at once
+  int64_t drain_grace_ms = 30000;    // SIGTERM: how long running tasks may finish
+};
+
+class Worker {
+ public:
+  // REQUIRES: executor outlives the worker and is safe to call from `slots` threads at once.
+  static Result<std::unique_ptr<Worker>> Start(WorkerOptions options, TaskExecutor* executor);
+  ~Worker();  // Drain(0) if still running
+
+  // Finishes or hands back the work as described above, says goodbye, stops. Idempotent.
+  void Drain(int64_t grace_ms);
+  // Blocks until Drain() completed.
+  void Wait();
+
+  bool connected() const { return link_ && link_->connected(); }
+  int64_t tasks_done() const { return tasks_done_.load(); }
+
+ private:
+  struct Attempt {
+    protocol::Task task;
+    std::shared_ptr<std::atomic<bool>> cancel = std::make_shared<std::atomic<bool>>(false);
+  };
+
+  explicit Worker(WorkerOptions options, TaskExecutor* executor);
+  void OnMessage(protocol::Message message);  // link thread
+  protocol::Ready MakeReady();                // link thread
+  void TaskLoop();                            // task threads
+  void RunAttempt(const Attempt& attempt);
+
+  WorkerOptions options_;
+  TaskExecutor* executor_;
+  std::unique_ptr<link::DealerLink> link_;
+  std::vector<std::thread> threads_;
+  std::atomic<int64_t> tasks_done_{0};
+
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::deque<Attempt> queue_;                 // GUARDED_BY(mutex_)
+  std::map<std::string, Attempt> running_;    // GUARDED_BY(mutex_) key job/task
+  bool draining_ = false;                     // GUARDED_BY(mutex_)
+  bool stopped_ = false;                      // GUARDED_BY(mutex_)
+  std::vector<protocol::TaskRef> handed_back_;  // GUARDED_BY(mutex_)
+};
+
+}  // namespace fairy::worker
