@@ -1,0 +1,82 @@
+#include "worker/engine/train/frame_pool.h"
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+
+#ifdef FAIRY_TRAIN_HAS_MEDIA
+#include "common/media/frame_reader.h"
+#include "common/media/probe.h"
+#endif
+
+namespace fairy::engine::train {
+
+#ifdef FAIRY_TRAIN_HAS_MEDIA
+namespace {
+
+Status AppendVideo(const std::string& path, const FramePoolOptions& options, std::vector<torch::Tensor>* out) {
+  media::ProbeOptions probe_options;
+  auto info = media::Probe(path, probe_options);
+  if (!info.ok()) return info.status().WithContext("training frames");
+  int64_t total = std::min<int64_t>(info->frame_count, options.max_decode_frames);
+  if (total <= 0) return Status::InvalidArgument("training frames: " + path + " has no frames");
+  int64_t wanted = std::max<int64_t>(1, std::min(options.frames_per_video, total));
+  double stride = static_cast<double>(total) / static_cast<double>(wanted);
+  int64_t next_pick = 0;
+  double next_at = 0;
+  media::DecodeOptions decode;
+  decode.long_side = options.long_side;
+  return media::DecodeRange(
+      path, decode, 0, total,
+      [&](const media::RgbFrame& frame) -> Status {
+        if (next_pick < wanted && static_cast<double>(frame.index) >= next_at) {
+          auto hwc = torch::empty({frame.height, frame.width, 3}, torch::kUInt8);
+          std::memcpy(hwc.data_ptr<uint8_t>(), frame.pixels.data(), frame.pixels.size());
+          out->push_back(hwc.permute({2, 0, 1}).contiguous());
+          ++next_pick;
+          next_at = stride * static_cast<double>(next_pick);
+        }
+        return Status::OK();
+      },
+      &info.value());
+}
+
+}  // namespace
+
+Result<std::vector<torch::Tensor>> LoadFramePool(const std::vector<std::string>& paths,
+                                                 const FramePoolOptions& options) {
+  namespace fs = std::filesystem;
+  std::vector<std::string> files;
+  for (const std::string& p : paths) {
+    std::error_code ec;
+    if (fs::is_directory(p, ec)) {
+      std::vector<std::string> in_dir;
+      for (const auto& entry : fs::directory_iterator(p, ec)) {
+        if (entry.is_regular_file()) in_dir.push_back(entry.path().string());
+      }
+      std::sort(in_dir.begin(), in_dir.end());
+      files.insert(files.end(), in_dir.begin(), in_dir.end());
+    } else if (fs::exists(p, ec)) {
+      files.push_back(p);
+    } else {
+      return Status::NotFound("training frames: no such file or folder: " + p);
+    }
+  }
+  std::vector<torch::Tensor> frames;
+  for (const std::string& file : files) {
+    FAIRY_RETURN_IF_ERROR(AppendVideo(file, options, &frames));
+  }
+  return frames;
+}
+
+#else
+
+Result<std::vector<torch::Tensor>> LoadFramePool(const std::vector<std::string>& paths, const FramePoolOptions&) {
+  if (paths.empty()) return std::vector<torch::Tensor>{};
+  return Status::Unsupported("training frames: this build has no media layer (FAIRY_ENGINE_ONLY); cannot decode " +
+                             paths.front());
+}
+
+#endif
+
+}  // namespace fairy::engine::train
