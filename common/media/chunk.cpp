@@ -82,7 +82,7 @@ Result<std::unique_ptr<ChunkWriter>> ChunkWriter::Create(const std::string& path
   AVCodecContext* enc = d->enc.get();
   enc->width = options.width;
   enc->height = options.height;
-  enc->pix_fmt = AV_PIX_FMT_GBRP;
+  enc->pix_fmt = AV_PIX_FMT_0RGB32;
   enc->time_base = AVRational{static_cast<int>(options.frame_rate.den), static_cast<int>(options.frame_rate.num)};
   enc->framerate = internal::ToAv(options.frame_rate);
   enc->thread_count = options.threads;
@@ -101,7 +101,7 @@ Result<std::unique_ptr<ChunkWriter>> ChunkWriter::Create(const std::string& path
   if (rc < 0) return Status::IOError(d->tmp + ": cannot create (" + AvError(rc) + ")");
   rc = avformat_write_header(d->out.get(), nullptr);
   if (rc < 0) return Status::IOError(d->tmp + ": cannot write the Matroska header (" + AvError(rc) + ")");
-  d->frame->format = AV_PIX_FMT_GBRP;
+  d->frame->format = AV_PIX_FMT_0RGB32;
   d->frame->width = options.width;
   d->frame->height = options.height;
   rc = av_frame_get_buffer(d->frame.get(), 0);
@@ -121,16 +121,12 @@ Status ChunkWriter::Append(const RgbFrame& frame) {
   }
   int rc = av_frame_make_writable(d.frame.get());
   if (rc < 0) return Status::Internal(d.path + ": cannot get a writable frame");
-  // GBRP planes: 0 = G, 1 = B, 2 = R.
+  // 0RGB32: one native-endian uint32 per pixel, 0x00RRGGBB (FFV1's 8-bit RGB layout).
   for (int y = 0; y < frame.height; ++y) {
     const uint8_t* src = frame.pixels.data() + static_cast<size_t>(y) * frame.width * 3;
-    uint8_t* g = d.frame->data[0] + static_cast<ptrdiff_t>(y) * d.frame->linesize[0];
-    uint8_t* b = d.frame->data[1] + static_cast<ptrdiff_t>(y) * d.frame->linesize[1];
-    uint8_t* r = d.frame->data[2] + static_cast<ptrdiff_t>(y) * d.frame->linesize[2];
+    auto* dst = reinterpret_cast<uint32_t*>(d.frame->data[0] + static_cast<ptrdiff_t>(y) * d.frame->linesize[0]);
     for (int x = 0; x < frame.width; ++x) {
-      r[x] = src[3 * x];
-      g[x] = src[3 * x + 1];
-      b[x] = src[3 * x + 2];
+      dst[x] = (uint32_t{src[3 * x]} << 16) | (uint32_t{src[3 * x + 1]} << 8) | uint32_t{src[3 * x + 2]};
     }
   }
   d.frame->pts = d.written;
@@ -240,22 +236,20 @@ Result<bool> ChunkReader::Next(RgbFrame* out) {
     av_packet_unref(d.packet.get());
   }
   const AVFrame* f = d.frame.get();
-  if (f->format != AV_PIX_FMT_GBRP || f->width != d.width || f->height != d.height) {
+  if (f->format != AV_PIX_FMT_0RGB32 || f->width != d.width || f->height != d.height) {
     return Status::Corruption(d.path + ": frame " + std::to_string(d.position) + " is not " +
-                              std::to_string(d.width) + "x" + std::to_string(d.height) + " planar RGB");
+                              std::to_string(d.width) + "x" + std::to_string(d.height) + " 8-bit RGB");
   }
   out->width = d.width;
   out->height = d.height;
   out->pixels.resize(static_cast<size_t>(d.width) * d.height * 3);
   for (int y = 0; y < d.height; ++y) {
     uint8_t* dst = out->pixels.data() + static_cast<size_t>(y) * d.width * 3;
-    const uint8_t* g = f->data[0] + static_cast<ptrdiff_t>(y) * f->linesize[0];
-    const uint8_t* b = f->data[1] + static_cast<ptrdiff_t>(y) * f->linesize[1];
-    const uint8_t* r = f->data[2] + static_cast<ptrdiff_t>(y) * f->linesize[2];
+    const auto* src = reinterpret_cast<const uint32_t*>(f->data[0] + static_cast<ptrdiff_t>(y) * f->linesize[0]);
     for (int x = 0; x < d.width; ++x) {
-      dst[3 * x] = r[x];
-      dst[3 * x + 1] = g[x];
-      dst[3 * x + 2] = b[x];
+      dst[3 * x] = static_cast<uint8_t>(src[x] >> 16);
+      dst[3 * x + 1] = static_cast<uint8_t>(src[x] >> 8);
+      dst[3 * x + 2] = static_cast<uint8_t>(src[x]);
     }
   }
   out->index = d.first_index + d.position;

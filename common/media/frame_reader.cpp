@@ -166,23 +166,24 @@ struct FrameReader::Impl {
     }
   }
 
+  // From the start, frames are numbered in output order (the definition of an index). After a
+  // seek, the index comes from the frame's timestamp in the probe's list; -2 when it has none or
+  // an unknown one (some demuxers, e.g. MXF, lose timestamps after a seek).
   int64_t AssignIndex(const AVFrame* f) {
-    int64_t idx;
+    int64_t idx = -2;
     if (counting_from_start) {
       idx = decode_counter;
     } else {
-      idx = last_assigned + 1;
-      const int64_t pts = f->best_effort_timestamp;
+      // The frame's own timestamp, never FFmpeg's guess: a guessed one can be consistent and wrong.
+      const int64_t pts = f->pts;
       if (pts != AV_NOPTS_VALUE && !info.frame_pts.empty()) {
         auto it = std::lower_bound(info.frame_pts.begin(), info.frame_pts.end(), pts);
         if (it != info.frame_pts.end() && *it == pts) idx = it - info.frame_pts.begin();
-        else if (last_assigned < 0) idx = -2;  // unknown position: the caller falls back
-      } else if (last_assigned < 0) {
-        idx = -2;
       }
+      if (last_assigned >= 0 && idx != last_assigned + 1) idx = -2;
     }
     ++decode_counter;
-    last_assigned = idx;
+    if (idx >= 0) last_assigned = idx;
     return idx;
   }
 
@@ -229,9 +230,9 @@ struct FrameReader::Impl {
     if (rc <= 0) return Status::Internal(path + ": swscale failed on frame " + std::to_string(index));
     if (turns != 0) RotateRgb(rotate_buffer.data(), scaled_w, scaled_h, turns, out->pixels.data());
     out->index = index;
-    out->pts = f->best_effort_timestamp != AV_NOPTS_VALUE
-                   ? f->best_effort_timestamp
-                   : (index < static_cast<int64_t>(info.frame_pts.size()) ? info.frame_pts[index] : 0);
+    out->pts = index < static_cast<int64_t>(info.frame_pts.size()) ? info.frame_pts[index]
+               : f->best_effort_timestamp != AV_NOPTS_VALUE ? f->best_effort_timestamp
+                                                            : 0;
     return Status::OK();
   }
 
@@ -241,6 +242,7 @@ struct FrameReader::Impl {
       int64_t idx = 0;
       FAIRY_ASSIGN_OR_RETURN(bool got, DecodeOne(&idx));
       if (!got) {
+        if (!counting_from_start) return Status::FailedPrecondition("end of stream after a seek");
         return Status::Corruption(path + ": the stream ended before frame " + std::to_string(target) +
                                   " (probe counted " + std::to_string(info.frame_count) + ")");
       }
@@ -248,7 +250,8 @@ struct FrameReader::Impl {
         has_pending = true;
         return Status::OK();
       }
-      if (idx > target || idx == -2) return Status::FailedPrecondition("overshot");
+      if (idx == -2) return Status::Unsupported("no usable timestamps after the seek");
+      if (idx > target) return Status::FailedPrecondition("overshot");
     }
   }
 
@@ -277,16 +280,26 @@ struct FrameReader::Impl {
           next_index = target;
           return s;
         }
+        if (s.code() == Status::Code::kUnsupported) break;
         if (s.code() != Status::Code::kFailedPrecondition) return s;
         has_pending = false;
         if (from == 0) break;
       }
       FAIRY_LOG(kDebug, "media") << path << ": imprecise seek to frame " << target << "; decoding from the start";
     }
+    return RestartAt(target);
+  }
+
+  // Reopens the file and decodes from the first frame until frame `target` is pending.
+  Status RestartAt(int64_t target) {
     FAIRY_RETURN_IF_ERROR(OpenStreams());
     if (target == 0) return Status::OK();
     Status s = DecodeUntil(target);
-    if (!s.ok()) return s.code() == Status::Code::kFailedPrecondition ? Status::Internal(path + ": lost frame " + std::to_string(target)) : s;
+    if (!s.ok()) {
+      return s.code() == Status::Code::kFailedPrecondition
+                 ? Status::Internal(path + ": lost frame " + std::to_string(target))
+                 : s;
+    }
     next_index = target;
     return Status::OK();
   }
@@ -351,8 +364,12 @@ Result<bool> FrameReader::Next(RgbFrame* frame) {
       return false;
     }
     if (idx != d.next_index) {
-      return Status::Corruption(d.path + ": expected frame " + std::to_string(d.next_index) +
-                                " but the decoder produced frame " + std::to_string(idx));
+      if (d.counting_from_start) {
+        return Status::Corruption(d.path + ": expected frame " + std::to_string(d.next_index) +
+                                  " but the decoder produced frame " + std::to_string(idx));
+      }
+      // Timestamps after the seek stopped matching the probe's: decode from the start instead.
+      FAIRY_RETURN_IF_ERROR(d.RestartAt(d.next_index));
     }
   }
   d.has_pending = false;

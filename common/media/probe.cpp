@@ -45,6 +45,43 @@ struct PacketStamp {
   int64_t duration;
 };
 
+// Decodes the whole stream; returns the frames' best-effort timestamps (what ffprobe shows) in output order (*missing = frames
+// without one, which the caller appends).
+Result<std::vector<PacketStamp>> DecodedStamps(const std::string& path, int stream_index, int64_t* missing) {
+  FAIRY_ASSIGN_OR_RETURN(internal::FormatInputPtr fmt, internal::OpenInput(path));
+  FAIRY_ASSIGN_OR_RETURN(internal::CodecContextPtr dec, internal::OpenDecoder(path, fmt.get(), stream_index, 0));
+  for (unsigned i = 0; i < fmt->nb_streams; ++i) {
+    if (static_cast<int>(i) != stream_index) fmt->streams[i]->discard = AVDISCARD_ALL;
+  }
+  internal::PacketPtr pkt(av_packet_alloc());
+  internal::FramePtr frame(av_frame_alloc());
+  std::vector<PacketStamp> stamps;
+  *missing = 0;
+  bool eof = false;
+  for (;;) {
+    int rc = avcodec_receive_frame(dec.get(), frame.get());
+    if (rc == 0) {
+      const int64_t ts = frame->best_effort_timestamp;
+      if (ts == AV_NOPTS_VALUE) ++*missing;
+      else stamps.push_back({ts, frame->pkt_duration});
+      av_frame_unref(frame.get());
+      continue;
+    }
+    if (rc == AVERROR_EOF) break;
+    if (rc != AVERROR(EAGAIN)) return Status::Corruption(path + ": decoding failed (" + internal::AvError(rc) + ")");
+    if (eof) break;
+    rc = av_read_frame(fmt.get(), pkt.get());
+    if (rc < 0) {
+      eof = true;
+      avcodec_send_packet(dec.get(), nullptr);
+      continue;
+    }
+    if (pkt->stream_index == stream_index) avcodec_send_packet(dec.get(), pkt.get());
+    av_packet_unref(pkt.get());
+  }
+  return stamps;
+}
+
 }  // namespace
 
 Result<VideoInfo> Probe(const std::string& path, const ProbeOptions& options) {
@@ -124,6 +161,7 @@ Result<VideoInfo> Probe(const std::string& path, const ProbeOptions& options) {
   internal::PacketPtr pkt(av_packet_alloc());
   std::vector<PacketStamp> stamps;
   int64_t missing = 0;
+  bool last_missing = false;
   int read_error = 0;
   for (;;) {
     int rc = av_read_frame(fmt.get(), pkt.get());
@@ -132,12 +170,13 @@ Result<VideoInfo> Probe(const std::string& path, const ProbeOptions& options) {
       break;
     }
     if (pkt->stream_index == info.stream_index && !(pkt->flags & AV_PKT_FLAG_DISCARD)) {
-      if (pkt->pts == AV_NOPTS_VALUE) ++missing;
+      last_missing = pkt->pts == AV_NOPTS_VALUE;
+      if (last_missing) ++missing;
       else stamps.push_back({pkt->pts, pkt->duration});
     }
     av_packet_unref(pkt.get());
   }
-  const int64_t counted = static_cast<int64_t>(stamps.size()) + missing;
+  int64_t counted = static_cast<int64_t>(stamps.size()) + missing;
   if (read_error != 0 && counted == 0) {
     return Status::Corruption(path + ": cannot read any video packet (" + internal::AvError(read_error) +
                               ")");
@@ -151,6 +190,12 @@ Result<VideoInfo> Probe(const std::string& path, const ProbeOptions& options) {
                               " video frames but only " + std::to_string(counted) + " can be read" +
                               (read_error ? " (" + internal::AvError(read_error) + ")" : ""));
   }
+  if (missing > 0 && !(missing == 1 && stamps.size() + 1 == static_cast<size_t>(counted) && last_missing)) {
+    // Packets without timestamps in the middle (e.g. MXF I/P frames): the decoder reorders and
+    // stamps frames itself, so take count and timestamps from a decode, as ffprobe does.
+    FAIRY_ASSIGN_OR_RETURN(stamps, DecodedStamps(path, info.stream_index, &missing));
+  }
+  counted = static_cast<int64_t>(stamps.size()) + missing;
   std::sort(stamps.begin(), stamps.end(),
             [](const PacketStamp& a, const PacketStamp& b) { return a.pts < b.pts; });
   // Nominal step for frames without a timestamp (appended at the end: in the files seen, only the
