@@ -23,12 +23,13 @@ inline const nlohmann::json& Manifest() {
   return manifest;
 }
 
-inline nlohmann::json Clip(const std::string& name) {
+inline const nlohmann::json& Clip(const std::string& name) {
+  static const nlohmann::json kNone = nlohmann::json::object();
   for (const auto& f : Manifest()["files"]) {
     if (f["name"] == name) return f;
   }
   ADD_FAILURE() << "no clip " << name << " in manifest.json";
-  return {};
+  return kNone;
 }
 
 // Runs a shell command; returns its stdout, *exit_code its status.
