@@ -193,6 +193,10 @@ class Scheduler {
   struct WorkerEntry;
 
   JobEntry* MutableJob(const std::string& job_id);
+  WorkerEntry* FindWorkerEntry(const std::string& worker_id);
+  void FinishJob(JobEntry& job, JobState state, const std::string& error, Mutation* m, Actions* out);
+  Status Retry(JobEntry& job, bool whole_job, Actions* out);
+  void ReleaseDue(TimeMs now);
   Status CheckLive(const RunningTask& task, const std::string& worker_id, JobEntry** job, int* index);
   void MakeReady(JobEntry& job, int index, TimeMs ready_at);
   void RemoveFromQueues(JobEntry& job, int index);

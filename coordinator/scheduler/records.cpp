@@ -1,0 +1,211 @@
+#include "coordinator/scheduler/records.h"
+
+#include <array>
+
+namespace fairy::scheduler {
+namespace {
+
+using nlohmann::json;
+
+template <typename E, size_t N>
+Result<E> ParseName(std::string_view text, const std::array<const char*, N>& names, const char* what) {
+  for (size_t i = 0; i < N; ++i) {
+    if (text == names[i]) return static_cast<E>(i);
+  }
+  std::string all;
+  for (const char* n : names) all += std::string(all.empty() ? "" : ", ") + n;
+  return Status::InvalidArgument(std::string("unknown ") + what + " '" + std::string(text) + "' (expected one of " + all + ")");
+}
+
+constexpr std::array<const char*, 6> kJobStates = {"QUEUED", "RUNNING", "PAUSED", "DONE", "FAILED", "CANCELLED"};
+constexpr std::array<const char*, 4> kJobPhases = {"ANALYZE", "RENDER", "STITCH", "FINISHED"};
+constexpr std::array<const char*, 7> kTaskStates = {"PENDING", "READY", "ASSIGNED", "RUNNING", "DONE", "FAILED", "CANCELLED"};
+constexpr std::array<const char*, 2> kTaskKinds = {"ANCHOR", "FRAMES"};
+
+// Reads field `name` of `j` into `out`; errors name the record and the field.
+template <typename T>
+Status Get(const json& j, const char* record, const char* name, T* out, bool required = true) {
+  auto it = j.find(name);
+  if (it == j.end() || it->is_null()) {
+    if (!required) return Status::OK();
+    return Status::Corruption(std::string(record) + ": field '" + name + "' is missing");
+  }
+  try {
+    it->get_to(*out);
+  } catch (const json::exception& e) {
+    return Status::Corruption(std::string(record) + ": field '" + name + "' has the wrong type (" + e.what() + ")");
+  }
+  return Status::OK();
+}
+
+template <typename E>
+Status GetEnum(const json& j, const char* record, const char* name, E* out, Result<E> (*parse)(std::string_view)) {
+  std::string text;
+  FAIRY_RETURN_IF_ERROR(Get(j, record, name, &text));
+  auto v = parse(text);
+  if (!v.ok()) return Status::Corruption(std::string(record) + ": field '" + name + "': " + v.status().message());
+  *out = *v;
+  return Status::OK();
+}
+
+}  // namespace
+
+const char* Name(JobState s) { return kJobStates[static_cast<size_t>(s)]; }
+const char* Name(JobPhase p) { return kJobPhases[static_cast<size_t>(p)]; }
+const char* Name(TaskState s) { return kTaskStates[static_cast<size_t>(s)]; }
+const char* Name(TaskKind k) { return kTaskKinds[static_cast<size_t>(k)]; }
+Result<JobState> ParseJobState(std::string_view t) { return ParseName<JobState>(t, kJobStates, "job state"); }
+Result<JobPhase> ParseJobPhase(std::string_view t) { return ParseName<JobPhase>(t, kJobPhases, "job phase"); }
+Result<TaskState> ParseTaskState(std::string_view t) { return ParseName<TaskState>(t, kTaskStates, "task state"); }
+Result<TaskKind> ParseTaskKind(std::string_view t) { return ParseName<TaskKind>(t, kTaskKinds, "task kind"); }
+
+bool IsFinal(JobState s) { return s == JobState::kDone || s == JobState::kFailed || s == JobState::kCancelled; }
+bool IsLive(TaskState s) { return s == TaskState::kAssigned || s == TaskState::kRunning; }
+
+json TaskRecord::ToJson() const {
+  return json{{"job_id", job_id},         {"task_id", task_id},       {"kind", Name(kind)},
+              {"shot", shot},             {"first_frame", first_frame}, {"frame_count", frame_count},
+              {"state", Name(state)},     {"attempt", attempt},       {"failures", failures},
+              {"worker_id", worker_id},   {"ready_at_ms", ready_at_ms}, {"assigned_ms", assigned_ms},
+              {"started_ms", started_ms}, {"progress_ms", progress_ms}, {"finished_ms", finished_ms},
+              {"frames_done", frames_done}, {"result", result},       {"last_error", last_error}};
+}
+
+Result<TaskRecord> TaskRecord::FromJson(const json& j) {
+  const char* r = "task record";
+  if (!j.is_object()) return Status::Corruption("task record: not a JSON object");
+  TaskRecord t;
+  FAIRY_RETURN_IF_ERROR(Get(j, r, "job_id", &t.job_id));
+  FAIRY_RETURN_IF_ERROR(Get(j, r, "task_id", &t.task_id));
+  FAIRY_RETURN_IF_ERROR(GetEnum(j, r, "kind", &t.kind, &ParseTaskKind));
+  FAIRY_RETURN_IF_ERROR(Get(j, r, "shot", &t.shot));
+  FAIRY_RETURN_IF_ERROR(Get(j, r, "first_frame", &t.first_frame));
+  FAIRY_RETURN_IF_ERROR(Get(j, r, "frame_count", &t.frame_count));
+  FAIRY_RETURN_IF_ERROR(GetEnum(j, r, "state", &t.state, &ParseTaskState));
+  FAIRY_RETURN_IF_ERROR(Get(j, r, "attempt", &t.attempt));
+  FAIRY_RETURN_IF_ERROR(Get(j, r, "failures", &t.failures, false));
+  FAIRY_RETURN_IF_ERROR(Get(j, r, "worker_id", &t.worker_id, false));
+  FAIRY_RETURN_IF_ERROR(Get(j, r, "ready_at_ms", &t.ready_at_ms, false));
+  FAIRY_RETURN_IF_ERROR(Get(j, r, "assigned_ms", &t.assigned_ms, false));
+  FAIRY_RETURN_IF_ERROR(Get(j, r, "started_ms", &t.started_ms, false));
+  FAIRY_RETURN_IF_ERROR(Get(j, r, "progress_ms", &t.progress_ms, false));
+  FAIRY_RETURN_IF_ERROR(Get(j, r, "finished_ms", &t.finished_ms, false));
+  FAIRY_RETURN_IF_ERROR(Get(j, r, "frames_done", &t.frames_done, false));
+  FAIRY_RETURN_IF_ERROR(Get(j, r, "result", &t.result, false));
+  FAIRY_RETURN_IF_ERROR(Get(j, r, "last_error", &t.last_error, false));
+  return t;
+}
+
+json JobRecord::ToJson(bool include_spec) const {
+  json shots_json = json::array();
+  for (const auto& s : shots) {
+    shots_json.push_back({{"index", s.index}, {"first_frame", s.first_frame}, {"frame_count", s.frame_count},
+                          {"anchor_frames", s.anchor_frames}});
+  }
+  json j{{"job_id", job_id},
+         {"name", name},
+         {"output", output},
+         {"priority", priority},
+         {"state", Name(state)},
+         {"phase", Name(phase)},
+         {"requirements", {{"tags", requirements.tags}, {"device", requirements.device},
+                           {"min_memory_mb", requirements.min_memory_mb}}},
+         {"chunk_frames", chunk_frames},
+         {"frames_wait_for_anchor", frames_wait_for_anchor},
+         {"shots", shots_json},
+         {"total_frames", total_frames},
+         {"frames_done", frames_done},
+         {"tasks_total", tasks_total},
+         {"tasks_done", tasks_done},
+         {"tasks_failed", tasks_failed},
+         {"submit_ms", submit_ms},
+         {"started_ms", started_ms},
+         {"finished_ms", finished_ms},
+         {"last_assign_ms", last_assign_ms},
+         {"error", error},
+         {"worker_failures", worker_failures}};
+  if (include_spec) j["spec"] = spec;
+  return j;
+}
+
+Result<JobRecord> JobRecord::FromJson(const json& j) {
+  const char* r = "job record";
+  if (!j.is_object()) return Status::Corruption("job record: not a JSON object");
+  JobRecord job;
+  FAIRY_RETURN_IF_ERROR(Get(j, r, "job_id", &job.job_id));
+  FAIRY_RETURN_IF_ERROR(Get(j, r, "name", &job.name, false));
+  FAIRY_RETURN_IF_ERROR(Get(j, r, "spec", &job.spec, false));
+  FAIRY_RETURN_IF_ERROR(Get(j, r, "output", &job.output, false));
+  FAIRY_RETURN_IF_ERROR(Get(j, r, "priority", &job.priority));
+  FAIRY_RETURN_IF_ERROR(GetEnum(j, r, "state", &job.state, &ParseJobState));
+  FAIRY_RETURN_IF_ERROR(GetEnum(j, r, "phase", &job.phase, &ParseJobPhase));
+  if (auto it = j.find("requirements"); it != j.end() && it->is_object()) {
+    FAIRY_RETURN_IF_ERROR(Get(*it, "job record requirements", "tags", &job.requirements.tags, false));
+    FAIRY_RETURN_IF_ERROR(Get(*it, "job record requirements", "device", &job.requirements.device, false));
+    FAIRY_RETURN_IF_ERROR(Get(*it, "job record requirements", "min_memory_mb", &job.requirements.min_memory_mb, false));
+  }
+  FAIRY_RETURN_IF_ERROR(Get(j, r, "chunk_frames", &job.chunk_frames));
+  FAIRY_RETURN_IF_ERROR(Get(j, r, "frames_wait_for_anchor", &job.frames_wait_for_anchor, false));
+  if (auto it = j.find("shots"); it != j.end() && it->is_array()) {
+    for (const auto& s : *it) {
+      ShotPlan p;
+      FAIRY_RETURN_IF_ERROR(Get(s, "job record shot", "index", &p.index));
+      FAIRY_RETURN_IF_ERROR(Get(s, "job record shot", "first_frame", &p.first_frame));
+      FAIRY_RETURN_IF_ERROR(Get(s, "job record shot", "frame_count", &p.frame_count));
+      FAIRY_RETURN_IF_ERROR(Get(s, "job record shot", "anchor_frames", &p.anchor_frames, false));
+      job.shots.push_back(std::move(p));
+    }
+  }
+  FAIRY_RETURN_IF_ERROR(Get(j, r, "total_frames", &job.total_frames, false));
+  FAIRY_RETURN_IF_ERROR(Get(j, r, "frames_done", &job.frames_done, false));
+  FAIRY_RETURN_IF_ERROR(Get(j, r, "tasks_total", &job.tasks_total, false));
+  FAIRY_RETURN_IF_ERROR(Get(j, r, "tasks_done", &job.tasks_done, false));
+  FAIRY_RETURN_IF_ERROR(Get(j, r, "tasks_failed", &job.tasks_failed, false));
+  FAIRY_RETURN_IF_ERROR(Get(j, r, "submit_ms", &job.submit_ms));
+  FAIRY_RETURN_IF_ERROR(Get(j, r, "started_ms", &job.started_ms, false));
+  FAIRY_RETURN_IF_ERROR(Get(j, r, "finished_ms", &job.finished_ms, false));
+  FAIRY_RETURN_IF_ERROR(Get(j, r, "last_assign_ms", &job.last_assign_ms, false));
+  FAIRY_RETURN_IF_ERROR(Get(j, r, "error", &job.error, false));
+  FAIRY_RETURN_IF_ERROR(Get(j, r, "worker_failures", &job.worker_failures, false));
+  return job;
+}
+
+json WorkerRecord::ToJson() const {
+  json running_json = json::array();
+  for (const auto& t : running) running_json.push_back({{"job_id", t.job_id}, {"task_id", t.task_id}, {"attempt", t.attempt}});
+  return json{{"worker_id", info.worker_id}, {"host", info.host},       {"device", info.device},
+              {"memory_mb", info.memory_mb}, {"tags", info.tags},       {"models", info.models},
+              {"slots", info.slots},         {"registered_ms", registered_ms}, {"last_seen_ms", last_seen_ms},
+              {"draining", draining},        {"running", running_json}, {"last_job_id", last_job_id},
+              {"last_shot", last_shot}};
+}
+
+Result<WorkerRecord> WorkerRecord::FromJson(const json& j) {
+  const char* r = "worker record";
+  if (!j.is_object()) return Status::Corruption("worker record: not a JSON object");
+  WorkerRecord w;
+  FAIRY_RETURN_IF_ERROR(Get(j, r, "worker_id", &w.info.worker_id));
+  FAIRY_RETURN_IF_ERROR(Get(j, r, "host", &w.info.host, false));
+  FAIRY_RETURN_IF_ERROR(Get(j, r, "device", &w.info.device, false));
+  FAIRY_RETURN_IF_ERROR(Get(j, r, "memory_mb", &w.info.memory_mb, false));
+  FAIRY_RETURN_IF_ERROR(Get(j, r, "tags", &w.info.tags, false));
+  FAIRY_RETURN_IF_ERROR(Get(j, r, "models", &w.info.models, false));
+  FAIRY_RETURN_IF_ERROR(Get(j, r, "slots", &w.info.slots, false));
+  FAIRY_RETURN_IF_ERROR(Get(j, r, "registered_ms", &w.registered_ms, false));
+  FAIRY_RETURN_IF_ERROR(Get(j, r, "last_seen_ms", &w.last_seen_ms, false));
+  FAIRY_RETURN_IF_ERROR(Get(j, r, "draining", &w.draining, false));
+  if (auto it = j.find("running"); it != j.end() && it->is_array()) {
+    for (const auto& t : *it) {
+      RunningTask rt;
+      FAIRY_RETURN_IF_ERROR(Get(t, "worker record running", "job_id", &rt.job_id));
+      FAIRY_RETURN_IF_ERROR(Get(t, "worker record running", "task_id", &rt.task_id));
+      FAIRY_RETURN_IF_ERROR(Get(t, "worker record running", "attempt", &rt.attempt));
+      w.running.push_back(std::move(rt));
+    }
+  }
+  FAIRY_RETURN_IF_ERROR(Get(j, r, "last_job_id", &w.last_job_id, false));
+  FAIRY_RETURN_IF_ERROR(Get(j, r, "last_shot", &w.last_shot, false));
+  return w;
+}
+
+}  // namespace fairy::scheduler

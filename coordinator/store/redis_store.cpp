@@ -1,0 +1,323 @@
+// RedisStore: the Store contract on the DESIGN.md section 4 layout (docs/redis-layout.md).
+// Apply() is one Lua script, so a mutation (with its fence check) is atomic in Redis.
+#include <set>
+
+#include "coordinator/store/store.h"
+#include "coordinator/store/store_util.h"
+
+namespace fairy::store {
+namespace {
+
+using nlohmann::json;
+using redis::Reply;
+using redis::Script;
+using scheduler::IsFinal;
+using scheduler::IsLive;
+
+// KEYS: job hash, tasks hash, attempts hash, queue zset, events stream, jobs set.
+// ARGV: fence task ('' = none), fence attempt, job id, queue op ('add'|'rem'|''), queue score,
+//       events maxlen, njobfields, field/value pairs..., ntasks, (task id, json, live attempt)...,
+//       nevents, (time, type, job, task, worker, attempt, detail)...
+// Returns 'ok' or 'stale:<live attempt>'.
+const Script& ApplyScript() {
+  static const Script script(R"lua(
+if ARGV[1] ~= '' then
+  local live = redis.call('HGET', KEYS[3], ARGV[1]) or '0'
+  if live ~= ARGV[2] then return 'stale:' .. live end
+end
+local job_id = ARGV[3]
+local p = 8
+local n = tonumber(ARGV[7])
+if n > 0 then
+  local args = {}
+  for k = 0, n - 1 do
+    args[#args + 1] = ARGV[p + 2 * k]
+    args[#args + 1] = ARGV[p + 2 * k + 1]
+  end
+  redis.call('HSET', KEYS[1], unpack(args))
+  redis.call('SADD', KEYS[6], job_id)
+end
+p = p + 2 * n
+if ARGV[4] == 'add' then
+  redis.call('ZADD', KEYS[4], ARGV[5], job_id)
+elseif ARGV[4] == 'rem' then
+  redis.call('ZREM', KEYS[4], job_id)
+end
+n = tonumber(ARGV[p])
+p = p + 1
+for k = 1, n do
+  redis.call('HSET', KEYS[2], ARGV[p], ARGV[p + 1])
+  redis.call('HSET', KEYS[3], ARGV[p], ARGV[p + 2])
+  p = p + 3
+end
+n = tonumber(ARGV[p])
+p = p + 1
+for k = 1, n do
+  redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[6], '*', 'time_ms', ARGV[p], 'type', ARGV[p + 1],
+             'job', ARGV[p + 2], 'task', ARGV[p + 3], 'worker', ARGV[p + 4], 'attempt', ARGV[p + 5],
+             'detail', ARGV[p + 6])
+  p = p + 7
+end
+return 'ok'
+)lua");
+  return script;
+}
+
+// Job hash fields stored as plain text (readable with redis-cli); all others hold JSON.
+const std::set<std::string>& TextFields() {
+  static const std::set<std::string> fields = {"job_id", "name", "spec", "output", "state", "phase", "error"};
+  return fields;
+}
+
+std::map<std::string, std::string> FieldMap(const Reply& r) {
+  std::map<std::string, std::string> out;
+  for (size_t i = 0; i + 1 < r.elements.size(); i += 2) out[r.elements[i].str] = r.elements[i + 1].str;
+  return out;
+}
+
+class RedisStore final : public Store {
+ public:
+  RedisStore(std::unique_ptr<redis::RedisClient> client, RedisStoreOptions options)
+      : client_(std::move(client)), options_(std::move(options)), keys_(options_.key_prefix) {}
+
+  Status Apply(const Mutation& m) override {
+    if (m.job_id.empty()) return Status::InvalidArgument("store: mutation without job_id");
+    if (m.fence && m.fence->job_id != m.job_id) {
+      return Status::InvalidArgument("store: mutation for job " + m.job_id + " is fenced on job " + m.fence->job_id);
+    }
+    std::vector<std::string> args;
+    args.push_back(m.fence ? m.fence->task_id : "");
+    args.push_back(m.fence ? std::to_string(m.fence->attempt) : "");
+    args.push_back(m.job_id);
+    if (m.job) {
+      if (m.job->job_id != m.job_id) return Status::InvalidArgument("store: mutation for job " + m.job_id + " carries job " + m.job->job_id);
+      args.push_back(IsFinal(m.job->state) ? "rem" : "add");
+      args.push_back(std::to_string(static_cast<int64_t>(redis::QueueScore(m.job->priority, m.job->submit_ms))));
+    } else {
+      args.push_back("");
+      args.push_back("0");
+    }
+    args.push_back(std::to_string(options_.events_max_len));
+    if (m.job) {
+      const json j = m.job->ToJson(m.include_spec);
+      args.push_back(std::to_string(j.size()));
+      for (const auto& [field, value] : j.items()) {
+        args.push_back(field);
+        args.push_back(value.is_string() && TextFields().count(field) ? value.get<std::string>() : value.dump());
+      }
+    } else {
+      args.push_back("0");
+    }
+    args.push_back(std::to_string(m.tasks.size()));
+    for (const TaskRecord& t : m.tasks) {
+      args.push_back(t.task_id);
+      args.push_back(t.ToJson().dump());
+      args.push_back(std::to_string(IsLive(t.state) ? t.attempt : 0));
+    }
+    args.push_back(std::to_string(m.events.size()));
+    for (const Event& e : m.events) {
+      args.push_back(std::to_string(e.time_ms));
+      args.push_back(e.type);
+      args.push_back(e.job_id);
+      args.push_back(e.task_id);
+      args.push_back(e.worker_id);
+      args.push_back(std::to_string(e.attempt));
+      args.push_back(e.detail);
+    }
+    const std::string k1 = keys_.Job(m.job_id), k2 = keys_.Tasks(m.job_id), k3 = keys_.Attempts(m.job_id);
+    const std::string k4 = keys_.Queue(), k5 = keys_.Events(), k6 = keys_.Jobs();
+    std::vector<std::string_view> argv(args.begin(), args.end());
+    FAIRY_ASSIGN_OR_RETURN(Reply r, client_->Eval(ApplyScript(), {k1, k2, k3, k4, k5, k6}, argv));
+    if (r.str.rfind("stale:", 0) == 0) return StaleError(*m.fence, r.str.substr(6));
+    if (r.str != "ok") return Status::Internal("store: apply script answered " + r.DebugString());
+    return Status::OK();
+  }
+
+  Result<JobSnapshot> LoadJob(const std::string& job_id) override {
+    const std::string jk = keys_.Job(job_id), tk = keys_.Tasks(job_id);
+    FAIRY_ASSIGN_OR_RETURN(std::vector<Reply> replies, client_->Pipeline({{"HGETALL", jk}, {"HGETALL", tk}}));
+    return Decode(job_id, replies[0], replies[1]);
+  }
+
+  Result<std::vector<JobSnapshot>> LoadAll(bool unfinished_only) override {
+    FAIRY_ASSIGN_OR_RETURN(Reply ids, client_->Command({"SMEMBERS", keys_.Jobs()}));
+    std::vector<std::string> names;
+    for (const auto& e : ids.elements) {
+      names.push_back(keys_.Job(e.str));
+      names.push_back(keys_.Tasks(e.str));
+    }
+    std::vector<std::vector<std::string_view>> cmds;
+    for (const auto& n : names) cmds.push_back({"HGETALL", n});
+    FAIRY_ASSIGN_OR_RETURN(std::vector<Reply> replies, client_->Pipeline(cmds));
+    std::vector<JobSnapshot> out;
+    for (size_t i = 0; i < ids.elements.size(); ++i) {
+      const std::string& id = ids.elements[i].str;
+      if (replies[2 * i].elements.empty()) continue;  // deleted meanwhile
+      FAIRY_ASSIGN_OR_RETURN(JobSnapshot s, Decode(id, replies[2 * i], replies[2 * i + 1]));
+      if (unfinished_only && IsFinal(s.job.state)) continue;
+      out.push_back(std::move(s));
+    }
+    SortSnapshots(&out);
+    return out;
+  }
+
+  Result<std::vector<std::string>> QueueOrder() override {
+    FAIRY_ASSIGN_OR_RETURN(Reply r, client_->Command({"ZRANGE", keys_.Queue(), "0", "-1"}));
+    std::vector<std::string> out;
+    for (const auto& e : r.elements) out.push_back(e.str);
+    return out;
+  }
+
+  Status DeleteJob(const std::string& job_id) override {
+    const std::string a = keys_.Job(job_id), b = keys_.Tasks(job_id), c = keys_.Attempts(job_id), d = keys_.Log(job_id);
+    const std::string q = keys_.Queue(), s = keys_.Jobs();
+    FAIRY_ASSIGN_OR_RETURN(std::vector<Reply> r,
+                           client_->Pipeline({{"MULTI"}, {"DEL", a, b, c, d}, {"ZREM", q, job_id}, {"SREM", s, job_id}, {"EXEC"}}));
+    if (r.back().is_error()) return Status::Unavailable("store: delete of job " + job_id + " failed: " + r.back().str);
+    return Status::OK();
+  }
+
+  Result<int64_t> LiveAttempt(const std::string& job_id, const std::string& task_id) override {
+    FAIRY_ASSIGN_OR_RETURN(Reply r, client_->Command({"HGET", keys_.Attempts(job_id), task_id}));
+    if (r.is_nil()) return int64_t{0};
+    try {
+      return static_cast<int64_t>(std::stoll(r.str));
+    } catch (const std::exception&) {
+      return Status::Corruption("store: " + keys_.Attempts(job_id) + " field " + task_id + " is '" + r.str + "', not a number");
+    }
+  }
+
+  Status PutWorker(const WorkerRecord& w, int64_t ttl_ms) override {
+    if (w.info.worker_id.empty()) return Status::InvalidArgument("store: worker without id");
+    const std::string key = keys_.Worker(w.info.worker_id);
+    const std::string record = w.ToJson().dump();
+    const std::string seen = std::to_string(w.last_seen_ms);
+    const std::string ttl = std::to_string(std::max<int64_t>(ttl_ms, 1));
+    FAIRY_ASSIGN_OR_RETURN(std::vector<Reply> r,
+                           client_->Pipeline({{"MULTI"},
+                                              {"HSET", key, "record", record, "host", w.info.host, "device", w.info.device,
+                                               "last_seen_ms", seen},
+                                              {"PEXPIRE", key, ttl},
+                                              {"EXEC"}}));
+    if (r.back().is_error()) return Status::Unavailable("store: " + key + ": " + r.back().str);
+    return Status::OK();
+  }
+
+  Status DeleteWorker(const std::string& worker_id) override {
+    return client_->Command({"DEL", keys_.Worker(worker_id)}).status();
+  }
+
+  Result<std::vector<WorkerRecord>> LoadWorkers() override {
+    std::vector<std::string> found;
+    std::string cursor = "0";
+    const std::string pattern = keys_.Worker("*");
+    do {
+      FAIRY_ASSIGN_OR_RETURN(Reply r, client_->Command({"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"}));
+      if (r.elements.size() != 2) return Status::Internal("store: SCAN answered " + r.DebugString());
+      cursor = r.elements[0].str;
+      for (const auto& e : r.elements[1].elements) found.push_back(e.str);
+    } while (cursor != "0");
+    std::sort(found.begin(), found.end());
+    found.erase(std::unique(found.begin(), found.end()), found.end());
+    std::vector<std::vector<std::string_view>> cmds;
+    for (const auto& k : found) cmds.push_back({"HGET", k, "record"});
+    FAIRY_ASSIGN_OR_RETURN(std::vector<Reply> replies, client_->Pipeline(cmds));
+    std::vector<WorkerRecord> out;
+    for (size_t i = 0; i < replies.size(); ++i) {
+      if (replies[i].is_nil()) continue;  // expired meanwhile
+      json j = json::parse(replies[i].str, nullptr, false);
+      auto w = WorkerRecord::FromJson(j);
+      if (!w.ok()) return w.status().WithContext("store: " + found[i]);
+      out.push_back(std::move(*w));
+    }
+    return out;
+  }
+
+  Result<std::vector<Event>> ReadEvents(const std::string& after_id, int max_count) override {
+    FAIRY_RETURN_IF_ERROR(ParseStreamId(after_id).status());
+    FAIRY_ASSIGN_OR_RETURN(Reply r, Range(keys_.Events(), after_id, max_count));
+    std::vector<Event> out;
+    for (const auto& entry : r.elements) {
+      if (entry.elements.size() != 2) continue;
+      auto f = FieldMap(entry.elements[1]);
+      Event e;
+      e.id = entry.elements[0].str;
+      e.time_ms = std::atoll(f["time_ms"].c_str());
+      e.type = f["type"];
+      e.job_id = f["job"];
+      e.task_id = f["task"];
+      e.worker_id = f["worker"];
+      e.attempt = std::atoll(f["attempt"].c_str());
+      e.detail = f["detail"];
+      out.push_back(std::move(e));
+    }
+    return out;
+  }
+
+  Status AppendLog(const std::string& job_id, const LogLine& line) override {
+    const std::string maxlen = std::to_string(options_.log_max_len), time = std::to_string(line.time_ms);
+    return client_
+        ->Command({"XADD", keys_.Log(job_id), "MAXLEN", "~", maxlen, "*", "time_ms", time, "task", line.task_id, "worker",
+                   line.worker_id, "line", line.line})
+        .status();
+  }
+
+  Result<std::vector<LogLine>> ReadLog(const std::string& job_id, const std::string& after_id, int max_count) override {
+    FAIRY_RETURN_IF_ERROR(ParseStreamId(after_id).status());
+    FAIRY_ASSIGN_OR_RETURN(Reply r, Range(keys_.Log(job_id), after_id, max_count));
+    std::vector<LogLine> out;
+    for (const auto& entry : r.elements) {
+      if (entry.elements.size() != 2) continue;
+      auto f = FieldMap(entry.elements[1]);
+      out.push_back(LogLine{std::atoll(f["time_ms"].c_str()), f["task"], f["worker"], f["line"], entry.elements[0].str});
+    }
+    return out;
+  }
+
+ private:
+  Result<Reply> Range(const std::string& key, const std::string& after_id, int max_count) {
+    const std::string start = after_id.empty() || after_id == "0" || after_id == "-" ? "-" : "(" + after_id;
+    const std::string count = std::to_string(std::max(max_count, 0));
+    if (max_count <= 0) return Reply{Reply::Type::kArray, "", 0, {}};
+    return client_->Command({"XRANGE", key, start, "+", "COUNT", count});
+  }
+
+  Result<JobSnapshot> Decode(const std::string& job_id, const Reply& job_hash, const Reply& tasks_hash) {
+    if (job_hash.elements.empty()) return Status::NotFound("store: job " + job_id + " is unknown (" + keys_.Job(job_id) + ")");
+    json j = json::object();
+    for (const auto& [field, value] : FieldMap(job_hash)) {
+      if (TextFields().count(field)) {
+        j[field] = value;
+        continue;
+      }
+      json v = json::parse(value, nullptr, false);
+      if (v.is_discarded()) {
+        return Status::Corruption("store: " + keys_.Job(job_id) + " field " + field + " is not JSON: '" + value + "'");
+      }
+      j[field] = std::move(v);
+    }
+    auto rec = JobRecord::FromJson(j);
+    if (!rec.ok()) return rec.status().WithContext("store: " + keys_.Job(job_id));
+    JobSnapshot s;
+    s.job = std::move(*rec);
+    for (const auto& [task_id, value] : FieldMap(tasks_hash)) {
+      json tj = json::parse(value, nullptr, false);
+      auto t = scheduler::TaskRecord::FromJson(tj);
+      if (!t.ok()) return t.status().WithContext("store: " + keys_.Tasks(job_id) + " field " + task_id);
+      s.tasks.push_back(std::move(*t));
+    }
+    return s;
+  }
+
+  std::unique_ptr<redis::RedisClient> client_;
+  RedisStoreOptions options_;
+  redis::FarmKeys keys_;
+};
+
+}  // namespace
+
+std::unique_ptr<Store> NewRedisStore(std::unique_ptr<redis::RedisClient> client, RedisStoreOptions options) {
+  return std::make_unique<RedisStore>(std::move(client), std::move(options));
+}
+
+}  // namespace fairy::store

@@ -1,0 +1,356 @@
+// The Store contract (coordinator/store/store.h), compiled twice: against MemoryStore (unit) and
+// against RedisStore on a private redis-server (integration), FAIRY_STORE_BACKEND_REDIS=1.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <thread>
+
+#include "coordinator/scheduler/scheduler.h"
+#include "coordinator/store/store.h"
+#if FAIRY_STORE_BACKEND_REDIS
+#include "tests/support/redis_server.h"
+#endif
+
+namespace fairy::store {
+namespace {
+
+using scheduler::Fence;
+using scheduler::JobState;
+using scheduler::TaskKind;
+using scheduler::TaskState;
+
+class StoreContractTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+#if FAIRY_STORE_BACKEND_REDIS
+    auto s = testing::RedisServer::Start();
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    server_ = std::move(*s);
+    auto c = redis::RedisClient::Connect(server_->url());
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    RedisStoreOptions o;
+    o.key_prefix = "test:";
+    store_ = NewRedisStore(std::move(*c), o);
+#else
+    store_ = NewMemoryStore(&clock_);
+#endif
+  }
+
+  // Lets `ms` of store time pass (worker TTLs): the fake clock for memory, real time for Redis.
+  void Elapse(int64_t ms) {
+#if FAIRY_STORE_BACKEND_REDIS
+    std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+#else
+    clock_.Advance(ms);
+#endif
+  }
+
+  static JobRecord Job(const std::string& id, int priority, int64_t submit_ms) {
+    JobRecord r;
+    r.job_id = id;
+    r.name = "name of " + id;
+    r.spec = "input: a.mp4\ninstruction: \"make it snow\"\n";
+    r.output = "/out/" + id + ".mp4";
+    r.priority = priority;
+    r.submit_ms = submit_ms;
+    r.state = JobState::kRunning;
+    r.phase = scheduler::JobPhase::kRender;
+    r.requirements.tags = {"gpu", "studio-a"};
+    r.requirements.device = "cuda";
+    r.requirements.min_memory_mb = 16000;
+    r.chunk_frames = 12;
+    r.frames_wait_for_anchor = false;
+    r.shots = {{0, 0, 30, {0, 15, 29}}, {1, 30, 10, {30, 39}}};
+    r.total_frames = 40;
+    r.frames_done = 12;
+    r.tasks_total = 5;
+    r.tasks_done = 1;
+    r.started_ms = submit_ms + 5;
+    r.last_assign_ms = submit_ms + 9;
+    r.error = "";
+    r.worker_failures = {{"w1", 2}};
+    return r;
+  }
+
+  static TaskRecord Task(const std::string& job, const std::string& id, TaskState state, int64_t attempt) {
+    TaskRecord t;
+    t.job_id = job;
+    t.task_id = id;
+    t.kind = TaskKind::kFrames;
+    t.shot = 1;
+    t.first_frame = 30;
+    t.frame_count = 10;
+    t.state = state;
+    t.attempt = attempt;
+    t.failures = 1;
+    t.worker_id = "w2";
+    t.ready_at_ms = 11;
+    t.assigned_ms = 12;
+    t.started_ms = 13;
+    t.progress_ms = 14;
+    t.finished_ms = 0;
+    t.frames_done = 4;
+    t.result = "";
+    t.last_error = "cuda oom";
+    return t;
+  }
+
+  static Mutation Put(const JobRecord& job, std::vector<TaskRecord> tasks = {}, bool spec = true) {
+    Mutation m;
+    m.job_id = job.job_id;
+    m.job = job;
+    m.include_spec = spec;
+    m.tasks = std::move(tasks);
+    m.events.push_back(Event{100, "test.put", job.job_id, "", "", 0, "put", ""});
+    return m;
+  }
+
+#if FAIRY_STORE_BACKEND_REDIS
+  std::unique_ptr<testing::RedisServer> server_;
+#endif
+  scheduler::FakeClock clock_;
+  std::unique_ptr<Store> store_;
+};
+
+TEST_F(StoreContractTest, RecordsRoundTripEveryField) {
+  JobRecord job = Job("j1", 70, 1000);
+  TaskRecord task = Task("j1", "s001-f000030-000039", TaskState::kRunning, 3);
+  ASSERT_TRUE(store_->Apply(Put(job, {task})).ok());
+  auto s = store_->LoadJob("j1");
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(s->job.ToJson(), job.ToJson());
+  ASSERT_EQ(s->tasks.size(), 1u);
+  EXPECT_EQ(s->tasks[0].ToJson(), task.ToJson());
+  auto missing = store_->LoadJob("nope");
+  EXPECT_EQ(missing.status().code(), Status::Code::kNotFound);
+}
+
+TEST_F(StoreContractTest, SpecIsKeptUnlessRewritten) {
+  JobRecord job = Job("j1", 50, 1000);
+  ASSERT_TRUE(store_->Apply(Put(job)).ok());
+  JobRecord changed = job;
+  changed.spec = "should not be written";
+  changed.state = JobState::kPaused;
+  ASSERT_TRUE(store_->Apply(Put(changed, {}, /*spec=*/false)).ok());
+  auto s = store_->LoadJob("j1");
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s->job.spec, job.spec);
+  EXPECT_EQ(s->job.state, JobState::kPaused);
+}
+
+TEST_F(StoreContractTest, QueueOrderIsPriorityThenSubmitTimeAndDropsFinishedJobs) {
+  ASSERT_TRUE(store_->Apply(Put(Job("late-normal", 50, 2000))).ok());
+  ASSERT_TRUE(store_->Apply(Put(Job("urgent", 90, 3000))).ok());
+  ASSERT_TRUE(store_->Apply(Put(Job("early-normal", 50, 1000))).ok());
+  ASSERT_TRUE(store_->Apply(Put(Job("low", 0, 500))).ok());
+  auto q = store_->QueueOrder();
+  ASSERT_TRUE(q.ok());
+  EXPECT_EQ(*q, (std::vector<std::string>{"urgent", "early-normal", "late-normal", "low"}));
+  JobRecord done = Job("urgent", 90, 3000);
+  done.state = JobState::kDone;
+  ASSERT_TRUE(store_->Apply(Put(done)).ok());
+  JobRecord bumped = Job("low", 100, 500);
+  ASSERT_TRUE(store_->Apply(Put(bumped)).ok());
+  q = store_->QueueOrder();
+  ASSERT_TRUE(q.ok());
+  EXPECT_EQ(*q, (std::vector<std::string>{"low", "early-normal", "late-normal"}));
+  auto unfinished = store_->LoadAll(true);
+  ASSERT_TRUE(unfinished.ok());
+  EXPECT_EQ(unfinished->size(), 3u);
+  auto all = store_->LoadAll(false);
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 4u);
+  EXPECT_EQ((*all)[0].job.job_id, "low");  // by submit time
+}
+
+TEST_F(StoreContractTest, FencedCommitAcceptsOnlyTheLiveAttemptAtomically) {
+  const std::string id = "s000-f000000-000011";
+  ASSERT_TRUE(store_->Apply(Put(Job("j", 50, 1), {Task("j", id, TaskState::kAssigned, 1)})).ok());
+  EXPECT_EQ(*store_->LiveAttempt("j", id), 1);
+  // The worker of attempt 1 is presumed dead; attempt 2 goes out.
+  ASSERT_TRUE(store_->Apply(Put(Job("j", 50, 1), {Task("j", id, TaskState::kReady, 1)})).ok());
+  EXPECT_EQ(*store_->LiveAttempt("j", id), 0);
+  ASSERT_TRUE(store_->Apply(Put(Job("j", 50, 1), {Task("j", id, TaskState::kAssigned, 2)})).ok());
+  auto before = store_->ReadEvents("", 1000);
+  ASSERT_TRUE(before.ok());
+
+  // The late DONE of attempt 1 is refused and changes nothing (not the job, the task, the events).
+  JobRecord late_job = Job("j", 50, 1);
+  late_job.tasks_done = 99;
+  TaskRecord late = Task("j", id, TaskState::kDone, 1);
+  late.result = "/chunks/old.mkv";
+  Mutation m = Put(late_job, {late}, false);
+  m.fence = Fence{"j", id, 1};
+  Status st = store_->Apply(m);
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.code(), Status::Code::kFailedPrecondition);
+  EXPECT_EQ(st.message().rfind("stale attempt", 0), 0u) << st.message();
+  auto after = store_->LoadJob("j");
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(after->tasks[0].state, TaskState::kAssigned);
+  EXPECT_EQ(after->tasks[0].attempt, 2);
+  EXPECT_EQ(after->job.tasks_done, 1);
+  EXPECT_EQ(store_->ReadEvents("", 1000)->size(), before->size());
+
+  // The live attempt commits; a duplicate of the same DONE is then refused too.
+  TaskRecord done = Task("j", id, TaskState::kDone, 2);
+  done.result = "/chunks/new.mkv";
+  Mutation ok = Put(Job("j", 50, 1), {done}, false);
+  ok.fence = Fence{"j", id, 2};
+  ASSERT_TRUE(store_->Apply(ok).ok());
+  EXPECT_EQ(*store_->LiveAttempt("j", id), 0);
+  EXPECT_EQ(store_->LoadJob("j")->tasks[0].result, "/chunks/new.mkv");
+  EXPECT_EQ(store_->Apply(ok).code(), Status::Code::kFailedPrecondition);
+  EXPECT_EQ(*store_->LiveAttempt("j", "unknown-task"), 0);
+}
+
+TEST_F(StoreContractTest, DeleteJobRemovesEverything) {
+  ASSERT_TRUE(store_->Apply(Put(Job("j", 50, 1), {Task("j", "t", TaskState::kAssigned, 4)})).ok());
+  ASSERT_TRUE(store_->AppendLog("j", LogLine{1, "t", "w", "hello", ""}).ok());
+  ASSERT_TRUE(store_->DeleteJob("j").ok());
+  EXPECT_EQ(store_->LoadJob("j").status().code(), Status::Code::kNotFound);
+  EXPECT_TRUE(store_->LoadAll(false)->empty());
+  EXPECT_TRUE(store_->QueueOrder()->empty());
+  EXPECT_EQ(*store_->LiveAttempt("j", "t"), 0);
+  EXPECT_TRUE(store_->ReadLog("j", "", 10)->empty());
+  EXPECT_TRUE(store_->DeleteJob("j").ok());
+}
+
+TEST_F(StoreContractTest, WorkersExpireAfterTheirTtl) {
+  WorkerRecord w;
+  w.info.worker_id = "gpu-01";
+  w.info.host = "render01";
+  w.info.device = "cuda:0";
+  w.info.memory_mb = 24000;
+  w.info.tags = {"gpu"};
+  w.info.models = {"pix2pix-tiny"};
+  w.info.slots = 2;
+  w.last_seen_ms = 77;
+  w.running = {{"j", "t", 3}};
+  ASSERT_TRUE(store_->PutWorker(w, 1000).ok());
+  WorkerRecord other = w;
+  other.info.worker_id = "gpu-02";
+  ASSERT_TRUE(store_->PutWorker(other, 60000).ok());
+  auto ws = store_->LoadWorkers();
+  ASSERT_TRUE(ws.ok()) << ws.status().ToString();
+  ASSERT_EQ(ws->size(), 2u);
+  std::sort(ws->begin(), ws->end(), [](auto& a, auto& b) { return a.info.worker_id < b.info.worker_id; });
+  EXPECT_EQ((*ws)[0].ToJson(), w.ToJson());
+  Elapse(500);
+  ASSERT_TRUE(store_->PutWorker(w, 1000).ok());  // heartbeat refresh
+  Elapse(600);
+  EXPECT_EQ(store_->LoadWorkers()->size(), 2u) << "refreshed TTL must keep it";
+  Elapse(1200);
+  ws = store_->LoadWorkers();
+  ASSERT_TRUE(ws.ok());
+  ASSERT_EQ(ws->size(), 1u);
+  EXPECT_EQ((*ws)[0].info.worker_id, "gpu-02");
+  ASSERT_TRUE(store_->DeleteWorker("gpu-02").ok());
+  EXPECT_TRUE(store_->LoadWorkers()->empty());
+}
+
+TEST_F(StoreContractTest, EventsAndLogsPageInOrder) {
+  for (int i = 0; i < 25; ++i) {
+    Mutation m;
+    m.job_id = "j";
+    m.events.push_back(Event{i, "test.n", "j", "t" + std::to_string(i), "w", i, "detail " + std::to_string(i), ""});
+    ASSERT_TRUE(store_->Apply(m).ok());
+    ASSERT_TRUE(store_->AppendLog("j", LogLine{i, "t", "w", "line " + std::to_string(i), ""}).ok());
+  }
+  std::vector<Event> all;
+  std::string after;
+  for (int page = 0; page < 10; ++page) {
+    auto e = store_->ReadEvents(after, 10);
+    ASSERT_TRUE(e.ok()) << e.status().ToString();
+    if (e->empty()) break;
+    all.insert(all.end(), e->begin(), e->end());
+    after = e->back().id;
+  }
+  ASSERT_EQ(all.size(), 25u);
+  for (int i = 0; i < 25; ++i) {
+    EXPECT_EQ(all[i].task_id, "t" + std::to_string(i));
+    EXPECT_EQ(all[i].attempt, i);
+    EXPECT_EQ(all[i].detail, "detail " + std::to_string(i));
+    EXPECT_EQ(all[i].time_ms, i);
+    EXPECT_FALSE(all[i].id.empty());
+  }
+  auto logs = store_->ReadLog("j", "", 100);
+  ASSERT_TRUE(logs.ok());
+  ASSERT_EQ(logs->size(), 25u);
+  EXPECT_EQ((*logs)[24].line, "line 24");
+  auto rest = store_->ReadLog("j", (*logs)[19].id, 100);
+  ASSERT_TRUE(rest.ok());
+  ASSERT_EQ(rest->size(), 5u);
+  EXPECT_EQ((*rest)[0].line, "line 20");
+  EXPECT_EQ(store_->ReadEvents("not-an-id", 5).status().code(), Status::Code::kInvalidArgument);
+}
+
+// The scheduler's persisted actions are enough for a fresh scheduler to resume the job: a
+// restarted coordinator re-adopts a reconnecting worker's task and finishes the job.
+TEST_F(StoreContractTest, PersistedSchedulerStateRecoversAfterRestart) {
+  scheduler::FakeClock clock(1'000'000);
+  scheduler::SchedulerOptions opts;
+  auto execute = [&](const scheduler::Actions& actions, std::vector<scheduler::AssignAction>* assigns) {
+    for (const auto& a : actions) {
+      if (auto* p = std::get_if<scheduler::PersistAction>(&a)) {
+        ASSERT_TRUE(store_->Apply(p->mutation).ok()) << store_->Apply(p->mutation).ToString();
+      } else if (auto* as = std::get_if<scheduler::AssignAction>(&a)) {
+        if (assigns) assigns->push_back(*as);
+      }
+    }
+  };
+  std::vector<scheduler::AssignAction> assigns;
+  {
+    scheduler::Scheduler a(opts, &clock);
+    scheduler::Actions out;
+    scheduler::JobSubmission sub;
+    sub.job_id = "movie";
+    sub.spec = "spec-text";
+    sub.chunk_frames = 10;
+    ASSERT_TRUE(a.Submit(sub, &out).ok());
+    ASSERT_TRUE(a.OnAnalyzeDone("movie", {{0, 0, 20, {0, 19}}}, &out).ok());
+    ASSERT_TRUE(a.OnWorkerHello({"w1", "h", "cpu", 0, {}, {}, 1}, {}, &out).ok());
+    ASSERT_TRUE(a.OnWorkerReady("w1", 1, &out).ok());
+    execute(out, &assigns);
+    ASSERT_EQ(assigns.size(), 1u);
+    out.clear();
+    ASSERT_TRUE(a.OnTaskDone({"movie", assigns[0].task.task_id, 1}, "w1", "cache-key", &out).ok());
+    ASSERT_TRUE(a.OnWorkerReady("w1", 1, &out).ok());
+    assigns.clear();
+    execute(out, &assigns);
+    ASSERT_EQ(assigns.size(), 1u);
+    EXPECT_EQ(assigns[0].task.task_id, "s000-f000000-000009");
+  }  // the coordinator dies here, with s000-f000000-000009 out on w1
+  clock.Advance(2000);
+  auto snaps = store_->LoadAll(true);
+  ASSERT_TRUE(snaps.ok()) << snaps.status().ToString();
+  ASSERT_EQ(snaps->size(), 1u);
+  EXPECT_EQ((*snaps)[0].job.spec, "spec-text");
+  scheduler::Scheduler b(opts, &clock);
+  scheduler::Actions out;
+  ASSERT_TRUE(b.Recover(*snaps, &out).ok());
+  ASSERT_TRUE(b.OnWorkerHello({"w1", "h", "cpu", 0, {}, {}, 1}, {{"movie", "s000-f000000-000009", 1}}, &out).ok());
+  EXPECT_EQ(b.FindTask("movie", "s000-f000000-000009")->state, TaskState::kAssigned);
+  ASSERT_TRUE(b.OnTaskDone({"movie", "s000-f000000-000009", 1}, "w1", "/c/0.mkv", &out).ok());
+  // The other frames task was never assigned: it is READY and goes out now.
+  ASSERT_TRUE(b.OnWorkerReady("w1", 1, &out).ok());
+  std::vector<scheduler::AssignAction> after;
+  execute(out, &after);
+  ASSERT_EQ(after.size(), 1u);
+  EXPECT_EQ(after[0].task.task_id, "s000-f000010-000019");
+  EXPECT_EQ(after[0].task.attempt, 1);
+  out.clear();
+  ASSERT_TRUE(b.OnTaskDone({"movie", "s000-f000010-000019", 1}, "w1", "/c/1.mkv", &out).ok());
+  bool stitch = false;
+  for (const auto& a : out) stitch |= std::holds_alternative<scheduler::StitchAction>(a);
+  EXPECT_TRUE(stitch);
+  execute(out, nullptr);
+  auto final_state = store_->LoadJob("movie");
+  ASSERT_TRUE(final_state.ok());
+  EXPECT_EQ(final_state->job.phase, scheduler::JobPhase::kStitch);
+  EXPECT_EQ(final_state->job.tasks_done, 3);
+  EXPECT_EQ(final_state->job.frames_done, 20);
+}
+
+}  // namespace
+}  // namespace fairy::store
