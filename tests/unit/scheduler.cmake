@@ -1,0 +1,3 @@
+fairy_add_test(scheduler_test LABEL unit
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/scheduler_graph_test.cpp ${CMAKE_CURRENT_LIST_DIR}/scheduler_failure_test.cpp
+  LIBS fairy_scheduler)
