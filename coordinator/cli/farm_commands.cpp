@@ -346,8 +346,9 @@ int RunLogs(const FarmOptions& o) {
       if (o.json_output) {
         std::cout << l.dump() << "\n";
       } else {
-        std::cout << FormatTime(Int(l, "time_ms")) << " " << Str(l, "task") << " [" << Str(l, "worker")
-                  << "] " << Str(l, "line") << "\n";
+        std::string task = Str(l, "task").empty() ? "job" : Str(l, "task");
+        std::string worker = Str(l, "worker").empty() ? "coordinator" : Str(l, "worker");
+        std::cout << FormatTime(Int(l, "time_ms")) << " " << task << " [" << worker << "] " << Str(l, "line") << "\n";
       }
     }
     std::cout << std::flush;

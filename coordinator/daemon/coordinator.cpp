@@ -1,0 +1,385 @@
+#include "coordinator/daemon/coordinator.h"
+
+#include <boost/asio/post.hpp>
+#include <filesystem>
+
+#include "common/log.h"
+#include "coordinator/media_tasks/media_tasks.h"
+
+namespace fairy::coordinator {
+
+namespace net = boost::asio;
+using scheduler::Actions;
+using scheduler::RunningTask;
+
+namespace {
+
+scheduler::WorkerInfo InfoFrom(const protocol::Ready& r) {
+  scheduler::WorkerInfo info;
+  info.worker_id = r.worker_id;
+  info.host = r.hostname;
+  info.device = r.device;
+  info.memory_mb = r.memory_bytes >> 20;
+  info.tags = r.tags;
+  info.models = r.loaded_models;
+  info.slots = static_cast<int>(std::max<int64_t>(1, r.capacity));
+  return info;
+}
+
+RunningTask RunningFrom(const protocol::TaskRef& ref) { return RunningTask{ref.job_id, ref.task_id, ref.attempt}; }
+
+bool IsStale(const Status& s) { return s.code() == Status::Code::kFailedPrecondition; }
+
+}  // namespace
+
+Coordinator::Coordinator(CoordinatorOptions options)
+    : options_(std::move(options)), media_pool_(static_cast<size_t>(std::max(1, options_.media_threads))) {}
+
+Coordinator::~Coordinator() {
+  if (link_) link_->Stop();
+  media_pool_.stop();
+  media_pool_.join();
+}
+
+Result<std::unique_ptr<Coordinator>> Coordinator::Start(CoordinatorOptions options) {
+  std::unique_ptr<Coordinator> c(new Coordinator(std::move(options)));
+  FAIRY_RETURN_IF_ERROR(c->Init());
+  return c;
+}
+
+Status Coordinator::Init() {
+  if (options_.redis_url.empty()) {
+    FAIRY_LOG(kWarn, "coordinator") << "no redis_url: using the in-memory store (state is lost on exit)";
+    store_ = store::NewMemoryStore(&clock_);
+  } else {
+    FAIRY_ASSIGN_OR_RETURN(auto client, redis::RedisClient::Connect(options_.redis_url));
+    FAIRY_RETURN_IF_ERROR(client->Ping());
+    store::RedisStoreOptions so;
+    so.key_prefix = options_.key_prefix;
+    store_ = store::NewRedisStore(std::move(client), so);
+    FAIRY_ASSIGN_OR_RETURN(anchor_redis_, redis::RedisClient::Connect(options_.redis_url));
+    anchor::AnchorStoreOptions ao;
+    ao.key_prefix = options_.key_prefix;
+    anchors_ = std::make_unique<anchor::AnchorStore>(anchor_redis_.get(), ao);
+  }
+  // The link first: what it receives waits in io_ until Run(), and recovery may already send.
+  link::RouterOptions lo;
+  lo.bind_endpoint = options_.worker_bind;
+  lo.heartbeat_interval_ms = options_.scheduler.heartbeat_interval_ms;
+  lo.liveness = options_.scheduler.heartbeat_liveness;
+  FAIRY_ASSIGN_OR_RETURN(
+      link_, link::RouterLink::Start(
+                 lo,
+                 [this](const std::string& peer, protocol::Message m) {
+                   net::post(io_, [this, peer, m = std::move(m)]() mutable { OnWorkerMessage(peer, std::move(m)); });
+                 },
+                 [](const std::string& peer, const Status& why) {
+                   // Already logged by the link; nothing else to do but count (link_->rejected()).
+                   (void)peer;
+                   (void)why;
+                 }));
+  worker_endpoint_ = link_->endpoint();
+  FAIRY_RETURN_IF_ERROR(Reload());
+  FAIRY_ASSIGN_OR_RETURN(api_, api::HttpServer::Start(io_, options_.api, this));
+  ScheduleTick();
+  return Status::OK();
+}
+
+Status Coordinator::Reload() {
+  FAIRY_ASSIGN_OR_RETURN(std::vector<scheduler::JobSnapshot> snapshots, store_->LoadAll(/*unfinished_only=*/true));
+  scheduler_ = std::make_unique<scheduler::Scheduler>(options_.scheduler, &clock_);
+  plans_.clear();
+  for (const auto& snap : snapshots) {
+    nlohmann::json spec = nlohmann::json::parse(snap.job.spec, nullptr, false);
+    auto plan = JobPlan::FromJson(spec);
+    if (!plan.ok()) {
+      FAIRY_LOG(kError, "coordinator") << "job " << snap.job.job_id << ": stored spec unreadable: "
+                                       << plan.status().ToString();
+      continue;
+    }
+    plans_[snap.job.job_id] = std::move(plan).value();
+  }
+  Actions actions;
+  FAIRY_RETURN_IF_ERROR(scheduler_->Recover(snapshots, &actions));
+  if (!snapshots.empty()) {
+    FAIRY_LOG(kInfo, "coordinator") << "resumed " << snapshots.size() << " unfinished job(s) from the store";
+  }
+  Execute(std::move(actions));
+  return Status::OK();
+}
+
+void Coordinator::Run() {
+  auto guard = net::make_work_guard(io_);
+  io_.run();
+}
+
+void Coordinator::Shutdown() {
+  if (shutting_down_.exchange(true)) return;
+  net::post(io_, [this] {
+    FAIRY_LOG(kInfo, "coordinator") << "shutting down";
+    if (api_) api_->Stop();
+    if (link_) link_->Stop();
+    tick_timer_.cancel();
+    io_.stop();
+  });
+}
+
+void Coordinator::ScheduleTick() {
+  tick_timer_.expires_after(std::chrono::milliseconds(options_.tick_ms));
+  tick_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec || shutting_down_.load()) return;
+    Actions actions;
+    scheduler_->Tick(&actions);
+    Execute(std::move(actions));
+    Dispatch();
+    RecordRate();
+    ScheduleTick();
+  });
+}
+
+const JobPlan* Coordinator::Plan(const std::string& job_id) {
+  auto it = plans_.find(job_id);
+  return it == plans_.end() ? nullptr : &it->second;
+}
+
+void Coordinator::Log(const std::string& job_id, const std::string& task_id, const std::string& worker_id,
+                      const std::string& line) {
+  scheduler::LogLine l;
+  l.time_ms = clock_.NowMs();
+  l.task_id = task_id;
+  l.worker_id = worker_id;
+  l.line = line;
+  Status s = store_->AppendLog(job_id, l);
+  if (!s.ok()) {
+    FAIRY_LOG(kWarn, "coordinator") << "job " << job_id << ": log append failed: " << s.ToString();
+  }
+}
+
+void Coordinator::OnWorkerMessage(const std::string& peer, protocol::Message message) {
+  if (shutting_down_.load()) return;
+  Actions actions;
+  const std::string& worker = peer;  // workers use their id as the routing id
+  auto ask_ready = [&] { link_->Send(peer, protocol::Disconnect{"unknown worker: send READY", {}}); };
+  if (auto* r = std::get_if<protocol::Ready>(&message)) {
+    if (r->worker_id != peer) {
+      FAIRY_LOG(kWarn, "coordinator") << "READY from routing id '" << peer << "' names worker '" << r->worker_id
+                                      << "'; dropped";
+      return;
+    }
+    std::vector<RunningTask> running;
+    for (const auto& ref : r->running) running.push_back(RunningFrom(ref));
+    Status s = scheduler_->OnWorkerHello(InfoFrom(*r), running, &actions);
+    if (!s.ok()) {
+      FAIRY_LOG(kWarn, "coordinator") << "worker " << worker << " hello: " << s.ToString();
+    }
+    worker_peers_[worker] = peer;
+    FAIRY_LOG(kInfo, "coordinator") << "worker " << worker << " ready (" << r->device << ", " << r->capacity
+                                    << " slot(s), " << r->running.size() << " running)";
+  } else if (std::holds_alternative<protocol::Heartbeat>(message)) {
+    Status s = scheduler_->OnHeartbeat(worker, &actions);
+    if (s.code() == Status::Code::kNotFound) ask_ready();
+  } else if (auto* p = std::get_if<protocol::Progress>(&message)) {
+    Status s = scheduler_->OnTaskProgress(RunningFrom(p->ref), worker, p->frames_done, &actions);
+    if (s.code() == Status::Code::kNotFound && scheduler_->FindWorker(worker) == nullptr) {
+      ask_ready();
+    } else if (IsStale(s)) {
+      link_->Send(peer, protocol::Cancel{p->ref, "stale attempt: " + s.message()});
+    } else if (s.ok() && !p->message.empty()) {
+      Log(p->ref.job_id, p->ref.task_id, worker, p->message);
+    }
+  } else if (auto* d = std::get_if<protocol::Done>(&message)) {
+    Status s = scheduler_->OnTaskDone(RunningFrom(d->ref), worker, d->output, &actions);
+    if (s.ok()) {
+      cache_bytes_published_ += d->cache_bytes;
+      if (const auto* t = scheduler_->FindTask(d->ref.job_id, d->ref.task_id)) {
+        if (t->finished_ms > 0 && t->assigned_ms > 0) {
+          double seconds = static_cast<double>(t->finished_ms - t->assigned_ms) / 1000.0;
+          for (size_t i = 0; i < std::size(kDurationBuckets); ++i) duration_counts_[i] += seconds <= kDurationBuckets[i];
+          ++duration_count_;
+          duration_sum_s_ += seconds;
+        }
+      }
+      Log(d->ref.job_id, d->ref.task_id, worker,
+          "done: " + std::to_string(d->frames) + " frame(s) in " + std::to_string(d->duration_ms) + " ms");
+    } else {
+      FAIRY_LOG(kInfo, "coordinator") << "ignored " << protocol::Describe(message) << " from " << worker << ": "
+                                      << s.ToString();
+    }
+  } else if (auto* f = std::get_if<protocol::Failed>(&message)) {
+    Status s = scheduler_->OnTaskFailed(RunningFrom(f->ref), worker, f->error, f->retryable, &actions);
+    if (s.ok()) Log(f->ref.job_id, f->ref.task_id, worker, "failed: " + f->error);
+  } else if (auto* g = std::get_if<protocol::Disconnect>(&message)) {
+    FAIRY_LOG(kInfo, "coordinator") << "worker " << worker << " leaves: " << g->reason;
+    Status s = scheduler_->OnWorkerGone(worker, &actions);
+    (void)s;
+    worker_peers_.erase(worker);
+  } else {
+    FAIRY_LOG(kWarn, "coordinator") << "worker " << worker << " sent " << protocol::Describe(message)
+                                    << ", which only the coordinator sends; dropped";
+    return;
+  }
+  Execute(std::move(actions));
+  Dispatch();
+}
+
+void Coordinator::Dispatch() {
+  std::vector<std::pair<std::string, int>> free;
+  for (const auto* w : scheduler_->Workers()) {
+    if (w->draining) continue;
+    int n = w->info.slots - static_cast<int>(w->running.size());
+    if (n > 0 && worker_peers_.count(w->info.worker_id)) free.emplace_back(w->info.worker_id, n);
+  }
+  if (free.empty()) return;
+  Actions actions;
+  for (const auto& [id, n] : free) {
+    Status s = scheduler_->OnWorkerReady(id, n, &actions);
+    if (!s.ok() && s.code() != Status::Code::kNotFound) {
+      FAIRY_LOG(kWarn, "coordinator") << "assigning to " << id << ": " << s.ToString();
+    }
+  }
+  Execute(std::move(actions));
+}
+
+void Coordinator::Execute(Actions actions) {
+  for (auto& action : actions) {
+    if (auto* p = std::get_if<scheduler::PersistAction>(&action)) {
+      Status s = store_->Apply(p->mutation);
+      if (!s.ok()) {
+        FAIRY_LOG(kError, "coordinator") << "persisting job " << p->mutation.job_id << " failed ("
+                                         << s.ToString() << "); reloading state from the store";
+        Status r = Reload();
+        if (!r.ok()) {
+          FAIRY_LOG(kError, "coordinator") << "reload failed: " << r.ToString();
+        }
+        return;  // the rest of this list depended on the failed write
+      }
+    } else if (auto* w = std::get_if<scheduler::PersistWorkerAction>(&action)) {
+      Status s = store_->PutWorker(w->worker, w->ttl_ms);
+      if (!s.ok()) {
+        FAIRY_LOG(kWarn, "coordinator") << "worker record: " << s.ToString();
+      }
+    } else if (auto* dw = std::get_if<scheduler::DeleteWorkerAction>(&action)) {
+      Status s = store_->DeleteWorker(dw->worker_id);
+      if (!s.ok()) {
+        FAIRY_LOG(kWarn, "coordinator") << "worker record: " << s.ToString();
+      }
+    } else if (auto* a = std::get_if<scheduler::AnalyzeAction>(&action)) {
+      StartAnalyze(a->job_id);
+    } else if (auto* as = std::get_if<scheduler::AssignAction>(&action)) {
+      const scheduler::TaskRecord& t = as->task;
+      const JobPlan* plan = Plan(t.job_id);
+      const scheduler::JobRecord* job = scheduler_->FindJob(t.job_id);
+      if (plan == nullptr || job == nullptr || t.shot < 0 || t.shot >= static_cast<int>(job->shots.size())) {
+        FAIRY_LOG(kError, "coordinator") << "cannot build TASK " << t.job_id << "/" << t.task_id
+                                         << ": job plan or shot missing";
+        continue;
+      }
+      protocol::Task task;
+      task.ref = {t.job_id, t.task_id, t.attempt};
+      task.kind = t.kind == scheduler::TaskKind::kAnchor ? protocol::TaskKind::kAnchor : protocol::TaskKind::kFrames;
+      task.shot = t.shot;
+      task.frame_begin = t.first_frame;
+      task.frame_end = t.first_frame + t.frame_count;
+      task.settings = protocol::ToJson(plan->Settings(job->shots[t.shot]));
+      auto peer = worker_peers_.find(as->worker_id);
+      link_->Send(peer == worker_peers_.end() ? as->worker_id : peer->second, std::move(task));
+    } else if (auto* c = std::get_if<scheduler::CancelTaskAction>(&action)) {
+      auto peer = worker_peers_.find(c->worker_id);
+      link_->Send(peer == worker_peers_.end() ? c->worker_id : peer->second,
+                  protocol::Cancel{{c->job_id, c->task_id, c->attempt}, c->reason});
+    } else if (auto* st = std::get_if<scheduler::StitchAction>(&action)) {
+      StartStitch(st->job_id);
+    } else if (auto* dc = std::get_if<scheduler::DropAnchorCacheAction>(&action)) {
+      DropAnchorCache(dc->job_id, dc->delete_now);
+    }
+  }
+}
+
+void Coordinator::StartAnalyze(const std::string& job_id) {
+  const JobPlan* plan = Plan(job_id);
+  if (plan == nullptr) {
+    Actions actions;
+    (void)scheduler_->OnAnalyzeFailed(job_id, "the job's stored spec is unreadable", &actions);
+    Execute(std::move(actions));
+    return;
+  }
+  Log(job_id, "", "", "analyze: probing " + plan->input + " and detecting shots");
+  net::post(media_pool_, [this, job_id, plan = *plan] {
+    Result<AnalyzeResult> r = Analyze(plan);
+    net::post(io_, [this, job_id, r = std::move(r)] {
+      Actions actions;
+      Status s;
+      if (r.ok()) {
+        Log(job_id, "", "", "analyze: " + std::to_string(r->frames) + " frames, " +
+                                std::to_string(r->shots.size()) + " shot(s)");
+        s = scheduler_->OnAnalyzeDone(job_id, r->shots, &actions);
+      } else {
+        Log(job_id, "", "", "analyze failed: " + r.status().ToString());
+        s = scheduler_->OnAnalyzeFailed(job_id, r.status().ToString(), &actions);
+      }
+      if (!s.ok()) {
+        FAIRY_LOG(kWarn, "coordinator") << "job " << job_id << " analyze result: " << s.ToString();
+      }
+      Execute(std::move(actions));
+      Dispatch();
+    });
+  });
+}
+
+void Coordinator::StartStitch(const std::string& job_id) {
+  const JobPlan* plan = Plan(job_id);
+  std::vector<std::pair<int64_t, std::string>> chunks;
+  for (const auto* t : scheduler_->Tasks(job_id)) {
+    if (t->kind == scheduler::TaskKind::kFrames) chunks.emplace_back(t->first_frame, t->result);
+  }
+  std::sort(chunks.begin(), chunks.end());
+  std::vector<std::string> paths;
+  for (auto& c : chunks) paths.push_back(c.second);
+  if (plan == nullptr) {
+    Actions actions;
+    (void)scheduler_->OnStitchFailed(job_id, "the job's stored spec is unreadable", &actions);
+    Execute(std::move(actions));
+    return;
+  }
+  Log(job_id, "", "", "stitch: encoding " + std::to_string(paths.size()) + " chunk(s) to " + plan->output);
+  net::post(media_pool_, [this, job_id, plan = *plan, paths] {
+    Result<StitchResult> r = Stitch(plan, paths);
+    net::post(io_, [this, job_id, output = plan.output, work_dir = plan.work_dir, r = std::move(r)] {
+      Actions actions;
+      Status s;
+      if (r.ok()) {
+        Log(job_id, "", "", "stitch: wrote " + std::to_string(r->frames) + " frames to " + output);
+        s = scheduler_->OnStitchDone(job_id, output, &actions);
+      } else {
+        Log(job_id, "", "", "stitch failed: " + r.status().ToString());
+        s = scheduler_->OnStitchFailed(job_id, r.status().ToString(), &actions);
+      }
+      if (!s.ok()) {
+        FAIRY_LOG(kWarn, "coordinator") << "job " << job_id << " stitch result: " << s.ToString();
+      }
+      Execute(std::move(actions));
+      const scheduler::JobRecord* job = scheduler_->FindJob(job_id);
+      if (r.ok() && job != nullptr && job->state == scheduler::JobState::kDone) {
+        net::post(media_pool_, [work_dir] {
+          std::error_code ec;
+          std::filesystem::remove_all(work_dir, ec);
+        });
+      }
+      Dispatch();
+    });
+  });
+}
+
+void Coordinator::DropAnchorCache(const std::string& job_id, bool delete_now) {
+  if (!anchors_) return;
+  auto r = delete_now ? anchors_->DeleteJob(job_id) : anchors_->ExpireJob(job_id, options_.anchor_cache_ttl_ms);
+  if (!r.ok()) {
+    FAIRY_LOG(kWarn, "coordinator") << "job " << job_id << ": anchor cache " << (delete_now ? "delete" : "expire")
+                                    << " failed: " << r.status().ToString();
+  } else if (*r > 0) {
+    FAIRY_LOG(kInfo, "coordinator") << "job " << job_id << ": " << (delete_now ? "deleted " : "expiring ") << *r
+                                    << " anchor cache entr" << (*r == 1 ? "y" : "ies");
+  }
+}
+
+}  // namespace fairy::coordinator

@@ -1,0 +1,101 @@
+#include "coordinator/daemon/job_plan.h"
+
+namespace fairy::coordinator {
+
+using nlohmann::json;
+
+json JobPlan::ToJson() const {
+  return json{{"source_name", source_name},
+              {"name", name},
+              {"input", input},
+              {"output", output},
+              {"work_dir", work_dir},
+              {"model", model},
+              {"instruction", instruction},
+              {"steps", steps},
+              {"guidance_text", guidance_text},
+              {"guidance_image", guidance_image},
+              {"seed", seed},
+              {"long_side", long_side},
+              {"anchors_per_shot", anchors_per_shot},
+              {"anchor_mode", anchor_mode},
+              {"chunk_frames", chunk_frames},
+              {"priority", priority},
+              {"shot_threshold", shot_threshold},
+              {"shot_min_length", shot_min_length},
+              {"shot_max_length", shot_max_length},
+              {"crf", crf},
+              {"preset", preset},
+              {"tags", tags},
+              {"device", device},
+              {"min_memory_mb", min_memory_mb}};
+}
+
+Result<JobPlan> JobPlan::FromJson(const json& j) {
+  if (!j.is_object()) return Status::Corruption("job spec: not a JSON object");
+  JobPlan p;
+  try {
+    p.source_name = j.value("source_name", "");
+    p.name = j.at("name").get<std::string>();
+    p.input = j.at("input").get<std::string>();
+    p.output = j.at("output").get<std::string>();
+    p.work_dir = j.at("work_dir").get<std::string>();
+    p.model = j.at("model").get<std::string>();
+    p.instruction = j.at("instruction").get<std::string>();
+    p.steps = j.at("steps").get<int64_t>();
+    p.guidance_text = j.at("guidance_text").get<double>();
+    p.guidance_image = j.at("guidance_image").get<double>();
+    p.seed = j.at("seed").get<uint64_t>();
+    p.long_side = j.at("long_side").get<int64_t>();
+    p.anchors_per_shot = j.at("anchors_per_shot").get<int>();
+    p.anchor_mode = j.at("anchor_mode").get<std::string>();
+    p.chunk_frames = j.at("chunk_frames").get<int64_t>();
+    p.priority = j.at("priority").get<int>();
+    p.shot_threshold = j.at("shot_threshold").get<double>();
+    p.shot_min_length = j.at("shot_min_length").get<int>();
+    p.shot_max_length = j.at("shot_max_length").get<int>();
+    p.crf = j.at("crf").get<int>();
+    p.preset = j.at("preset").get<std::string>();
+    p.tags = j.value("tags", std::vector<std::string>{});
+    p.device = j.value("device", "");
+    p.min_memory_mb = j.value("min_memory_mb", int64_t{0});
+  } catch (const json::exception& e) {
+    return Status::Corruption(std::string("job spec: ") + e.what());
+  }
+  return p;
+}
+
+scheduler::JobSubmission JobPlan::Submission(const std::string& job_id) const {
+  scheduler::JobSubmission s;
+  s.job_id = job_id;
+  s.name = name;
+  s.output = output;
+  s.priority = priority;
+  s.requirements.tags = tags;
+  s.requirements.device = device;
+  s.requirements.min_memory_mb = min_memory_mb;
+  s.chunk_frames = chunk_frames;
+  // With recompute every frames task computes its shot's anchors itself.
+  s.frames_wait_for_anchor = anchor_mode != "recompute";
+  return s;
+}
+
+protocol::TaskSettings JobPlan::Settings(const scheduler::ShotPlan& shot) const {
+  protocol::TaskSettings t;
+  t.input = input;
+  t.work_dir = work_dir;
+  t.model = model;
+  t.instruction = instruction;
+  t.steps = steps;
+  t.guidance_text = guidance_text;
+  t.guidance_image = guidance_image;
+  t.seed = seed;
+  t.long_side = long_side;
+  t.anchor_mode = anchor_mode;
+  t.shot_first = shot.first_frame;
+  t.shot_count = shot.frame_count;
+  t.anchor_frames = shot.anchor_frames;
+  return t;
+}
+
+}  // namespace fairy::coordinator
