@@ -64,17 +64,20 @@ Result<std::unique_ptr<ChunkWriter>> ChunkWriter::Create(const std::string& path
                                                          const ChunkWriterOptions& options) {
   internal::InitFFmpeg();
   if (options.width <= 0 || options.height <= 0) {
-    return Status::InvalidArgument(path + ": chunk size must be positive, got " + std::to_string(options.width) +
-                                   "x" + std::to_string(options.height));
+    return Status::InvalidArgument(path + ": chunk size must be positive, got " +
+                                   std::to_string(options.width) + "x" +
+                                   std::to_string(options.height));
   }
-  if (!options.frame_rate.valid()) return Status::InvalidArgument(path + ": chunk frame rate must be positive");
+  if (!options.frame_rate.valid())
+    return Status::InvalidArgument(path + ": chunk frame rate must be positive");
   auto d = std::make_unique<Impl>();
   d->path = path;
   d->tmp = internal::TempPathFor(path);
   d->options = options;
   AVFormatContext* raw = nullptr;
   int rc = avformat_alloc_output_context2(&raw, nullptr, "matroska", d->tmp.c_str());
-  if (rc < 0 || raw == nullptr) return Status::Internal(path + ": no Matroska muxer (" + AvError(rc) + ")");
+  if (rc < 0 || raw == nullptr)
+    return Status::Internal(path + ": no Matroska muxer (" + AvError(rc) + ")");
   d->out.reset(raw);
   const AVCodec* codec = avcodec_find_encoder(AV_CODEC_ID_FFV1);
   if (codec == nullptr) return Status::Unsupported("this FFmpeg build has no FFV1 encoder");
@@ -83,7 +86,8 @@ Result<std::unique_ptr<ChunkWriter>> ChunkWriter::Create(const std::string& path
   enc->width = options.width;
   enc->height = options.height;
   enc->pix_fmt = AV_PIX_FMT_0RGB32;
-  enc->time_base = AVRational{static_cast<int>(options.frame_rate.den), static_cast<int>(options.frame_rate.num)};
+  enc->time_base = AVRational{static_cast<int>(options.frame_rate.den),
+                              static_cast<int>(options.frame_rate.num)};
   enc->framerate = internal::ToAv(options.frame_rate);
   enc->thread_count = options.threads;
   enc->thread_type = FF_THREAD_SLICE;
@@ -92,7 +96,8 @@ Result<std::unique_ptr<ChunkWriter>> ChunkWriter::Create(const std::string& path
   enc->level = 3;
   if (d->out->oformat->flags & AVFMT_GLOBALHEADER) enc->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
   rc = avcodec_open2(enc, codec, nullptr);
-  if (rc < 0) return Status::Internal(path + ": cannot open the FFV1 encoder (" + AvError(rc) + ")");
+  if (rc < 0)
+    return Status::Internal(path + ": cannot open the FFV1 encoder (" + AvError(rc) + ")");
   d->stream = avformat_new_stream(d->out.get(), nullptr);
   d->stream->time_base = enc->time_base;
   avcodec_parameters_from_context(d->stream->codecpar, enc);
@@ -100,7 +105,8 @@ Result<std::unique_ptr<ChunkWriter>> ChunkWriter::Create(const std::string& path
   rc = avio_open(&d->out->pb, d->tmp.c_str(), AVIO_FLAG_WRITE);
   if (rc < 0) return Status::IOError(d->tmp + ": cannot create (" + AvError(rc) + ")");
   rc = avformat_write_header(d->out.get(), nullptr);
-  if (rc < 0) return Status::IOError(d->tmp + ": cannot write the Matroska header (" + AvError(rc) + ")");
+  if (rc < 0)
+    return Status::IOError(d->tmp + ": cannot write the Matroska header (" + AvError(rc) + ")");
   d->frame->format = AV_PIX_FMT_0RGB32;
   d->frame->width = options.width;
   d->frame->height = options.height;
@@ -114,19 +120,21 @@ Status ChunkWriter::Append(const RgbFrame& frame) {
   if (d.finished) return Status::FailedPrecondition(d.path + ": Append after Finish");
   if (frame.width != d.options.width || frame.height != d.options.height ||
       frame.pixels.size() != static_cast<size_t>(frame.width) * frame.height * 3) {
-    return Status::InvalidArgument(d.path + ": frame " + std::to_string(frame.index) + " is " +
-                                   std::to_string(frame.width) + "x" + std::to_string(frame.height) +
-                                   ", the chunk is " + std::to_string(d.options.width) + "x" +
-                                   std::to_string(d.options.height));
+    return Status::InvalidArgument(
+        d.path + ": frame " + std::to_string(frame.index) + " is " + std::to_string(frame.width) +
+        "x" + std::to_string(frame.height) + ", the chunk is " + std::to_string(d.options.width) +
+        "x" + std::to_string(d.options.height));
   }
   int rc = av_frame_make_writable(d.frame.get());
   if (rc < 0) return Status::Internal(d.path + ": cannot get a writable frame");
   // 0RGB32: one native-endian uint32 per pixel, 0x00RRGGBB (FFV1's 8-bit RGB layout).
   for (int y = 0; y < frame.height; ++y) {
     const uint8_t* src = frame.pixels.data() + static_cast<size_t>(y) * frame.width * 3;
-    auto* dst = reinterpret_cast<uint32_t*>(d.frame->data[0] + static_cast<ptrdiff_t>(y) * d.frame->linesize[0]);
+    auto* dst = reinterpret_cast<uint32_t*>(d.frame->data[0] +
+                                            static_cast<ptrdiff_t>(y) * d.frame->linesize[0]);
     for (int x = 0; x < frame.width; ++x) {
-      dst[x] = (uint32_t{src[3 * x]} << 16) | (uint32_t{src[3 * x + 1]} << 8) | uint32_t{src[3 * x + 2]};
+      dst[x] =
+          (uint32_t{src[3 * x]} << 16) | (uint32_t{src[3 * x + 1]} << 8) | uint32_t{src[3 * x + 2]};
     }
   }
   d.frame->pts = d.written;
@@ -141,7 +149,8 @@ Status ChunkWriter::Finish() {
   Impl& d = *impl_;
   if (d.finished) return Status::FailedPrecondition(d.path + ": Finish called twice");
   int rc = avcodec_send_frame(d.enc.get(), nullptr);
-  if (rc < 0 && rc != AVERROR_EOF) return Status::Internal(d.path + ": FFV1 flush failed (" + AvError(rc) + ")");
+  if (rc < 0 && rc != AVERROR_EOF)
+    return Status::Internal(d.path + ": FFV1 flush failed (" + AvError(rc) + ")");
   FAIRY_RETURN_IF_ERROR(d.Drain());
   rc = av_write_trailer(d.out.get());
   if (rc < 0) return Status::IOError(d.tmp + ": cannot finish the file (" + AvError(rc) + ")");
@@ -176,8 +185,8 @@ ChunkReader::~ChunkReader() = default;
 Result<std::unique_ptr<ChunkReader>> ChunkReader::Open(const std::string& path) {
   FAIRY_ASSIGN_OR_RETURN(VideoInfo info, Probe(path));
   if (info.codec != "ffv1" || info.container.find("matroska") == std::string::npos) {
-    return Status::InvalidArgument(path + ": not a chunk (expected FFV1 in Matroska, found " + info.codec +
-                                   " in " + info.container + ")");
+    return Status::InvalidArgument(path + ": not a chunk (expected FFV1 in Matroska, found " +
+                                   info.codec + " in " + info.container + ")");
   }
   auto d = std::make_unique<Impl>();
   d->path = path;
@@ -210,14 +219,14 @@ Result<bool> ChunkReader::Next(RgbFrame* out) {
     if (rc == 0) break;
     if (rc == AVERROR_EOF) {
       if (d.position < d.frame_count) {
-        return Status::Corruption(d.path + ": chunk ended after " + std::to_string(d.position) + " of " +
-                                  std::to_string(d.frame_count) + " frames");
+        return Status::Corruption(d.path + ": chunk ended after " + std::to_string(d.position) +
+                                  " of " + std::to_string(d.frame_count) + " frames");
       }
       return false;
     }
     if (rc != AVERROR(EAGAIN)) {
-      return Status::Corruption(d.path + ": FFV1 decoding failed at frame " + std::to_string(d.position) +
-                                " (" + AvError(rc) + ")");
+      return Status::Corruption(d.path + ": FFV1 decoding failed at frame " +
+                                std::to_string(d.position) + " (" + AvError(rc) + ")");
     }
     rc = d.demux_eof ? AVERROR_EOF : av_read_frame(d.fmt.get(), d.packet.get());
     if (rc < 0) {
@@ -229,8 +238,8 @@ Result<bool> ChunkReader::Next(RgbFrame* out) {
       rc = avcodec_send_packet(d.dec.get(), d.packet.get());
       if (rc < 0 && rc != AVERROR(EAGAIN)) {
         av_packet_unref(d.packet.get());
-        return Status::Corruption(d.path + ": damaged FFV1 packet at frame " + std::to_string(d.position) +
-                                  " (" + AvError(rc) + ")");
+        return Status::Corruption(d.path + ": damaged FFV1 packet at frame " +
+                                  std::to_string(d.position) + " (" + AvError(rc) + ")");
       }
     }
     av_packet_unref(d.packet.get());
@@ -238,14 +247,16 @@ Result<bool> ChunkReader::Next(RgbFrame* out) {
   const AVFrame* f = d.frame.get();
   if (f->format != AV_PIX_FMT_0RGB32 || f->width != d.width || f->height != d.height) {
     return Status::Corruption(d.path + ": frame " + std::to_string(d.position) + " is not " +
-                              std::to_string(d.width) + "x" + std::to_string(d.height) + " 8-bit RGB");
+                              std::to_string(d.width) + "x" + std::to_string(d.height) +
+                              " 8-bit RGB");
   }
   out->width = d.width;
   out->height = d.height;
   out->pixels.resize(static_cast<size_t>(d.width) * d.height * 3);
   for (int y = 0; y < d.height; ++y) {
     uint8_t* dst = out->pixels.data() + static_cast<size_t>(y) * d.width * 3;
-    const auto* src = reinterpret_cast<const uint32_t*>(f->data[0] + static_cast<ptrdiff_t>(y) * f->linesize[0]);
+    const auto* src =
+        reinterpret_cast<const uint32_t*>(f->data[0] + static_cast<ptrdiff_t>(y) * f->linesize[0]);
     for (int x = 0; x < d.width; ++x) {
       dst[3 * x] = static_cast<uint8_t>(src[x] >> 16);
       dst[3 * x + 1] = static_cast<uint8_t>(src[x] >> 8);
@@ -273,7 +284,8 @@ Status ConcatChunks(const std::vector<std::string>& chunks, const std::string& o
     } else if (reader->width() != frame.width || reader->height() != frame.height) {
       return Status::InvalidArgument(path + ": chunk is " + std::to_string(reader->width()) + "x" +
                                      std::to_string(reader->height()) + ", earlier chunks are " +
-                                     std::to_string(frame.width) + "x" + std::to_string(frame.height));
+                                     std::to_string(frame.width) + "x" +
+                                     std::to_string(frame.height));
     }
     for (;;) {
       FAIRY_ASSIGN_OR_RETURN(bool got, reader->Next(&frame));

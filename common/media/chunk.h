@@ -1,9 +1,9 @@
 // Lossless chunks: intermediate frame ranges as FFV1 (planar RGB, bit exact) in Matroska.
 //
 // A chunk holds frames [first_index, first_index + frame_count) of one job at one size. The writer
-// writes to "PATH.tmp-<pid>-<random>" and renames it to PATH only in Finish(), so a reader never sees
-// a partial chunk and a retried task simply overwrites the chunk. The first frame index is stored in
-// the Matroska tag FAIRY_FIRST_INDEX.
+// writes to "PATH.tmp-<pid>-<random>" and renames it to PATH only in Finish(), so a reader never
+// sees a partial chunk and a retried task simply overwrites the chunk. The first frame index is
+// stored in the Matroska tag FAIRY_FIRST_INDEX.
 #pragma once
 
 #include <cstdint>
@@ -17,11 +17,11 @@
 namespace fairy::media {
 
 struct ChunkWriterOptions {
-  int width = 0;             // REQUIRED: > 0; every frame must have this size
-  int height = 0;            // REQUIRED: > 0
-  int64_t first_index = 0;   // source index of the first frame written
+  int width = 0;               // REQUIRED: > 0; every frame must have this size
+  int height = 0;              // REQUIRED: > 0
+  int64_t first_index = 0;     // source index of the first frame written
   Rational frame_rate{25, 1};  // nominal rate stored in the file (timing comes from the source)
-  int threads = 0;           // FFV1 slice threads; 0 = one per core
+  int threads = 0;             // FFV1 slice threads; 0 = one per core
 };
 
 // Not thread-safe; one thread writes a chunk.
@@ -70,8 +70,9 @@ class ChunkReader {
   std::unique_ptr<Impl> impl_;
 };
 
-// Concatenates chunks (in the given order; sizes must match) into one chunk at `output`, losslessly.
-// The first index is the first chunk's. InvalidArgument when the list is empty or sizes differ.
+// Concatenates chunks (in the given order; sizes must match) into one chunk at `output`,
+// losslessly. The first index is the first chunk's. InvalidArgument when the list is empty or sizes
+// differ.
 Status ConcatChunks(const std::vector<std::string>& chunks, const std::string& output);
 
 }  // namespace fairy::media

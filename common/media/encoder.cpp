@@ -44,7 +44,8 @@ class AudioTrack {
     }
     src_ = in_->streams[src_index];
     offset_ = av_rescale_q(std::llround(offset_s * 1e6), AVRational{1, 1000000}, src_->time_base);
-    const bool copy = avformat_query_codec(out->oformat, src_->codecpar->codec_id, FF_COMPLIANCE_NORMAL) == 1;
+    const bool copy =
+        avformat_query_codec(out->oformat, src_->codecpar->codec_id, FF_COMPLIANCE_NORMAL) == 1;
     stream_ = avformat_new_stream(out, nullptr);
     if (copy) {
       avcodec_parameters_copy(stream_->codecpar, src_->codecpar);
@@ -65,14 +66,16 @@ class AudioTrack {
     enc_->time_base = AVRational{1, enc_->sample_rate};
     if (out->oformat->flags & AVFMT_GLOBALHEADER) enc_->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
     int rc = avcodec_open2(enc_.get(), aac, nullptr);
-    if (rc < 0) return Status::Internal(source + ": cannot open the AAC encoder (" + AvError(rc) + ")");
+    if (rc < 0)
+      return Status::Internal(source + ": cannot open the AAC encoder (" + AvError(rc) + ")");
     avcodec_parameters_from_context(stream_->codecpar, enc_.get());
     stream_->time_base = enc_->time_base;
     SwrContext* swr = nullptr;
-    rc = swr_alloc_set_opts2(&swr, &enc_->ch_layout, AV_SAMPLE_FMT_FLTP, enc_->sample_rate, &dec_->ch_layout,
-                             dec_->sample_fmt, dec_->sample_rate, 0, nullptr);
+    rc = swr_alloc_set_opts2(&swr, &enc_->ch_layout, AV_SAMPLE_FMT_FLTP, enc_->sample_rate,
+                             &dec_->ch_layout, dec_->sample_fmt, dec_->sample_rate, 0, nullptr);
     swr_.reset(swr);
-    if (rc < 0 || swr_init(swr) < 0) return Status::Internal(source + ": cannot set up audio resampling");
+    if (rc < 0 || swr_init(swr) < 0)
+      return Status::Internal(source + ": cannot set up audio resampling");
     fifo_.reset(av_audio_fifo_alloc(AV_SAMPLE_FMT_FLTP, enc_->ch_layout.nb_channels, 4096));
     return Status::OK();
   }
@@ -96,7 +99,8 @@ class AudioTrack {
         have_pending_ = true;
       }
       int64_t ts = pending_->pts != AV_NOPTS_VALUE ? pending_->pts : pending_->dts;
-      if (ts != AV_NOPTS_VALUE && std::isfinite(t_s) && (ts - offset_) * av_q2d(src_->time_base) > t_s) {
+      if (ts != AV_NOPTS_VALUE && std::isfinite(t_s) &&
+          (ts - offset_) * av_q2d(src_->time_base) > t_s) {
         return Status::OK();
       }
       have_pending_ = false;
@@ -114,14 +118,16 @@ class AudioTrack {
     pkt->stream_index = stream_->index;
     pkt->pos = -1;
     int rc = av_interleaved_write_frame(out_, pkt);
-    if (rc < 0) return Status::IOError(source_ + ": writing copied audio failed (" + AvError(rc) + ")");
+    if (rc < 0)
+      return Status::IOError(source_ + ": writing copied audio failed (" + AvError(rc) + ")");
     return Status::OK();
   }
 
   Status Transcode(AVPacket* pkt) {
     int rc = avcodec_send_packet(dec_.get(), pkt);
     if (rc < 0 && rc != AVERROR(EAGAIN)) {
-      FAIRY_LOG(kWarn, "media") << source_ << ": skipping a damaged audio packet (" << AvError(rc) << ")";
+      FAIRY_LOG(kWarn, "media") << source_ << ": skipping a damaged audio packet (" << AvError(rc)
+                                << ")";
       return Status::OK();
     }
     return DrainDecoder();
@@ -132,11 +138,12 @@ class AudioTrack {
     for (;;) {
       int rc = avcodec_receive_frame(dec_.get(), frame.get());
       if (rc == AVERROR(EAGAIN) || rc == AVERROR_EOF) return Status::OK();
-      if (rc < 0) return Status::Corruption(source_ + ": audio decoding failed (" + AvError(rc) + ")");
+      if (rc < 0)
+        return Status::Corruption(source_ + ": audio decoding failed (" + AvError(rc) + ")");
       if (next_sample_ == AV_NOPTS_VALUE) {
         int64_t ts = frame->best_effort_timestamp;
-        next_sample_ = ts == AV_NOPTS_VALUE ? 0
-                                            : av_rescale_q(ts - offset_, src_->time_base, enc_->time_base);
+        next_sample_ =
+            ts == AV_NOPTS_VALUE ? 0 : av_rescale_q(ts - offset_, src_->time_base, enc_->time_base);
       }
       const int max_out = swr_get_out_samples(swr_.get(), frame->nb_samples);
       internal::FramePtr conv(av_frame_alloc());
@@ -144,9 +151,10 @@ class AudioTrack {
       av_channel_layout_copy(&conv->ch_layout, &enc_->ch_layout);
       conv->sample_rate = enc_->sample_rate;
       conv->nb_samples = std::max(1, max_out);
-      if (av_frame_get_buffer(conv.get(), 0) < 0) return Status::Internal("out of memory for audio");
-      int n = swr_convert(swr_.get(), conv->data, conv->nb_samples, const_cast<const uint8_t**>(frame->extended_data),
-                          frame->nb_samples);
+      if (av_frame_get_buffer(conv.get(), 0) < 0)
+        return Status::Internal("out of memory for audio");
+      int n = swr_convert(swr_.get(), conv->data, conv->nb_samples,
+                          const_cast<const uint8_t**>(frame->extended_data), frame->nb_samples);
       if (n < 0) return Status::Internal(source_ + ": audio resampling failed");
       av_audio_fifo_write(fifo_.get(), reinterpret_cast<void**>(conv->data), n);
       av_frame_unref(frame.get());
@@ -156,7 +164,8 @@ class AudioTrack {
 
   Status EncodeFifo(bool final) {
     const int frame_size = enc_->frame_size > 0 ? enc_->frame_size : 1024;
-    while (av_audio_fifo_size(fifo_.get()) >= frame_size || (final && av_audio_fifo_size(fifo_.get()) > 0)) {
+    while (av_audio_fifo_size(fifo_.get()) >= frame_size ||
+           (final && av_audio_fifo_size(fifo_.get()) > 0)) {
       const int n = std::min(frame_size, av_audio_fifo_size(fifo_.get()));
       internal::FramePtr f(av_frame_alloc());
       f->format = AV_SAMPLE_FMT_FLTP;
@@ -183,7 +192,8 @@ class AudioTrack {
       av_packet_rescale_ts(pkt.get(), enc_->time_base, stream_->time_base);
       pkt->stream_index = stream_->index;
       rc = av_interleaved_write_frame(out_, pkt.get());
-      if (rc < 0) return Status::IOError(source_ + ": writing AAC audio failed (" + AvError(rc) + ")");
+      if (rc < 0)
+        return Status::IOError(source_ + ": writing AAC audio failed (" + AvError(rc) + ")");
     }
   }
 
@@ -218,8 +228,8 @@ int EvenDown(int v) { return std::max(2, v - v % 2); }
 Status VerifyFrameCount(const std::string& path, int64_t expected) {
   FAIRY_ASSIGN_OR_RETURN(VideoInfo info, Probe(path));
   if (info.frame_count != expected) {
-    return Status::FailedPrecondition(path + ": has " + std::to_string(info.frame_count) + " video frames, expected " +
-                                      std::to_string(expected));
+    return Status::FailedPrecondition(path + ": has " + std::to_string(info.frame_count) +
+                                      " video frames, expected " + std::to_string(expected));
   }
   return Status::OK();
 }
@@ -227,7 +237,8 @@ Status VerifyFrameCount(const std::string& path, int64_t expected) {
 Result<EncodeReport> EncodeFinal(const std::string& source, const std::vector<std::string>& chunks,
                                  const std::string& output, const EncodeOptions& options) {
   if (options.crf < 0 || options.crf > 51) {
-    return Status::InvalidArgument("encode.crf: must be between 0 and 51, got " + std::to_string(options.crf));
+    return Status::InvalidArgument("encode.crf: must be between 0 and 51, got " +
+                                   std::to_string(options.crf));
   }
   if (chunks.empty()) return Status::InvalidArgument(output + ": no chunks to encode");
   FAIRY_ASSIGN_OR_RETURN(VideoInfo src, Probe(source));
@@ -241,18 +252,20 @@ Result<EncodeReport> EncodeFinal(const std::string& source, const std::vector<st
       chunk_h = r->height();
     } else if (r->width() != chunk_w || r->height() != chunk_h) {
       return Status::InvalidArgument(path + ": chunk is " + std::to_string(r->width()) + "x" +
-                                     std::to_string(r->height()) + ", the first chunk is " + std::to_string(chunk_w) +
-                                     "x" + std::to_string(chunk_h));
+                                     std::to_string(r->height()) + ", the first chunk is " +
+                                     std::to_string(chunk_w) + "x" + std::to_string(chunk_h));
     }
     if (r->first_index() != expect_first) {
-      return Status::FailedPrecondition(path + ": chunk starts at frame " + std::to_string(r->first_index()) +
-                                        ", expected " + std::to_string(expect_first) + " (chunks must be contiguous)");
+      return Status::FailedPrecondition(
+          path + ": chunk starts at frame " + std::to_string(r->first_index()) + ", expected " +
+          std::to_string(expect_first) + " (chunks must be contiguous)");
     }
     expect_first += r->frame_count();
   }
   if (expect_first != src.frame_count) {
     return Status::FailedPrecondition(output + ": the chunks hold " + std::to_string(expect_first) +
-                                      " frames but " + source + " has " + std::to_string(src.frame_count));
+                                      " frames but " + source + " has " +
+                                      std::to_string(src.frame_count));
   }
   const AVOutputFormat* ofmt = av_guess_format(nullptr, output.c_str(), nullptr);
   if (ofmt == nullptr) {
@@ -294,13 +307,14 @@ Result<EncodeReport> EncodeFinal(const std::string& source, const std::vector<st
   enc->color_range = AVCOL_RANGE_MPEG;
   if (ofmt->flags & AVFMT_GLOBALHEADER) enc->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
   if (av_opt_set(enc->priv_data, "preset", options.preset.c_str(), 0) < 0) {
-    return Status::InvalidArgument("encode.preset: unknown libx264 preset '" + options.preset + "'");
+    return Status::InvalidArgument("encode.preset: unknown libx264 preset '" + options.preset +
+                                   "'");
   }
   av_opt_set_double(enc->priv_data, "crf", options.crf, 0);
   int rc = avcodec_open2(enc.get(), x264, nullptr);
   if (rc < 0) {
-    return Status::InvalidArgument(output + ": cannot open libx264 with preset '" + options.preset + "' (" +
-                                   AvError(rc) + ")");
+    return Status::InvalidArgument(output + ": cannot open libx264 with preset '" + options.preset +
+                                   "' (" + AvError(rc) + ")");
   }
   AVStream* vst = avformat_new_stream(out.get(), nullptr);
   avcodec_parameters_from_context(vst->codecpar, enc.get());
@@ -344,12 +358,13 @@ Result<EncodeReport> EncodeFinal(const std::string& source, const std::vector<st
   yuv->width = report.width;
   yuv->height = report.height;
   if (av_frame_get_buffer(yuv.get(), 0) < 0) return Status::Internal("out of memory for a frame");
-  internal::SwsPtr sws(sws_getContext(chunk_w, chunk_h, AV_PIX_FMT_RGB24, report.width, report.height,
-                                      AV_PIX_FMT_YUV420P, SWS_BICUBIC | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INP,
-                                      nullptr, nullptr, nullptr));
+  internal::SwsPtr sws(sws_getContext(
+      chunk_w, chunk_h, AV_PIX_FMT_RGB24, report.width, report.height, AV_PIX_FMT_YUV420P,
+      SWS_BICUBIC | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INP, nullptr, nullptr, nullptr));
   if (!sws) return Status::Internal("cannot set up RGB to YUV conversion");
   sws_setColorspaceDetails(sws.get(), sws_getCoefficients(SWS_CS_DEFAULT), 1,
-                           sws_getCoefficients(hd ? SWS_CS_ITU709 : SWS_CS_ITU601), 0, 0, 1 << 16, 1 << 16);
+                           sws_getCoefficients(hd ? SWS_CS_ITU709 : SWS_CS_ITU601), 0, 0, 1 << 16,
+                           1 << 16);
   RgbFrame frame;
   int64_t index = 0;
   for (const std::string& path : chunks) {
@@ -357,14 +372,16 @@ Result<EncodeReport> EncodeFinal(const std::string& source, const std::vector<st
     for (;;) {
       FAIRY_ASSIGN_OR_RETURN(bool got, reader->Next(&frame));
       if (!got) break;
-      if (av_frame_make_writable(yuv.get()) < 0) return Status::Internal("cannot get a writable frame");
+      if (av_frame_make_writable(yuv.get()) < 0)
+        return Status::Internal("cannot get a writable frame");
       const uint8_t* src_planes[1] = {frame.pixels.data()};
       const int src_stride[1] = {frame.width * 3};
       sws_scale(sws.get(), src_planes, src_stride, 0, frame.height, yuv->data, yuv->linesize);
       yuv->pts = src.frame_pts[index] - src.frame_pts.front();
       rc = avcodec_send_frame(enc.get(), yuv.get());
-      if (rc < 0) return Status::Internal(output + ": libx264 rejected frame " + std::to_string(index) + " (" +
-                                          AvError(rc) + ")");
+      if (rc < 0)
+        return Status::Internal(output + ": libx264 rejected frame " + std::to_string(index) +
+                                " (" + AvError(rc) + ")");
       FAIRY_RETURN_IF_ERROR(drain());
       ++index;
     }
@@ -376,7 +393,8 @@ Result<EncodeReport> EncodeFinal(const std::string& source, const std::vector<st
   if (rc < 0) return Status::IOError(output + ": cannot finish the file (" + AvError(rc) + ")");
   out.reset();
   Status verified = VerifyFrameCount(tmp, index);
-  if (!verified.ok()) return Status::Internal("verification of the encoded output failed: " + verified.message());
+  if (!verified.ok())
+    return Status::Internal("verification of the encoded output failed: " + verified.message());
   FAIRY_RETURN_IF_ERROR(internal::RenameInto(tmp, output));
   remover.keep = true;
   report.frames = index;

@@ -12,19 +12,19 @@
 namespace fairy::media {
 
 struct EncodeOptions {
-  int crf = 18;                     // libx264 constant rate factor, 0..51 (lower = better). Default 18
-  std::string preset = "medium";    // libx264 preset: ultrafast .. veryslow. Default "medium"
+  int crf = 18;  // libx264 constant rate factor, 0..51 (lower = better). Default 18
+  std::string preset = "medium";  // libx264 preset: ultrafast .. veryslow. Default "medium"
   // Scale to the source's display size (VideoInfo::display_width/height); otherwise keep the
   // chunks' size. Either way both dimensions are rounded to even numbers. Default true.
   bool scale_to_source = true;
   // Copy the source's audio streams (all of them). A codec the output container cannot hold is
   // re-encoded to AAC (same rate and channels). Default true.
   bool copy_audio = true;
-  int threads = 0;                  // encoder threads; 0 = auto
+  int threads = 0;  // encoder threads; 0 = auto
 };
 
 struct EncodeReport {
-  int64_t frames = 0;               // video frames in the output (verified by re-reading it)
+  int64_t frames = 0;  // video frames in the output (verified by re-reading it)
   int width = 0;
   int height = 0;
   int audio_streams_copied = 0;     // stream-copied audio streams

@@ -30,10 +30,14 @@ void InitFFmpeg() {
     int level = AV_LOG_ERROR;
     if (const char* env = std::getenv("FAIRY_FFMPEG_LOG")) {
       std::string_view v(env);
-      if (v == "debug") level = AV_LOG_DEBUG;
-      else if (v == "info") level = AV_LOG_INFO;
-      else if (v == "warning") level = AV_LOG_WARNING;
-      else if (v == "quiet") level = AV_LOG_QUIET;
+      if (v == "debug")
+        level = AV_LOG_DEBUG;
+      else if (v == "info")
+        level = AV_LOG_INFO;
+      else if (v == "warning")
+        level = AV_LOG_WARNING;
+      else if (v == "quiet")
+        level = AV_LOG_QUIET;
     }
     av_log_set_level(level);
   });
@@ -49,7 +53,8 @@ Result<FormatInputPtr> OpenInput(const std::string& path) {
   AVFormatContext* raw = nullptr;
   int rc = avformat_open_input(&raw, path.c_str(), nullptr, nullptr);
   if (rc < 0) {
-    return Status::InvalidArgument(path + ": not a media file FFmpeg can read (" + AvError(rc) + ")");
+    return Status::InvalidArgument(path + ": not a media file FFmpeg can read (" + AvError(rc) +
+                                   ")");
   }
   FormatInputPtr fmt(raw);
   rc = avformat_find_stream_info(fmt.get(), nullptr);
@@ -65,8 +70,8 @@ Result<CodecContextPtr> OpenDecoder(const std::string& path, AVFormatContext* fm
   const AVCodec* codec = avcodec_find_decoder(st->codecpar->codec_id);
   if (codec == nullptr) {
     return Status::Unsupported(path + ": stream #" + std::to_string(stream_index) +
-                               ": no decoder for codec '" + avcodec_get_name(st->codecpar->codec_id) +
-                               "' in this FFmpeg build");
+                               ": no decoder for codec '" +
+                               avcodec_get_name(st->codecpar->codec_id) + "' in this FFmpeg build");
   }
   CodecContextPtr ctx(avcodec_alloc_context3(codec));
   if (!ctx) return Status::Internal(path + ": out of memory allocating a decoder");
@@ -77,8 +82,8 @@ Result<CodecContextPtr> OpenDecoder(const std::string& path, AVFormatContext* fm
   ctx->thread_type = FF_THREAD_FRAME | FF_THREAD_SLICE;
   rc = avcodec_open2(ctx.get(), codec, nullptr);
   if (rc < 0) {
-    return Status::Corruption(path + ": cannot open the " + codec->name + " decoder (" + AvError(rc) +
-                              ")");
+    return Status::Corruption(path + ": cannot open the " + codec->name + " decoder (" +
+                              AvError(rc) + ")");
   }
   return ctx;
 }
@@ -86,7 +91,8 @@ Result<CodecContextPtr> OpenDecoder(const std::string& path, AVFormatContext* fm
 std::string TempPathFor(const std::string& path) {
   static thread_local std::mt19937_64 rng{std::random_device{}()};
   char suffix[32];
-  std::snprintf(suffix, sizeof(suffix), "%08llx", static_cast<unsigned long long>(rng() & 0xffffffffULL));
+  std::snprintf(suffix, sizeof(suffix), "%08llx",
+                static_cast<unsigned long long>(rng() & 0xffffffffULL));
   return path + ".tmp-" + std::to_string(::getpid()) + "-" + suffix;
 }
 

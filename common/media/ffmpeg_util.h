@@ -46,11 +46,14 @@ using SwsPtr = std::unique_ptr<SwsContext, SwsDeleter>;
 
 // FFmpeg's text for an AVERROR code.
 std::string AvError(int code);
-// Lowers FFmpeg's own logging to errors (FAIRY_FFMPEG_LOG=debug|info|warning keeps more). Idempotent.
+// Lowers FFmpeg's own logging to errors (FAIRY_FFMPEG_LOG=debug|info|warning keeps more).
+// Idempotent.
 void InitFFmpeg();
 
 inline Rational FromAv(AVRational r) { return Rational{r.num, r.den}; }
-inline AVRational ToAv(Rational r) { return AVRational{static_cast<int>(r.num), static_cast<int>(r.den)}; }
+inline AVRational ToAv(Rational r) {
+  return AVRational{static_cast<int>(r.num), static_cast<int>(r.den)};
+}
 
 // Opens `path` for demuxing and reads stream info. NotFound when the file is missing,
 // InvalidArgument when FFmpeg cannot read it; the message starts with the path.

@@ -33,14 +33,20 @@ int ClockwiseTurns(int rotation_deg) {
 
 int SwsColorspace(AVColorSpace cs, int height) {
   switch (cs) {
-    case AVCOL_SPC_BT709: return SWS_CS_ITU709;
-    case AVCOL_SPC_FCC: return SWS_CS_FCC;
+    case AVCOL_SPC_BT709:
+      return SWS_CS_ITU709;
+    case AVCOL_SPC_FCC:
+      return SWS_CS_FCC;
     case AVCOL_SPC_BT470BG:
-    case AVCOL_SPC_SMPTE170M: return SWS_CS_ITU601;
-    case AVCOL_SPC_SMPTE240M: return SWS_CS_SMPTE240M;
+    case AVCOL_SPC_SMPTE170M:
+      return SWS_CS_ITU601;
+    case AVCOL_SPC_SMPTE240M:
+      return SWS_CS_SMPTE240M;
     case AVCOL_SPC_BT2020_NCL:
-    case AVCOL_SPC_BT2020_CL: return SWS_CS_BT2020;
-    default: return height >= 720 ? SWS_CS_ITU709 : SWS_CS_ITU601;
+    case AVCOL_SPC_BT2020_CL:
+      return SWS_CS_BT2020;
+    default:
+      return height >= 720 ? SWS_CS_ITU709 : SWS_CS_ITU601;
   }
 }
 
@@ -50,8 +56,10 @@ bool IsFullRange(const AVFrame* f) {
     case AV_PIX_FMT_YUVJ422P:
     case AV_PIX_FMT_YUVJ444P:
     case AV_PIX_FMT_YUVJ440P:
-    case AV_PIX_FMT_YUVJ411P: return true;
-    default: return f->color_range == AVCOL_RANGE_JPEG;
+    case AV_PIX_FMT_YUVJ411P:
+      return true;
+    default:
+      return f->color_range == AVCOL_RANGE_JPEG;
   }
 }
 
@@ -62,7 +70,8 @@ void RotateRgb(const uint8_t* src, int w, int h, int turns, uint8_t* dst) {
     for (int64_t i = 0; i < n; ++i) std::memcpy(dst + (n - 1 - i) * 3, src + i * 3, 3);
     return;
   }
-  // Output is h x w (width h). Clockwise: dst(x' = h-1-y, y' = x). Counter-clockwise: dst(y, w-1-x).
+  // Output is h x w (width h). Clockwise: dst(x' = h-1-y, y' = x). Counter-clockwise: dst(y,
+  // w-1-x).
   for (int y = 0; y < h; ++y) {
     const uint8_t* row = src + static_cast<int64_t>(y) * w * 3;
     for (int x = 0; x < w; ++x) {
@@ -75,8 +84,8 @@ void RotateRgb(const uint8_t* src, int w, int h, int turns, uint8_t* dst) {
 
 }  // namespace
 
-void ComputeOutputSize(int display_width, int display_height, const DecodeOptions& o, int* out_width,
-                       int* out_height) {
+void ComputeOutputSize(int display_width, int display_height, const DecodeOptions& o,
+                       int* out_width, int* out_height) {
   const double dw = std::max(1, display_width), dh = std::max(1, display_height);
   double w = dw, h = dh;
   if (o.width > 0 && o.height > 0) {
@@ -107,24 +116,25 @@ struct FrameReader::Impl {
   internal::PacketPtr packet{av_packet_alloc()};
   internal::FramePtr decoded{av_frame_alloc()};
   internal::SwsPtr sws;
-  int out_w = 0, out_h = 0;      // after rotation
+  int out_w = 0, out_h = 0;        // after rotation
   int scaled_w = 0, scaled_h = 0;  // before rotation
   int turns = 0;
   std::vector<uint8_t> rotate_buffer;
   bool demux_eof = false;
   bool decoder_drained = false;
-  int64_t next_index = 0;        // index Next() returns next
-  int64_t decode_counter = 0;    // index of the next decoded frame when counting from the start
+  int64_t next_index = 0;      // index Next() returns next
+  int64_t decode_counter = 0;  // index of the next decoded frame when counting from the start
   bool counting_from_start = true;
   int64_t last_assigned = -1;
-  bool has_pending = false;      // `decoded` holds frame next_index (left by Seek)
+  bool has_pending = false;  // `decoded` holds frame next_index (left by Seek)
 
   Status OpenStreams() {
     FAIRY_ASSIGN_OR_RETURN(fmt, internal::OpenInput(path));
     for (unsigned i = 0; i < fmt->nb_streams; ++i) {
       if (static_cast<int>(i) != info.stream_index) fmt->streams[i]->discard = AVDISCARD_ALL;
     }
-    FAIRY_ASSIGN_OR_RETURN(codec, internal::OpenDecoder(path, fmt.get(), info.stream_index, options.threads));
+    FAIRY_ASSIGN_OR_RETURN(
+        codec, internal::OpenDecoder(path, fmt.get(), info.stream_index, options.threads));
     demux_eof = decoder_drained = has_pending = false;
     next_index = decode_counter = 0;
     counting_from_start = true;
@@ -145,8 +155,8 @@ struct FrameReader::Impl {
         return false;
       }
       if (rc != AVERROR(EAGAIN)) {
-        return Status::Corruption(path + ": decoding failed near frame " + std::to_string(decode_counter) +
-                                  " (" + AvError(rc) + ")");
+        return Status::Corruption(path + ": decoding failed near frame " +
+                                  std::to_string(decode_counter) + " (" + AvError(rc) + ")");
       }
       if (demux_eof) return false;
       rc = av_read_frame(fmt.get(), packet.get());
@@ -159,7 +169,8 @@ struct FrameReader::Impl {
         rc = avcodec_send_packet(codec.get(), packet.get());
         if (rc < 0 && rc != AVERROR(EAGAIN)) {
           // A damaged packet: FFmpeg's CLI skips it too. A missing frame is caught by the count.
-          FAIRY_LOG(kWarn, "media") << path << ": skipping a damaged video packet (" << AvError(rc) << ")";
+          FAIRY_LOG(kWarn, "media")
+              << path << ": skipping a damaged video packet (" << AvError(rc) << ")";
         }
       }
       av_packet_unref(packet.get());
@@ -193,21 +204,24 @@ struct FrameReader::Impl {
     const int offset = field && !f->top_field_first ? 1 : 0;
     const int src_h = field ? (f->height - offset + 1) / 2 : f->height;
     const auto src_fmt = static_cast<AVPixelFormat>(f->format);
-    const int flags = options.high_quality_scaling ? (SWS_BICUBIC | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INT)
-                                                   : SWS_FAST_BILINEAR;
-    SwsContext* ctx = sws_getCachedContext(sws.release(), f->width, src_h, src_fmt, scaled_w, scaled_h,
-                                           AV_PIX_FMT_RGB24, flags, nullptr, nullptr, nullptr);
+    const int flags = options.high_quality_scaling
+                          ? (SWS_BICUBIC | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INT)
+                          : SWS_FAST_BILINEAR;
+    SwsContext* ctx =
+        sws_getCachedContext(sws.release(), f->width, src_h, src_fmt, scaled_w, scaled_h,
+                             AV_PIX_FMT_RGB24, flags, nullptr, nullptr, nullptr);
     sws.reset(ctx);
     if (ctx == nullptr) {
-      return Status::Unsupported(path + ": cannot convert " +
-                                 std::string(av_get_pix_fmt_name(src_fmt) ? av_get_pix_fmt_name(src_fmt) : "?") +
-                                 " frames to RGB");
+      return Status::Unsupported(
+          path + ": cannot convert " +
+          std::string(av_get_pix_fmt_name(src_fmt) ? av_get_pix_fmt_name(src_fmt) : "?") +
+          " frames to RGB");
     }
     const AVPixFmtDescriptor* desc = av_pix_fmt_desc_get(src_fmt);
     if (desc != nullptr && !(desc->flags & AV_PIX_FMT_FLAG_RGB)) {
       const int* coeffs = sws_getCoefficients(SwsColorspace(f->colorspace, f->height));
-      sws_setColorspaceDetails(ctx, coeffs, IsFullRange(f) ? 1 : 0, sws_getCoefficients(SWS_CS_DEFAULT), 1,
-                               0, 1 << 16, 1 << 16);
+      sws_setColorspaceDetails(ctx, coeffs, IsFullRange(f) ? 1 : 0,
+                               sws_getCoefficients(SWS_CS_DEFAULT), 1, 0, 1 << 16, 1 << 16);
     }
     const uint8_t* src[4] = {nullptr, nullptr, nullptr, nullptr};
     int src_stride[4] = {0, 0, 0, 0};
@@ -227,12 +241,13 @@ struct FrameReader::Impl {
     uint8_t* dst[4] = {target, nullptr, nullptr, nullptr};
     int dst_stride[4] = {scaled_w * 3, 0, 0, 0};
     int rc = sws_scale(ctx, src, src_stride, 0, src_h, dst, dst_stride);
-    if (rc <= 0) return Status::Internal(path + ": swscale failed on frame " + std::to_string(index));
+    if (rc <= 0)
+      return Status::Internal(path + ": swscale failed on frame " + std::to_string(index));
     if (turns != 0) RotateRgb(rotate_buffer.data(), scaled_w, scaled_h, turns, out->pixels.data());
     out->index = index;
     out->pts = index < static_cast<int64_t>(info.frame_pts.size()) ? info.frame_pts[index]
-               : f->best_effort_timestamp != AV_NOPTS_VALUE ? f->best_effort_timestamp
-                                                            : 0;
+               : f->best_effort_timestamp != AV_NOPTS_VALUE        ? f->best_effort_timestamp
+                                                                   : 0;
     return Status::OK();
   }
 
@@ -243,8 +258,9 @@ struct FrameReader::Impl {
       FAIRY_ASSIGN_OR_RETURN(bool got, DecodeOne(&idx));
       if (!got) {
         if (!counting_from_start) return Status::FailedPrecondition("end of stream after a seek");
-        return Status::Corruption(path + ": the stream ended before frame " + std::to_string(target) +
-                                  " (probe counted " + std::to_string(info.frame_count) + ")");
+        return Status::Corruption(path + ": the stream ended before frame " +
+                                  std::to_string(target) + " (probe counted " +
+                                  std::to_string(info.frame_count) + ")");
       }
       if (idx == target) {
         has_pending = true;
@@ -270,7 +286,9 @@ struct FrameReader::Impl {
     if (target > 0 && info.frame_pts.size() == static_cast<size_t>(info.frame_count)) {
       for (int64_t back : {0, 8, 64, 512}) {
         const int64_t from = std::max<int64_t>(0, target - back);
-        if (av_seek_frame(fmt.get(), info.stream_index, info.frame_pts[from], AVSEEK_FLAG_BACKWARD) < 0) break;
+        if (av_seek_frame(fmt.get(), info.stream_index, info.frame_pts[from],
+                          AVSEEK_FLAG_BACKWARD) < 0)
+          break;
         avcodec_flush_buffers(codec.get());
         demux_eof = decoder_drained = false;
         counting_from_start = false;
@@ -285,7 +303,8 @@ struct FrameReader::Impl {
         has_pending = false;
         if (from == 0) break;
       }
-      FAIRY_LOG(kDebug, "media") << path << ": imprecise seek to frame " << target << "; decoding from the start";
+      FAIRY_LOG(kDebug, "media") << path << ": imprecise seek to frame " << target
+                                 << "; decoding from the start";
     }
     return RestartAt(target);
   }
@@ -308,11 +327,13 @@ struct FrameReader::Impl {
 FrameReader::FrameReader(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 FrameReader::~FrameReader() = default;
 
-Result<std::unique_ptr<FrameReader>> FrameReader::Open(const std::string& path, const DecodeOptions& options,
+Result<std::unique_ptr<FrameReader>> FrameReader::Open(const std::string& path,
+                                                       const DecodeOptions& options,
                                                        const VideoInfo* info) {
   if (options.width < 0 || options.height < 0 || options.long_side < 0 || options.multiple_of < 1 ||
       options.threads < 0) {
-    return Status::InvalidArgument(path + ": bad decode options (sizes must be >= 0, multiple_of >= 1)");
+    return Status::InvalidArgument(path +
+                                   ": bad decode options (sizes must be >= 0, multiple_of >= 1)");
   }
   auto impl = std::make_unique<Impl>();
   impl->path = path;
@@ -345,8 +366,9 @@ int64_t FrameReader::index() const { return impl_->next_index; }
 
 Status FrameReader::Seek(int64_t index) {
   if (index < 0 || (impl_->info.frame_count > 0 && index > impl_->info.frame_count)) {
-    return Status::InvalidArgument(impl_->path + ": frame " + std::to_string(index) + " is outside [0, " +
-                                   std::to_string(impl_->info.frame_count) + "]");
+    return Status::InvalidArgument(impl_->path + ": frame " + std::to_string(index) +
+                                   " is outside [0, " + std::to_string(impl_->info.frame_count) +
+                                   "]");
   }
   return impl_->SeekTo(index);
 }
@@ -358,8 +380,9 @@ Result<bool> FrameReader::Next(RgbFrame* frame) {
     FAIRY_ASSIGN_OR_RETURN(bool got, d.DecodeOne(&idx));
     if (!got) {
       if (d.info.frame_count_exact && d.next_index < d.info.frame_count) {
-        return Status::Corruption(d.path + ": the stream ended after " + std::to_string(d.next_index) +
-                                  " frames; probe counted " + std::to_string(d.info.frame_count));
+        return Status::Corruption(d.path + ": the stream ended after " +
+                                  std::to_string(d.next_index) + " frames; probe counted " +
+                                  std::to_string(d.info.frame_count));
       }
       return false;
     }
@@ -378,21 +401,25 @@ Result<bool> FrameReader::Next(RgbFrame* frame) {
   return true;
 }
 
-Status DecodeRange(const std::string& path, const DecodeOptions& options, int64_t first, int64_t last,
-                   const std::function<Status(const RgbFrame&)>& callback, const VideoInfo* info) {
-  FAIRY_ASSIGN_OR_RETURN(std::unique_ptr<FrameReader> reader, FrameReader::Open(path, options, info));
+Status DecodeRange(const std::string& path, const DecodeOptions& options, int64_t first,
+                   int64_t last, const std::function<Status(const RgbFrame&)>& callback,
+                   const VideoInfo* info) {
+  FAIRY_ASSIGN_OR_RETURN(std::unique_ptr<FrameReader> reader,
+                         FrameReader::Open(path, options, info));
   const int64_t n = reader->info().frame_count;
   if (first < 0 || last <= first || last > n) {
     return Status::InvalidArgument(path + ": frame range [" + std::to_string(first) + ", " +
-                                   std::to_string(last) + ") is empty or outside [0, " + std::to_string(n) + ")");
+                                   std::to_string(last) + ") is empty or outside [0, " +
+                                   std::to_string(n) + ")");
   }
   FAIRY_RETURN_IF_ERROR(reader->Seek(first));
   RgbFrame frame;
   while (reader->index() < last) {
     FAIRY_ASSIGN_OR_RETURN(bool got, reader->Next(&frame));
     if (!got) {
-      return Status::Corruption(path + ": the stream ended at frame " + std::to_string(reader->index()) +
-                                " before the end of range " + std::to_string(last));
+      return Status::Corruption(path + ": the stream ended at frame " +
+                                std::to_string(reader->index()) + " before the end of range " +
+                                std::to_string(last));
     }
     FAIRY_RETURN_IF_ERROR(callback(frame));
   }

@@ -1,10 +1,9 @@
 // Frame-accurate streaming decode of a range of decoded-frame indices to packed RGB24.
 //
 // Usage:
-//   FAIRY_ASSIGN_OR_RETURN(auto reader, FrameReader::Open(path, {.long_side = 512, .multiple_of = 8}));
-//   FAIRY_RETURN_IF_ERROR(reader->Seek(first));
-//   RgbFrame frame;
-//   while (reader->index() < last) { FAIRY_ASSIGN_OR_RETURN(bool got, reader->Next(&frame)); ... }
+//   FAIRY_ASSIGN_OR_RETURN(auto reader, FrameReader::Open(path, {.long_side = 512, .multiple_of =
+//   8})); FAIRY_RETURN_IF_ERROR(reader->Seek(first)); RgbFrame frame; while (reader->index() <
+//   last) { FAIRY_ASSIGN_OR_RETURN(bool got, reader->Next(&frame)); ... }
 // or DecodeRange(path, options, first, last, callback). Only one frame is held at a time.
 //
 // Guarantees: the frame with index i is bit-identical whichever range or seek reached it (same
@@ -91,8 +90,8 @@ class FrameReader {
 // Decodes [first, last) of `path` and calls `callback` once per frame, in order. The callback may
 // return a failed Status to stop; it is passed through. InvalidArgument when the range is empty or
 // outside [0, frame_count].
-Status DecodeRange(const std::string& path, const DecodeOptions& options, int64_t first, int64_t last,
-                   const std::function<Status(const RgbFrame&)>& callback,
+Status DecodeRange(const std::string& path, const DecodeOptions& options, int64_t first,
+                   int64_t last, const std::function<Status(const RgbFrame&)>& callback,
                    const VideoInfo* info = nullptr);
 
 }  // namespace fairy::media

@@ -17,16 +17,18 @@ struct Rational {
   int64_t den = 1;
 
   bool valid() const { return num > 0 && den > 0; }
-  double ToDouble() const { return den == 0 ? 0.0 : static_cast<double>(num) / static_cast<double>(den); }
+  double ToDouble() const {
+    return den == 0 ? 0.0 : static_cast<double>(num) / static_cast<double>(den);
+  }
   // "30000/1001"; "0/1" when unknown.
   std::string ToString() const;
   bool operator==(const Rational& other) const = default;
 };
 
 struct AudioStreamInfo {
-  int stream_index = -1;   // index of the stream in the container
-  std::string codec;       // FFmpeg codec name: "aac", "opus", "pcm_s16le"
-  int sample_rate = 0;     // Hz
+  int stream_index = -1;  // index of the stream in the container
+  std::string codec;      // FFmpeg codec name: "aac", "opus", "pcm_s16le"
+  int sample_rate = 0;    // Hz
   int channels = 0;
   double start_time_s = 0.0;  // 0 when the container gives none
 };
@@ -34,12 +36,12 @@ struct AudioStreamInfo {
 // What Probe() learns about a file. Sizes are in pixels.
 struct VideoInfo {
   std::string path;
-  std::string container;   // FFmpeg demuxer name, e.g. "mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm"
-  int stream_index = -1;   // container index of the first video stream (attached pictures skipped)
-  std::string codec;       // FFmpeg codec name: "h264", "vp9", "mpeg2video", "dvvideo", ...
-  int width = 0;           // stored (coded) frame size, before SAR and rotation
+  std::string container;  // FFmpeg demuxer name, e.g. "mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm"
+  int stream_index = -1;  // container index of the first video stream (attached pictures skipped)
+  std::string codec;      // FFmpeg codec name: "h264", "vp9", "mpeg2video", "dvvideo", ...
+  int width = 0;          // stored (coded) frame size, before SAR and rotation
   int height = 0;
-  Rational sar;            // sample aspect ratio; {0,1} when the file stores none (treat as 1:1)
+  Rational sar;  // sample aspect ratio; {0,1} when the file stores none (treat as 1:1)
   // Display-matrix rotation in degrees exactly as ffprobe prints it: the counter-clockwise angle
   // of the matrix, in (-180, 180]. The picture must be turned (-rotation_deg) mod 360 degrees
   // clockwise for display (-90: portrait; -180/180: upside down). 0 = none.
@@ -61,11 +63,11 @@ struct VideoInfo {
   // in which case it is the header's count (0 when the header has none).
   int64_t frame_count = 0;
   bool frame_count_exact = false;  // true when counted
-  Rational time_base;       // of the video stream; frame_pts values are in it
+  Rational time_base;              // of the video stream; frame_pts values are in it
   // Presentation timestamps of every frame in presentation order (time_base units), filled when
   // counted. A frame without a timestamp gets the previous one plus the nominal frame duration.
   std::vector<int64_t> frame_pts;
-  double start_time_s = 0.0;     // first frame's PTS in seconds (e.g. 1.075 for an edit list)
+  double start_time_s = 0.0;  // first frame's PTS in seconds (e.g. 1.075 for an edit list)
   // Duration of the video: last PTS - first PTS + one frame duration when counted, else the
   // stream/container header value; <= 0 when unknown.
   double duration_s = 0.0;

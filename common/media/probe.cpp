@@ -45,11 +45,13 @@ struct PacketStamp {
   int64_t duration;
 };
 
-// Decodes the whole stream; returns the frames' best-effort timestamps (what ffprobe shows) in output order (*missing = frames
-// without one, which the caller appends).
-Result<std::vector<PacketStamp>> DecodedStamps(const std::string& path, int stream_index, int64_t* missing) {
+// Decodes the whole stream; returns the frames' best-effort timestamps (what ffprobe shows) in
+// output order (*missing = frames without one, which the caller appends).
+Result<std::vector<PacketStamp>> DecodedStamps(const std::string& path, int stream_index,
+                                               int64_t* missing) {
   FAIRY_ASSIGN_OR_RETURN(internal::FormatInputPtr fmt, internal::OpenInput(path));
-  FAIRY_ASSIGN_OR_RETURN(internal::CodecContextPtr dec, internal::OpenDecoder(path, fmt.get(), stream_index, 0));
+  FAIRY_ASSIGN_OR_RETURN(internal::CodecContextPtr dec,
+                         internal::OpenDecoder(path, fmt.get(), stream_index, 0));
   for (unsigned i = 0; i < fmt->nb_streams; ++i) {
     if (static_cast<int>(i) != stream_index) fmt->streams[i]->discard = AVDISCARD_ALL;
   }
@@ -62,13 +64,16 @@ Result<std::vector<PacketStamp>> DecodedStamps(const std::string& path, int stre
     int rc = avcodec_receive_frame(dec.get(), frame.get());
     if (rc == 0) {
       const int64_t ts = frame->best_effort_timestamp;
-      if (ts == AV_NOPTS_VALUE) ++*missing;
-      else stamps.push_back({ts, frame->pkt_duration});
+      if (ts == AV_NOPTS_VALUE)
+        ++*missing;
+      else
+        stamps.push_back({ts, frame->pkt_duration});
       av_frame_unref(frame.get());
       continue;
     }
     if (rc == AVERROR_EOF) break;
-    if (rc != AVERROR(EAGAIN)) return Status::Corruption(path + ": decoding failed (" + internal::AvError(rc) + ")");
+    if (rc != AVERROR(EAGAIN))
+      return Status::Corruption(path + ": decoding failed (" + internal::AvError(rc) + ")");
     if (eof) break;
     rc = av_read_frame(fmt.get(), pkt.get());
     if (rc < 0) {
@@ -109,7 +114,8 @@ Result<VideoInfo> Probe(const std::string& path, const ProbeOptions& options) {
     }
   }
   if (info.stream_index < 0) {
-    return Status::InvalidArgument(path + ": no video stream (" + std::to_string(info.audio.size()) +
+    return Status::InvalidArgument(path + ": no video stream (" +
+                                   std::to_string(info.audio.size()) +
                                    " audio stream(s); container " + info.container + ")");
   }
   AVStream* vs = fmt->streams[info.stream_index];
@@ -145,8 +151,10 @@ Result<VideoInfo> Probe(const std::string& path, const ProbeOptions& options) {
   info.time_base = FromAv(vs->time_base);
   const double tb = av_q2d(vs->time_base);
   if (vs->start_time != AV_NOPTS_VALUE) info.start_time_s = vs->start_time * tb;
-  if (vs->duration != AV_NOPTS_VALUE && vs->duration > 0) info.duration_s = vs->duration * tb;
-  else info.duration_s = info.container_duration_s;
+  if (vs->duration != AV_NOPTS_VALUE && vs->duration > 0)
+    info.duration_s = vs->duration * tb;
+  else
+    info.duration_s = info.container_duration_s;
 
   if (!options.count_frames) {
     info.frame_count = vs->nb_frames > 0 ? vs->nb_frames : 0;
@@ -171,26 +179,30 @@ Result<VideoInfo> Probe(const std::string& path, const ProbeOptions& options) {
     }
     if (pkt->stream_index == info.stream_index && !(pkt->flags & AV_PKT_FLAG_DISCARD)) {
       last_missing = pkt->pts == AV_NOPTS_VALUE;
-      if (last_missing) ++missing;
-      else stamps.push_back({pkt->pts, pkt->duration});
+      if (last_missing)
+        ++missing;
+      else
+        stamps.push_back({pkt->pts, pkt->duration});
     }
     av_packet_unref(pkt.get());
   }
   int64_t counted = static_cast<int64_t>(stamps.size()) + missing;
   if (read_error != 0 && counted == 0) {
-    return Status::Corruption(path + ": cannot read any video packet (" + internal::AvError(read_error) +
-                              ")");
+    return Status::Corruption(path + ": cannot read any video packet (" +
+                              internal::AvError(read_error) + ")");
   }
   if (counted == 0) {
     return Status::Corruption(path + ": video stream #" + std::to_string(info.stream_index) +
                               " has no frames");
   }
   if (vs->nb_frames > 0 && counted < vs->nb_frames) {
-    return Status::Corruption(path + ": truncated: the header lists " + std::to_string(vs->nb_frames) +
-                              " video frames but only " + std::to_string(counted) + " can be read" +
+    return Status::Corruption(path + ": truncated: the header lists " +
+                              std::to_string(vs->nb_frames) + " video frames but only " +
+                              std::to_string(counted) + " can be read" +
                               (read_error ? " (" + internal::AvError(read_error) + ")" : ""));
   }
-  if (missing > 0 && !(missing == 1 && stamps.size() + 1 == static_cast<size_t>(counted) && last_missing)) {
+  if (missing > 0 &&
+      !(missing == 1 && stamps.size() + 1 == static_cast<size_t>(counted) && last_missing)) {
     // Packets without timestamps in the middle (e.g. MXF I/P frames): the decoder reorders and
     // stamps frames itself, so take count and timestamps from a decode, as ffprobe does.
     FAIRY_ASSIGN_OR_RETURN(stamps, DecodedStamps(path, info.stream_index, &missing));

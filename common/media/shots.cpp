@@ -46,9 +46,12 @@ void RgbToHsvPlanar(const uint8_t* rgb, int64_t pixels, uint8_t* hsv_planar) {
     const int diff = v - vmin;
     const int s = (diff * t.sdiv[v] + (1 << (kHsvShift - 1))) >> kHsvShift;
     int h;
-    if (v == r) h = g - b;
-    else if (v == g) h = b - r + 2 * diff;
-    else h = r - g + 4 * diff;
+    if (v == r)
+      h = g - b;
+    else if (v == g)
+      h = b - r + 2 * diff;
+    else
+      h = r - g + 4 * diff;
     h = (h * t.hdiv[diff] + (1 << (kHsvShift - 1))) >> kHsvShift;
     if (h < 0) h += 180;
     hp[i] = static_cast<uint8_t>(h);
@@ -71,11 +74,13 @@ double ContentDetector::Process(int64_t index, const RgbFrame& frame) {
       const uint8_t* a = hsv_.data() + c * n;
       const uint8_t* b = last_hsv_.data() + c * n;
       int64_t sum = 0;
-      for (int64_t i = 0; i < n; ++i) sum += std::abs(static_cast<int>(a[i]) - static_cast<int>(b[i]));
+      for (int64_t i = 0; i < n; ++i)
+        sum += std::abs(static_cast<int>(a[i]) - static_cast<int>(b[i]));
       sums[c] = sum;
     }
     score = (static_cast<double>(sums[0]) / n + static_cast<double>(sums[1]) / n +
-             static_cast<double>(sums[2]) / n) / 3.0;
+             static_cast<double>(sums[2]) / n) /
+            3.0;
   }
   std::swap(last_hsv_, hsv_);
   FilterMerge(index, score >= threshold_);
@@ -166,8 +171,10 @@ Result<ShotList> DetectShots(const std::string& path, const ShotOptions& options
   decode.apply_sar = false;
   decode.apply_rotation = false;
   decode.high_quality_scaling = false;
-  if (options.analysis_width > 0 && info.width > options.analysis_width) decode.width = options.analysis_width;
-  FAIRY_ASSIGN_OR_RETURN(std::unique_ptr<FrameReader> reader, FrameReader::Open(path, decode, &info));
+  if (options.analysis_width > 0 && info.width > options.analysis_width)
+    decode.width = options.analysis_width;
+  FAIRY_ASSIGN_OR_RETURN(std::unique_ptr<FrameReader> reader,
+                         FrameReader::Open(path, decode, &info));
   ContentDetector detector(options.threshold, options.min_length);
   ShotList list;
   list.fps = info.frame_rate;

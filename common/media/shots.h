@@ -33,14 +33,15 @@ struct Shot {
 };
 
 struct ShotList {
-  int64_t frames = 0;            // total decoded frames
-  Rational fps;                  // VideoInfo::frame_rate
-  std::vector<int64_t> cuts;     // first frame of every shot but the first (before splitting)
-  std::vector<Shot> shots;       // after splitting, covering [0, frames) in order
-  std::vector<double> scores;    // per-frame content score (scores[0] = 0)
+  int64_t frames = 0;          // total decoded frames
+  Rational fps;                // VideoInfo::frame_rate
+  std::vector<int64_t> cuts;   // first frame of every shot but the first (before splitting)
+  std::vector<Shot> shots;     // after splitting, covering [0, frames) in order
+  std::vector<double> scores;  // per-frame content score (scores[0] = 0)
 };
 
-// Incremental ContentDetector. Feed every frame in order (RGB24 of one fixed size). Not thread-safe.
+// Incremental ContentDetector. Feed every frame in order (RGB24 of one fixed size). Not
+// thread-safe.
 class ContentDetector {
  public:
   ContentDetector(double threshold, int min_length);

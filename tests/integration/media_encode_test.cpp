@@ -1,11 +1,11 @@
 // Final encode checked with ffprobe, shot detection vs the manifest's goldens, and bad input.
+#include <gtest/gtest.h>
+
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "common/media/chunk.h"
 #include "common/media/encoder.h"
@@ -37,7 +37,8 @@ std::vector<std::string> MakeChunks(const std::string& clip, const std::string& 
   std::vector<RgbFrame> frames = testing::DecodeAll(MediaPath(clip), o, 0, n);
   std::vector<std::string> paths;
   for (int p = 0; p < parts; ++p) {
-    const size_t b = static_cast<size_t>(n * p / parts), e = static_cast<size_t>(n * (p + 1) / parts);
+    const size_t b = static_cast<size_t>(n * p / parts),
+                 e = static_cast<size_t>(n * (p + 1) / parts);
     paths.push_back(dir + "/" + clip + "." + std::to_string(p) + ".mkv");
     EXPECT_TRUE(testing::WriteChunk(paths.back(), frames, b, e).ok());
   }
@@ -46,8 +47,8 @@ std::vector<std::string> MakeChunks(const std::string& clip, const std::string& 
 
 TEST(MediaEncode, OutputMatchesTheSourceUnderFFprobe) {
   const std::string dir = fairy::testing::MakeTempDir("media-encode");
-  // No audio + B-frames; VFR; rotation + VFR + mono AAC; Opus; interlaced DV with 2x PCM (re-encoded);
-  // delayed start; MXF with a missing last timestamp.
+  // No audio + B-frames; VFR; rotation + VFR + mono AAC; Opus; interlaced DV with 2x PCM
+  // (re-encoded); delayed start; MXF with a missing last timestamp.
   for (const char* clip : {"bikes.mp4", "goldeneye-vfr-drop3.mp4", "fire2.mp4", "no_duration.webm",
                            "sony_good_quality.dv", "delayed_start.mp4", "freeMXF-mxf1.mxf"}) {
     SCOPED_TRACE(clip);
@@ -61,7 +62,8 @@ TEST(MediaEncode, OutputMatchesTheSourceUnderFFprobe) {
     Result<EncodeReport> report = EncodeFinal(MediaPath(clip), chunks, out, eo);
     ASSERT_TRUE(report.ok()) << report.status().ToString();
     EXPECT_EQ(report->frames, v["decoded_frames"].get<int64_t>());
-    EXPECT_EQ(report->audio_streams_copied + report->audio_streams_reencoded, static_cast<int>(audio.size()));
+    EXPECT_EQ(report->audio_streams_copied + report->audio_streams_reencoded,
+              static_cast<int>(audio.size()));
     nlohmann::json probe = testing::FFprobe(out);
     ASSERT_FALSE(probe.is_discarded());
     int video = 0, audio_out = 0;
@@ -71,7 +73,8 @@ TEST(MediaEncode, OutputMatchesTheSourceUnderFFprobe) {
       ++video;
       EXPECT_EQ(st["codec_name"], "h264");
       EXPECT_EQ(st["pix_fmt"], "yuv420p");
-      EXPECT_EQ(std::stoll(st["nb_read_frames"].get<std::string>()), v["decoded_frames"].get<int64_t>());
+      EXPECT_EQ(std::stoll(st["nb_read_frames"].get<std::string>()),
+                v["decoded_frames"].get<int64_t>());
       EXPECT_EQ(st["width"].get<int>() % 2, 0);
       const double src_rate = ParseRate(v["avg_frame_rate"].get<std::string>());
       EXPECT_NEAR(ParseRate(st["avg_frame_rate"].get<std::string>()), src_rate, 0.02 * src_rate);
@@ -87,7 +90,8 @@ TEST(MediaEncode, OutputMatchesTheSourceUnderFFprobe) {
       EXPECT_NEAR(std::stod(st["duration"].get<std::string>()), src_dur, frame_s + 1e-3);
     }
     EXPECT_EQ(video, 1);
-    EXPECT_EQ(audio_out, static_cast<int>(audio.size())) << "audio present exactly when the source had it";
+    EXPECT_EQ(audio_out, static_cast<int>(audio.size()))
+        << "audio present exactly when the source had it";
   }
 }
 
@@ -97,8 +101,10 @@ TEST(MediaEncode, ScalesToTheSourceDisplaySizeAndStitchingIsExact) {
   ASSERT_TRUE(ConcatChunks(three, dir + "/one.mkv").ok());
   EncodeOptions eo;
   eo.preset = "ultrafast";
-  Result<EncodeReport> a = EncodeFinal(MediaPath("carphone_pristine.mp4"), three, dir + "/a.mp4", eo);
-  Result<EncodeReport> b = EncodeFinal(MediaPath("carphone_pristine.mp4"), {dir + "/one.mkv"}, dir + "/b.mp4", eo);
+  Result<EncodeReport> a =
+      EncodeFinal(MediaPath("carphone_pristine.mp4"), three, dir + "/a.mp4", eo);
+  Result<EncodeReport> b =
+      EncodeFinal(MediaPath("carphone_pristine.mp4"), {dir + "/one.mkv"}, dir + "/b.mp4", eo);
   ASSERT_TRUE(a.ok()) << a.status().ToString();
   ASSERT_TRUE(b.ok()) << b.status().ToString();
   EXPECT_EQ(a->width, 192);  // display 193x144 (SAR 128:117), rounded down to even
@@ -115,10 +121,13 @@ TEST(MediaEncode, RejectsChunksThatDoNotCoverTheSource) {
   std::vector<std::string> chunks = MakeChunks("counter.mp4", dir, 3);
   EncodeOptions eo;
   eo.preset = "ultrafast";
-  Result<EncodeReport> missing = EncodeFinal(MediaPath("counter.mp4"), {chunks[0], chunks[2]}, dir + "/x.mp4", eo);
+  Result<EncodeReport> missing =
+      EncodeFinal(MediaPath("counter.mp4"), {chunks[0], chunks[2]}, dir + "/x.mp4", eo);
   EXPECT_EQ(missing.status().code(), Status::Code::kFailedPrecondition);
-  EXPECT_NE(missing.status().message().find(chunks[2]), std::string::npos) << missing.status().message();
-  Result<EncodeReport> short_list = EncodeFinal(MediaPath("counter.mp4"), {chunks[0]}, dir + "/x.mp4", eo);
+  EXPECT_NE(missing.status().message().find(chunks[2]), std::string::npos)
+      << missing.status().message();
+  Result<EncodeReport> short_list =
+      EncodeFinal(MediaPath("counter.mp4"), {chunks[0]}, dir + "/x.mp4", eo);
   EXPECT_EQ(short_list.status().code(), Status::Code::kFailedPrecondition);
   eo.crf = 99;
   EXPECT_EQ(EncodeFinal(MediaPath("counter.mp4"), chunks, dir + "/x.mp4", eo).status().code(),
@@ -152,9 +161,9 @@ TEST(MediaShots, ReproducesContentDetectorGoldens) {
 
 TEST(MediaShots, CliPrintsTheIssueJson) {
   int rc = -1;
-  std::string out = testing::Run(Quote(fairy::testing::BinDir() + "/fairy") + " shots " + Quote(MediaPath("bikes.mp4")) +
-                            " --json --max-length 100",
-                        &rc);
+  std::string out = testing::Run(Quote(fairy::testing::BinDir() + "/fairy") + " shots " +
+                                     Quote(MediaPath("bikes.mp4")) + " --json --max-length 100",
+                                 &rc);
   ASSERT_EQ(rc, 0) << out;
   nlohmann::json j = nlohmann::json::parse(out);
   EXPECT_EQ(j["frames"], 250);
@@ -164,8 +173,10 @@ TEST(MediaShots, CliPrintsTheIssueJson) {
     starts.push_back(s["start"]);
     EXPECT_EQ(s["anchors"].size(), 3u);
   }
-  EXPECT_EQ(starts, (std::vector<int64_t>{0, 30, 76, 137, 187, 242}));  // same as scikit-video's golden
-  testing::Run(Quote(fairy::testing::BinDir() + "/fairy") + " shots /nonexistent.mp4 2>/dev/null", &rc);
+  EXPECT_EQ(starts,
+            (std::vector<int64_t>{0, 30, 76, 137, 187, 242}));  // same as scikit-video's golden
+  testing::Run(Quote(fairy::testing::BinDir() + "/fairy") + " shots /nonexistent.mp4 2>/dev/null",
+               &rc);
   EXPECT_EQ(rc, 3);
 }
 
@@ -177,7 +188,9 @@ TEST(MediaErrors, BadFilesGiveClearErrors) {
   // A faststart MP4 (index first) cut in half, and one cut before its index.
   const std::string fast = dir + "/fast.mp4";
   int rc = 0;
-  testing::Run("ffmpeg -v error -y -i " + Quote(MediaPath("bikes.mp4")) + " -c copy -movflags +faststart " + Quote(fast), &rc);
+  testing::Run("ffmpeg -v error -y -i " + Quote(MediaPath("bikes.mp4")) +
+                   " -c copy -movflags +faststart " + Quote(fast),
+               &rc);
   ASSERT_EQ(rc, 0);
   const std::string cut_fast = dir + "/cut_fast.mp4", cut_plain = dir + "/cut_plain.mp4";
   std::filesystem::copy_file(fast, cut_fast);
@@ -185,7 +198,9 @@ TEST(MediaErrors, BadFilesGiveClearErrors) {
   std::filesystem::copy_file(MediaPath("bikes.mp4"), cut_plain);
   std::filesystem::resize_file(cut_plain, std::filesystem::file_size(cut_plain) / 2);
   const std::string audio_only = dir + "/tone.m4a";
-  testing::Run("ffmpeg -v error -y -f lavfi -i sine=frequency=440:duration=1 -c:a aac " + Quote(audio_only), &rc);
+  testing::Run(
+      "ffmpeg -v error -y -f lavfi -i sine=frequency=440:duration=1 -c:a aac " + Quote(audio_only),
+      &rc);
   ASSERT_EQ(rc, 0);
   const std::string empty = dir + "/empty.mkv";
   {
@@ -219,11 +234,14 @@ TEST(MediaErrors, BadFilesGiveClearErrors) {
     EXPECT_FALSE(ChunkReader::Open(c.path).ok());
   }
   // Bad ranges and options.
-  EXPECT_EQ(DecodeRange(MediaPath("counter.mp4"), {}, 25, 31, [](const RgbFrame&) { return Status::OK(); }).code(),
+  EXPECT_EQ(DecodeRange(MediaPath("counter.mp4"), {}, 25, 31,
+                        [](const RgbFrame&) { return Status::OK(); })
+                .code(),
             Status::Code::kInvalidArgument);
   DecodeOptions bad;
   bad.multiple_of = 0;
-  EXPECT_EQ(FrameReader::Open(MediaPath("counter.mp4"), bad).status().code(), Status::Code::kInvalidArgument);
+  EXPECT_EQ(FrameReader::Open(MediaPath("counter.mp4"), bad).status().code(),
+            Status::Code::kInvalidArgument);
 }
 
 }  // namespace

@@ -1,9 +1,9 @@
 // Probe and full decode of every clip in ../shared/media/manifest.json against ffprobe's facts.
+#include <gtest/gtest.h>
+
 #include <cmath>
 #include <cstdlib>
 #include <string>
-
-#include <gtest/gtest.h>
 
 #include "common/media/frame_reader.h"
 #include "common/media/probe.h"
@@ -12,8 +12,8 @@
 namespace fairy::media {
 namespace {
 
-using testing::Manifest;
 using fairy::testing::MediaPath;
+using testing::Manifest;
 
 std::string SarString(const Rational& r) {
   return r.valid() ? std::to_string(r.num) + ":" + std::to_string(r.den) : "null";
@@ -45,7 +45,8 @@ TEST(MediaProbe, EveryClipMatchesTheManifest) {
     EXPECT_EQ(info->vfr(), !v["cfr"].get<bool>());
     EXPECT_NEAR(info->start_time_s, v["first_frame_pts_s"].get<double>(), 1e-3);
     if (!v["last_frame_pts_s"].is_null()) {
-      const double expected = v["last_frame_pts_s"].get<double>() - v["first_frame_pts_s"].get<double>() +
+      const double expected = v["last_frame_pts_s"].get<double>() -
+                              v["first_frame_pts_s"].get<double>() +
                               v["last_frame_duration_s"].get<double>();
       EXPECT_NEAR(info->duration_s, expected, 2e-3);
     }
@@ -59,7 +60,8 @@ TEST(MediaProbe, EveryClipMatchesTheManifest) {
       ASSERT_EQ(info->frame_pts.size(), pts.size());
       for (size_t i = 0; i < pts.size(); ++i) {
         if (pts[i].is_null()) continue;  // ffprobe shows no timestamp; we extrapolate one
-        EXPECT_NEAR(info->frame_pts[i] * info->time_base.ToDouble(), pts[i].get<double>(), 1e-3) << "frame " << i;
+        EXPECT_NEAR(info->frame_pts[i] * info->time_base.ToDouble(), pts[i].get<double>(), 1e-3)
+            << "frame " << i;
       }
     }
     const auto& audio = p["audio"];
@@ -160,7 +162,8 @@ TEST(MediaDecode, RotationMatchesFFmpegAutorotate) {
   ASSERT_EQ(raw.size(), rotated[0].pixels.size());
   auto mad = [&](const std::vector<uint8_t>& a) {
     double sum = 0;
-    for (size_t i = 0; i < a.size(); ++i) sum += std::abs(int(a[i]) - int(static_cast<uint8_t>(raw[i])));
+    for (size_t i = 0; i < a.size(); ++i)
+      sum += std::abs(int(a[i]) - int(static_cast<uint8_t>(raw[i])));
     return sum / a.size();
   };
   const double to_rotated = mad(rotated[0].pixels), to_stored = mad(stored[0].pixels);
@@ -179,10 +182,11 @@ TEST(MediaDecode, ColourMatchesFFmpeg) {
     auto ours = testing::DecodeAll(path, o, 0, 1);
     ASSERT_EQ(ours.size(), 1u);
     int rc = 0;
-    std::string raw = testing::Run("ffmpeg -v error -i " + testing::Quote(path) +
-                                       " -frames:v 1 -sws_flags bicubic+accurate_rnd+full_chroma_int"
-                                       " -f rawvideo -pix_fmt rgb24 -",
-                                   &rc);
+    std::string raw =
+        testing::Run("ffmpeg -v error -i " + testing::Quote(path) +
+                         " -frames:v 1 -sws_flags bicubic+accurate_rnd+full_chroma_int"
+                         " -f rawvideo -pix_fmt rgb24 -",
+                     &rc);
     ASSERT_EQ(rc, 0);
     ASSERT_EQ(raw.size(), ours[0].pixels.size());
     double sum = 0;

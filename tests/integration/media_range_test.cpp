@@ -1,10 +1,10 @@
 // Frame-accurate ranges and lossless chunks: ranges concatenated == one full decode, bit for bit;
 // chunk round trip bit exact; N chunks stitched == one chunk.
+#include <gtest/gtest.h>
+
 #include <filesystem>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "common/media/chunk.h"
 #include "common/media/frame_reader.h"
@@ -60,7 +60,8 @@ TEST(MediaRange, RangesConcatenateToTheFullDecodeBitForBit) {
     bounds.push_back(info->frame_count);
     for (int64_t b : bounds) {
       std::vector<RgbFrame> part = DecodeAll(path, o, start, b);
-      ASSERT_EQ(static_cast<int64_t>(part.size()), b - start) << "range [" << start << ", " << b << ")";
+      ASSERT_EQ(static_cast<int64_t>(part.size()), b - start)
+          << "range [" << start << ", " << b << ")";
       joined.insert(joined.end(), part.begin(), part.end());
       start = b;
     }

@@ -1,13 +1,13 @@
 // Helpers for the media integration tests: the shared manifest, shell commands, ffprobe JSON.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <cstdio>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include "common/media/chunk.h"
 #include "common/media/frame_reader.h"
@@ -49,13 +49,14 @@ inline std::string Quote(const std::string& s) { return "'" + s + "'"; }
 
 // ffprobe -count_frames of the first video stream and all audio streams, as JSON.
 inline nlohmann::json FFprobe(const std::string& path) {
-  std::string out = Run("ffprobe -v error -count_frames -show_streams -show_format -of json " + Quote(path));
+  std::string out =
+      Run("ffprobe -v error -count_frames -show_streams -show_format -of json " + Quote(path));
   return nlohmann::json::parse(out, nullptr, false);
 }
 
 // Decodes [first, last) of `path` into a vector of frames.
-inline std::vector<RgbFrame> DecodeAll(const std::string& path, const DecodeOptions& options, int64_t first,
-                                       int64_t last) {
+inline std::vector<RgbFrame> DecodeAll(const std::string& path, const DecodeOptions& options,
+                                       int64_t first, int64_t last) {
   std::vector<RgbFrame> frames;
   Status s = DecodeRange(path, options, first, last, [&](const RgbFrame& f) {
     frames.push_back(f);
@@ -66,7 +67,8 @@ inline std::vector<RgbFrame> DecodeAll(const std::string& path, const DecodeOpti
 }
 
 // Writes frames to a chunk at `path` (first index from the first frame).
-inline Status WriteChunk(const std::string& path, const std::vector<RgbFrame>& frames, size_t begin, size_t end) {
+inline Status WriteChunk(const std::string& path, const std::vector<RgbFrame>& frames, size_t begin,
+                         size_t end) {
   ChunkWriterOptions o;
   o.width = frames[begin].width;
   o.height = frames[begin].height;

@@ -1,8 +1,8 @@
 // Pure parts of the media layer: output sizes, HSV conversion, the ContentDetector's flash filter,
 // shots from cuts, splitting and anchors. No files, no FFmpeg calls.
-#include <vector>
-
 #include <gtest/gtest.h>
+
+#include <vector>
 
 #include "common/media/frame_reader.h"
 #include "common/media/shots.h"
@@ -50,10 +50,12 @@ TEST(MediaSize, OneSideGivenOrBoth) {
 
 TEST(MediaHsv, MatchesOpenCvOnKnownColours) {
   // Expected values from cv2.cvtColor(..., COLOR_RGB2HSV) (8-bit: H 0..179).
-  const std::vector<std::vector<uint8_t>> rgb = {
-      {255, 0, 0}, {0, 255, 0}, {0, 0, 255}, {10, 20, 30}, {0, 0, 0}, {255, 255, 255}, {200, 100, 50}};
-  const std::vector<std::vector<uint8_t>> hsv = {
-      {0, 255, 255}, {60, 255, 255}, {120, 255, 255}, {105, 170, 30}, {0, 0, 0}, {0, 0, 255}, {10, 191, 200}};
+  const std::vector<std::vector<uint8_t>> rgb = {{255, 0, 0},   {0, 255, 0}, {0, 0, 255},
+                                                 {10, 20, 30},  {0, 0, 0},   {255, 255, 255},
+                                                 {200, 100, 50}};
+  const std::vector<std::vector<uint8_t>> hsv = {{0, 255, 255},  {60, 255, 255}, {120, 255, 255},
+                                                 {105, 170, 30}, {0, 0, 0},      {0, 0, 255},
+                                                 {10, 191, 200}};
   for (size_t i = 0; i < rgb.size(); ++i) {
     uint8_t out[3];
     RgbToHsvPlanar(rgb[i].data(), 1, out);
@@ -79,7 +81,8 @@ std::vector<int64_t> Feed(ContentDetector& d, const std::vector<RgbFrame>& frame
 // counter.mp4's pattern: colour changes at 10 and 20, 30 frames.
 std::vector<RgbFrame> Counter() {
   std::vector<RgbFrame> frames;
-  for (int i = 0; i < 30; ++i) frames.push_back(i < 10 ? Solid(128, 128, 128) : i < 20 ? Solid(200, 0, 0) : Solid(0, 0, 200));
+  for (int i = 0; i < 30; ++i)
+    frames.push_back(i < 10 ? Solid(128, 128, 128) : i < 20 ? Solid(200, 0, 0) : Solid(0, 0, 200));
   return frames;
 }
 
@@ -96,9 +99,12 @@ TEST(MediaContentDetector, FlashesAfterTheFirstCutAreMergedAway) {
   // Cut at 20, then a 3-frame white flash at 25..27: FlashFilter MERGE swallows the short burst.
   std::vector<RgbFrame> frames;
   for (int i = 0; i < 60; ++i) {
-    if (i < 20) frames.push_back(Solid(0, 0, 0));
-    else if (i >= 25 && i < 28) frames.push_back(Solid(255, 255, 255));
-    else frames.push_back(Solid(200, 0, 0));
+    if (i < 20)
+      frames.push_back(Solid(0, 0, 0));
+    else if (i >= 25 && i < 28)
+      frames.push_back(Solid(255, 255, 255));
+    else
+      frames.push_back(Solid(200, 0, 0));
   }
   ContentDetector d(27.0, 15);
   EXPECT_EQ(Feed(d, frames), (std::vector<int64_t>{20}));
@@ -110,10 +116,14 @@ TEST(MediaContentDetector, LongBurstsEmitTheirLastCutOnceSettled) {
   // calm frames have passed.
   std::vector<RgbFrame> frames;
   for (int i = 0; i < 70; ++i) {
-    if (i < 20) frames.push_back(Solid(0, 0, 0));
-    else if (i < 25) frames.push_back(Solid(200, 0, 0));
-    else if (i < 45) frames.push_back(i % 2 ? Solid(255, 255, 255) : Solid(0, 0, 200));
-    else frames.push_back(Solid(0, 0, 0));
+    if (i < 20)
+      frames.push_back(Solid(0, 0, 0));
+    else if (i < 25)
+      frames.push_back(Solid(200, 0, 0));
+    else if (i < 45)
+      frames.push_back(i % 2 ? Solid(255, 255, 255) : Solid(0, 0, 200));
+    else
+      frames.push_back(Solid(0, 0, 0));
   }
   ContentDetector d(27.0, 15);
   EXPECT_EQ(Feed(d, frames), (std::vector<int64_t>{20, 45}));
