@@ -201,6 +201,17 @@ TEST_F(TinyUNetTest, BadShapesAndIncompleteCacheAreErrors) {
   EXPECT_FALSE(unet().Forward(torch::zeros({2, 8, 16, 16}), t, torch::zeros({2, 77, 32}), &three).ok());
 }
 
+TEST_F(TinyUNetTest, LatentSizesThatDoNotHalveEvenlyComeBackAtTheirSize) {
+  // 13x9 latents: the down path gives 7x5, 4x3, 2x2; the up path restores each skip's size.
+  auto text = torch::randn({2, 77, 32});
+  for (auto [h, w] : {std::pair<int64_t, int64_t>{13, 9}, {16, 10}, {5, 3}}) {
+    auto out = unet().Forward(torch::randn({2, 8, h, w}), torch::tensor({500.0f}), text);
+    ASSERT_TRUE(out.ok()) << h << "x" << w << ": " << out.status().ToString();
+    EXPECT_EQ(out->sizes(), (std::vector<int64_t>{2, 4, h, w}));
+    EXPECT_TRUE(torch::isfinite(*out).all().item<bool>());
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 TEST(UNetConfigTest, LegacyAttentionHeadDimIsTheHeadCount) {
   auto config = UNetConfig::Load(Fixture() + "/unet/config.json");
