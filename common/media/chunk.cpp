@@ -148,6 +148,10 @@ Status ChunkWriter::Append(const RgbFrame& frame) {
 Status ChunkWriter::Finish() {
   Impl& d = *impl_;
   if (d.finished) return Status::FailedPrecondition(d.path + ": Finish called twice");
+  if (d.written == 0) {
+    // Matroska cannot represent an empty video track readably; an empty chunk is a caller's bug.
+    return Status::FailedPrecondition(d.path + ": no frames were appended to the chunk");
+  }
   int rc = avcodec_send_frame(d.enc.get(), nullptr);
   if (rc < 0 && rc != AVERROR_EOF)
     return Status::Internal(d.path + ": FFV1 flush failed (" + AvError(rc) + ")");

@@ -38,6 +38,7 @@ class ChunkWriter {
   // Appends one frame. InvalidArgument when its size differs from the options'.
   Status Append(const RgbFrame& frame);
   // Flushes, closes and atomically renames the file to its final path. Call once.
+  // FailedPrecondition (and no file) when no frame was appended.
   Status Finish();
   int64_t frames_written() const;
 

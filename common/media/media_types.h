@@ -57,7 +57,9 @@ struct VideoInfo {
   Rational avg_frame_rate;  // FFmpeg's average frame rate
   // The rate to report and encode at: avg_frame_rate when valid, else r_frame_rate.
   Rational frame_rate;
-  bool interlaced = false;  // the stream's field order says interlaced (first frame when unknown)
+  // The stream header says interlaced; false when it does not say (raw DV). FrameReader looks at
+  // every frame's own flag, so this is informational.
+  bool interlaced = false;
   // Exact number of decoded frames. Counted by demuxing every packet of the stream (packets
   // flagged as discarded by an edit list excluded) unless ProbeOptions::count_frames is false,
   // in which case it is the header's count (0 when the header has none).

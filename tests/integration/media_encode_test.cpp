@@ -202,14 +202,20 @@ TEST(MediaErrors, BadFilesGiveClearErrors) {
       "ffmpeg -v error -y -f lavfi -i sine=frequency=440:duration=1 -c:a aac " + Quote(audio_only),
       &rc);
   ASSERT_EQ(rc, 0);
-  const std::string empty = dir + "/empty.mkv";
+  // A video stream with zero frames (AVI keeps the stream header), and an empty chunk.
+  const std::string empty = dir + "/empty.avi";
+  testing::Run(
+      "ffmpeg -v error -y -f lavfi -i testsrc=d=1:s=64x64 -frames:v 0 -c:v ffv1 " + Quote(empty),
+      &rc);
+  ASSERT_EQ(rc, 0);
   {
     ChunkWriterOptions o;
     o.width = o.height = 16;
-    auto w = ChunkWriter::Create(empty, o);
+    auto w = ChunkWriter::Create(dir + "/empty.mkv", o);
     ASSERT_TRUE(w.ok());
-    ASSERT_TRUE((*w)->Finish().ok());  // a video stream with zero frames
+    EXPECT_EQ((*w)->Finish().code(), Status::Code::kFailedPrecondition);
   }
+  EXPECT_FALSE(std::filesystem::exists(dir + "/empty.mkv"));
   struct Case {
     std::string path;
     Status::Code code;
@@ -219,9 +225,7 @@ TEST(MediaErrors, BadFilesGiveClearErrors) {
                                    {cut_fast, Status::Code::kCorruption},
                                    {cut_plain, Status::Code::kInvalidArgument},
                                    {audio_only, Status::Code::kInvalidArgument},
-                                   // Zero frames: FFmpeg's muxers keep no usable stream, so the
-                                   // file is reported as unreadable rather than as empty.
-                                   {empty, Status::Code::kInvalidArgument},
+                                   {empty, Status::Code::kCorruption},
                                    {dir, Status::Code::kInvalidArgument}};
   for (const Case& c : cases) {
     SCOPED_TRACE(c.path);

@@ -94,6 +94,36 @@ TEST(MediaRange, OutputSizeIsAMultipleOfEightWithAspectKept) {
   EXPECT_EQ((*dv)->output_height(), 384);
 }
 
+// Interlaced DV: with deinterlacing the frame has far less line-to-line combing than the woven
+// fields, and it is the same size.
+TEST(MediaRange, InterlacedDvIsDeinterlaced) {
+  const std::string path = MediaPath("sony_good_quality.dv");
+  DecodeOptions o;
+  o.apply_sar = false;
+  auto on = DecodeAll(path, o, 0, 5);
+  o.deinterlace = false;
+  auto off = DecodeAll(path, o, 0, 5);
+  ASSERT_EQ(on.size(), 5u);
+  ASSERT_EQ(off.size(), 5u);
+  auto comb = [](const RgbFrame& f) {
+    // Mean |2 * row(y) - row(y - 1) - row(y + 1)|: large where odd and even lines disagree.
+    double sum = 0;
+    const int stride = f.width * 3;
+    for (int y = 1; y + 1 < f.height; ++y) {
+      for (int x = 0; x < stride; ++x) {
+        sum += std::abs(2 * f.pixels[y * stride + x] - f.pixels[(y - 1) * stride + x] -
+                        f.pixels[(y + 1) * stride + x]);
+      }
+    }
+    return sum / (static_cast<double>(stride) * (f.height - 2));
+  };
+  for (size_t i = 0; i < 5; ++i) {
+    EXPECT_EQ(on[i].width, 720);
+    EXPECT_EQ(on[i].height, 480);
+    EXPECT_LT(comb(on[i]), 0.7 * comb(off[i])) << "frame " << i;
+  }
+}
+
 TEST(MediaChunk, RoundTripIsBitExactAndAtomic) {
   const std::string dir = fairy::testing::MakeTempDir("media-chunk");
   DecodeOptions o;
