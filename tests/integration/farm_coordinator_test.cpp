@@ -1,0 +1,223 @@
+// The coordinator component in-process against a real redis-server, with in-process workers whose
+// executor copies source frames unchanged (an identity "edit" through the real media layer and the
+// real anchor cache): the farm mechanics (analyze, anchor -> frames, chunks, stitch, cancel, restart)
+// without LibTorch, fast enough for every test run.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <thread>
+
+#include "common/anchor_store/anchor_store.h"
+#include "common/media/chunk.h"
+#include "common/media/frame_reader.h"
+#include "common/media/probe.h"
+#include "coordinator/api/http_client.h"
+#include "coordinator/daemon/coordinator.h"
+#include "tests/support/redis_server.h"
+#include "tests/support/test_paths.h"
+#include "worker/runner/worker.h"
+
+namespace fairy {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+class IdentityExecutor : public worker::TaskExecutor {
+ public:
+  explicit IdentityExecutor(std::string redis_url) : redis_url_(std::move(redis_url)) {}
+  std::vector<std::string> LoadedModels() const override { return {}; }
+  Result<worker::TaskOutcome> Run(const worker::TaskContext& ctx) override {
+    const auto& s = *ctx.settings;
+    const auto& t = *ctx.task;
+    media::DecodeOptions d;
+    d.long_side = static_cast<int>(s.long_side);
+    if (t.kind == protocol::TaskKind::kAnchor) {
+      FAIRY_ASSIGN_OR_RETURN(auto client, redis::RedisClient::Connect(redis_url_));
+      anchor::AnchorStore store(client.get());
+      std::string key = "identity-" + t.ref.job_id + "-" + std::to_string(t.shot);
+      std::vector<uint8_t> blob(4096, static_cast<uint8_t>(t.shot));
+      anchor::AnchorManifest m;
+      m.model_id = "identity";
+      FAIRY_ASSIGN_OR_RETURN(auto stored, store.Publish(key, t.ref.job_id, m, blob,
+                                                        anchor::PublishFence{t.ref.job_id, t.ref.task_id, t.ref.attempt}));
+      return worker::TaskOutcome{key, static_cast<int64_t>(s.anchor_frames.size()), static_cast<int64_t>(stored.byte_size)};
+    }
+    std::error_code ec;
+    std::filesystem::create_directories(s.work_dir, ec);
+    FAIRY_ASSIGN_OR_RETURN(auto reader, media::FrameReader::Open(s.input, d));
+    FAIRY_RETURN_IF_ERROR(reader->Seek(t.frame_begin));
+    media::ChunkWriterOptions co;
+    co.width = reader->output_width();
+    co.height = reader->output_height();
+    co.first_index = t.frame_begin;
+    std::string path = protocol::ChunkPath(s.work_dir, t.ref.task_id);
+    FAIRY_ASSIGN_OR_RETURN(auto writer, media::ChunkWriter::Create(path, co));
+    media::RgbFrame frame;
+    for (int64_t i = t.frame_begin; i < t.frame_end; ++i) {
+      if (ctx.cancel->load()) return Status::Cancelled("cancelled");
+      FAIRY_ASSIGN_OR_RETURN(bool got, reader->Next(&frame));
+      if (!got) return Status::Corruption("short read");
+      FAIRY_RETURN_IF_ERROR(writer->Append(frame));
+      ctx.progress(i + 1 - t.frame_begin, t.frame_end - t.frame_begin, "");
+      std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
+    }
+    FAIRY_RETURN_IF_ERROR(writer->Finish());
+    return worker::TaskOutcome{path, t.frame_end - t.frame_begin, 0};
+  }
+  int delay_ms = 0;
+
+ private:
+  std::string redis_url_;
+};
+
+class FarmCoordinatorTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto redis = testing::RedisServer::Start();
+    ASSERT_TRUE(redis.ok()) << redis.status().ToString();
+    redis_ = std::move(redis).value();
+    dir_ = testing::MakeTempDir("fairy-coord");
+    StartCoordinator("tcp://127.0.0.1:*", 0);
+  }
+  void TearDown() override {
+    workers_.clear();
+    StopCoordinator();
+  }
+  void StartCoordinator(const std::string& bind, uint16_t api_port) {
+    coordinator::CoordinatorOptions o;
+    o.worker_bind = bind;
+    o.api.port = api_port;
+    o.api.token = "t";
+    o.redis_url = redis_->url();
+    o.submit.storage_roots = {dir_, testing::SharedDir()};
+    o.submit.default_model = testing::SharedDir() + "/fixtures/pix2pix-tiny";
+    o.scheduler.heartbeat_interval_ms = 100;
+    o.scheduler.heartbeat_liveness = 5;
+    o.scheduler.retry_backoff_ms = 50;
+    o.tick_ms = 50;
+    auto c = coordinator::Coordinator::Start(o);
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    coordinator_ = std::move(c).value();
+    thread_ = std::thread([c = coordinator_.get()] { c->Run(); });
+  }
+  void StopCoordinator() {
+    if (!coordinator_) return;
+    coordinator_->Shutdown();
+    thread_.join();
+    coordinator_.reset();
+  }
+  void AddWorker(const std::string& id, int delay_ms = 0) {
+    executors_.push_back(std::make_unique<IdentityExecutor>(redis_->url()));
+    executors_.back()->delay_ms = delay_ms;
+    worker::WorkerOptions w;
+    w.link.endpoint = coordinator_->worker_endpoint();
+    w.link.worker_id = id;
+    w.link.heartbeat_interval_ms = 100;
+    w.link.reconnect_initial_ms = 20;
+    w.link.reconnect_max_ms = 200;
+    auto started = worker::Worker::Start(w, executors_.back().get());
+    ASSERT_TRUE(started.ok());
+    workers_.push_back(std::move(started).value());
+  }
+  api::HttpClient Api() { return api::HttpClient({"127.0.0.1", coordinator_->api_port()}, "t"); }
+  std::string Submit(const std::string& output) {
+    std::string yaml = "input: " + testing::MediaPath("bigbuckbunny.mp4") + "\noutput: " + output +
+                       "\ninstruction: identity\nchunk_frames: 20\nedit: {resolution: 128}\nshots: {max_length: 50}\n";
+    auto r = Api().Json("POST", "/v1/jobs?name=t.yaml", yaml);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? (*r)["jobs"][0].get<std::string>() : "";
+  }
+  json WaitFor(const std::string& job, const std::function<bool(const json&)>& pred, std::chrono::seconds timeout = 120s) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    json last;
+    while (std::chrono::steady_clock::now() < deadline) {
+      auto r = Api().Json("GET", "/v1/jobs/" + job);
+      if (r.ok()) {
+        last = *r;
+        if (pred(last)) return last;
+      }
+      std::this_thread::sleep_for(20ms);
+    }
+    ADD_FAILURE() << "timed out; last status " << last.dump();
+    return last;
+  }
+  size_t AnchorKeys() {
+    auto c = redis::RedisClient::Connect(redis_->url());
+    auto r = (*c)->Command({"KEYS", "fairy:anchor*"});
+    return r.ok() ? r->elements.size() : 0;
+  }
+
+  std::unique_ptr<testing::RedisServer> redis_;
+  std::string dir_;
+  std::unique_ptr<coordinator::Coordinator> coordinator_;
+  std::thread thread_;
+  std::vector<std::unique_ptr<IdentityExecutor>> executors_;
+  std::vector<std::unique_ptr<worker::Worker>> workers_;
+};
+
+TEST_F(FarmCoordinatorTest, JobRunsThroughAnalyzeAnchorsFramesAndStitch) {
+  AddWorker("a");
+  AddWorker("b");
+  std::string out = dir_ + "/out/identity.mp4";
+  std::string job = Submit(out);
+  json done = WaitFor(job, [](const json& j) { return j["state"] == "DONE" || j["state"] == "FAILED"; });
+  ASSERT_EQ(done["state"], "DONE") << done.dump(1);
+  EXPECT_EQ(done["shots"].size(), 3u);
+  EXPECT_EQ(done["frames_done"], 132);
+  auto src = media::Probe(testing::MediaPath("bigbuckbunny.mp4"));
+  auto got = media::Probe(out);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(got->frame_count, src->frame_count);
+  EXPECT_EQ(got->audio.size(), 1u);
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/out/.fairy-work/" + job)) << "chunks must be cleaned up";
+  auto metrics = Api().Request("GET", "/metrics");
+  ASSERT_TRUE(metrics.ok());
+  EXPECT_NE(metrics->body.find("fairy_frames_edited_total 132"), std::string::npos) << metrics->body;
+  EXPECT_NE(metrics->body.find("fairy_jobs{state=\"DONE\"} 1"), std::string::npos);
+  auto logs = Api().Json("GET", "/v1/jobs/" + job + "/logs");
+  ASSERT_TRUE(logs.ok());
+  EXPECT_GE((*logs)["lines"].size(), 5u);
+}
+
+TEST_F(FarmCoordinatorTest, CancelDropsTheAnchorCacheAndStopsTheWorkers) {
+  AddWorker("a", 30);
+  std::string job = Submit(dir_ + "/out/cancel.mp4");
+  WaitFor(job, [](const json& j) {
+    for (const auto& t : j["tasks"]) {
+      if (t["kind"] == "FRAMES" && t["state"] == "RUNNING") return true;
+    }
+    return false;
+  });
+  EXPECT_GT(AnchorKeys(), 0u);
+  auto r = Api().Json("POST", "/v1/jobs/" + job + "/cancel");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ((*r)["state"], "CANCELLED");
+  EXPECT_EQ(AnchorKeys(), 0u);
+  std::this_thread::sleep_for(300ms);
+  auto w = Api().Json("GET", "/v1/workers");
+  ASSERT_TRUE(w.ok());
+  for (const auto& x : (*w)["workers"]) EXPECT_TRUE(x["running"].empty()) << x.dump();
+  EXPECT_EQ(Api().Json("POST", "/v1/jobs/" + job + "/resume").status().code(), Status::Code::kFailedPrecondition);
+}
+
+TEST_F(FarmCoordinatorTest, RestartedCoordinatorResumesTheJob) {
+  std::string bind = "tcp://127.0.0.1:" + std::to_string(31000 + (getpid() % 2000));
+  uint16_t port = coordinator_->api_port();
+  StopCoordinator();
+  StartCoordinator(bind, port);
+  AddWorker("a", 20);
+  std::string out = dir_ + "/out/restart.mp4";
+  std::string job = Submit(out);
+  WaitFor(job, [](const json& j) { return j["tasks_done"].get<int>() >= 3; });
+  StopCoordinator();  // the worker keeps running its task and reconnects
+  StartCoordinator(bind, port);
+  json done = WaitFor(job, [](const json& j) { return j["state"] == "DONE" || j["state"] == "FAILED"; });
+  ASSERT_EQ(done["state"], "DONE") << done.dump(1);
+  auto got = media::Probe(out);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->frame_count, 132);
+}
+
+}  // namespace
+}  // namespace fairy
