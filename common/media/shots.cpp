@@ -161,12 +161,18 @@ std::vector<int64_t> ChooseAnchors(int64_t start, int64_t end, int k) {
   return anchors;
 }
 
-Result<ShotList> DetectShots(const std::string& path, const ShotOptions& options) {
+Result<ShotList> DetectShots(const std::string& path, const ShotOptions& options,
+                             const VideoInfo* known) {
   if (options.threshold < 0 || options.min_length < 0 || options.max_length < 0 ||
       options.anchors_per_shot < 0 || options.analysis_width < 0) {
     return Status::InvalidArgument(path + ": shot options must not be negative");
   }
-  FAIRY_ASSIGN_OR_RETURN(VideoInfo info, Probe(path));
+  VideoInfo info;
+  if (known != nullptr) {
+    info = *known;
+  } else {
+    FAIRY_ASSIGN_OR_RETURN(info, Probe(path));
+  }
   DecodeOptions decode;
   decode.apply_sar = false;
   decode.apply_rotation = false;

@@ -75,7 +75,10 @@ std::vector<Shot> SplitLongShots(const std::vector<Shot>& shots, int max_length)
 // K = min(k, len) anchors at the centres of K equal slices: start + ((2j + 1) * len) / (2K).
 std::vector<int64_t> ChooseAnchors(int64_t start, int64_t end, int k);
 
-// Decodes `path` at analysis size and runs all of the above. Errors as Probe()/FrameReader.
-Result<ShotList> DetectShots(const std::string& path, const ShotOptions& options = {});
+// Decodes `path` at analysis size and runs all of the above. Pass `info` from an earlier
+// Probe(count_frames = true) of the same file to skip probing it again. Errors as
+// Probe()/FrameReader.
+Result<ShotList> DetectShots(const std::string& path, const ShotOptions& options = {},
+                             const VideoInfo* info = nullptr);
 
 }  // namespace fairy::media

@@ -116,6 +116,31 @@ TEST(MediaEncode, ScalesToTheSourceDisplaySizeAndStitchingIsExact) {
   for (size_t i = 0; i < fa.size(); ++i) ASSERT_TRUE(fa[i].pixels == fb[i].pixels) << "frame " << i;
 }
 
+TEST(MediaEncode, WritesMatroskaAndQuickTimeToo) {
+  const std::string dir = fairy::testing::MakeTempDir("media-encode-containers");
+  std::vector<std::string> chunks = MakeChunks("bigbuckbunny.mp4", dir, 2);  // 5.1 AAC
+  EncodeOptions eo;
+  eo.preset = "ultrafast";
+  eo.scale_to_source = false;
+  for (const char* ext : {".mkv", ".mov"}) {
+    SCOPED_TRACE(ext);
+    const std::string out = dir + "/out" + ext;
+    Result<EncodeReport> r = EncodeFinal(MediaPath("bigbuckbunny.mp4"), chunks, out, eo);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(r->frames, 132);
+    EXPECT_EQ(r->audio_streams_copied, 1);
+    nlohmann::json probe = testing::FFprobe(out);
+    ASSERT_FALSE(probe.is_discarded());
+    ASSERT_EQ(probe["streams"].size(), 2u);
+    EXPECT_EQ(probe["streams"][0]["nb_read_frames"], "132");
+    EXPECT_EQ(probe["streams"][1]["channels"], 6);
+  }
+  EXPECT_EQ(EncodeFinal(MediaPath("bigbuckbunny.mp4"), chunks, dir + "/out.unknownext", eo)
+                .status()
+                .code(),
+            Status::Code::kInvalidArgument);
+}
+
 TEST(MediaEncode, RejectsChunksThatDoNotCoverTheSource) {
   const std::string dir = fairy::testing::MakeTempDir("media-encode-bad");
   std::vector<std::string> chunks = MakeChunks("counter.mp4", dir, 3);
