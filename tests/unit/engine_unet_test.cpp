@@ -3,6 +3,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <cstring>
 #include <map>
 #include <string>
 
@@ -286,14 +287,27 @@ TEST(AnchorCacheTest, SerialisedBytesRoundTripAndRejectDamage) {
     EXPECT_FALSE(r.ok()) << cut;
   }
   // A header that lies about a tensor's offsets.
-  std::string text(bytes.begin() + 8, bytes.end());
-  auto pos = text.find("\"data_offsets\":[0,");
+  std::string serialised(bytes.begin() + 8, bytes.end());
+  auto pos = serialised.find("\"data_offsets\":[0,");
   ASSERT_NE(pos, std::string::npos);
   auto lying = bytes;
   lying[8 + pos + 16] = '1';  // begin 0 -> 1: size no longer matches the shape
   auto r = AnchorCache::Deserialize(lying);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), Status::Code::kCorruption);
+  // A header whose shape multiplies past 2^64 (and past the data) is refused, not allocated.
+  nlohmann::json header = {{"__metadata__", {{"format", "fairy-anchor-cache"}, {"version", "1"}, {"steps", "1"},
+                                             {"layers", "[\"a\"]"}}},
+                           {"step0/a", {{"dtype", "F32"}, {"shape", {1 << 20, 1 << 20, 1 << 20, 1 << 20}},
+                                        {"data_offsets", {0, 16}}}}};
+  std::string text = header.dump();
+  std::vector<uint8_t> huge(8 + text.size() + 16, 0);
+  huge[0] = static_cast<uint8_t>(text.size());
+  huge[1] = static_cast<uint8_t>(text.size() >> 8);
+  std::memcpy(huge.data() + 8, text.data(), text.size());
+  auto refused = AnchorCache::Deserialize(huge);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("step0/a"), std::string::npos) << refused.status().ToString();
   // Put with inconsistent geometry, Get of a missing entry.
   EXPECT_FALSE(cache.Put(0, 0, torch::randn({2, 2, 4, 8})).ok());
   EXPECT_FALSE(cache.Put(5, 0, torch::randn({3, 2, 4, 8})).ok());

@@ -262,8 +262,10 @@ Result<AnchorCache> AnchorCache::Deserialize(std::span<const uint8_t> bytes, con
       if (shape.size() != 4) return corrupt("tensor " + name + ": shape must have 4 dims");
       uint64_t numel = 1;
       for (int64_t d : shape) {
-        if (d <= 0 || d > (int64_t{1} << 31)) return corrupt("tensor " + name + ": bad shape");
+        // Bounded by the data size at every factor, so the product cannot overflow.
+        if (d <= 0 || static_cast<uint64_t>(d) > data_size) return corrupt("tensor " + name + ": bad shape");
         numel *= static_cast<uint64_t>(d);
+        if (numel > data_size) return corrupt("tensor " + name + ": shape larger than the data");
       }
       const uint64_t elem = fp16 ? 2 : 4;
       if (begin > end || end > data_size || end - begin != numel * elem) {
