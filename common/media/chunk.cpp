@@ -249,6 +249,11 @@ Result<bool> ChunkReader::Next(RgbFrame* out) {
     av_packet_unref(d.packet.get());
   }
   const AVFrame* f = d.frame.get();
+  if (f->decode_error_flags != 0 || (f->flags & AV_FRAME_FLAG_CORRUPT)) {
+    // FFV1's slice CRCs found damage: a chunk is only useful when bit exact.
+    return Status::Corruption(d.path + ": frame " + std::to_string(d.position) +
+                              " failed its checksum (damaged chunk)");
+  }
   if (f->format != AV_PIX_FMT_0RGB32 || f->width != d.width || f->height != d.height) {
     return Status::Corruption(d.path + ": frame " + std::to_string(d.position) + " is not " +
                               std::to_string(d.width) + "x" + std::to_string(d.height) +

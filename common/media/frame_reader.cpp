@@ -127,6 +127,7 @@ struct FrameReader::Impl {
   bool counting_from_start = true;
   int64_t last_assigned = -1;
   bool has_pending = false;  // `decoded` holds frame next_index (left by Seek)
+  int64_t mismatch_pts = 0;  // for the error message of a -3 index
 
   Status OpenStreams() {
     FAIRY_ASSIGN_OR_RETURN(fmt, internal::OpenInput(path));
@@ -148,6 +149,14 @@ struct FrameReader::Impl {
       int rc = avcodec_receive_frame(codec.get(), decoded.get());
       if (rc == 0) {
         *index = AssignIndex(decoded.get());
+        if (*index == -3) {
+          const int64_t n = decode_counter - 1;
+          return Status::Corruption(
+              path + ": decoded frame " + std::to_string(n) + " has timestamp " +
+              std::to_string(mismatch_pts) + " but the probe expects " +
+              std::to_string(info.frame_pts[n]) +
+              " (a damaged or undecodable frame would shift the frame numbering)");
+        }
         return true;
       }
       if (rc == AVERROR_EOF) {
@@ -184,6 +193,14 @@ struct FrameReader::Impl {
     int64_t idx = -2;
     if (counting_from_start) {
       idx = decode_counter;
+      // A frame the decoder dropped (damaged packet) would shift every later index silently;
+      // the frame's own timestamp against the probe's list catches that.
+      if (f->pts != AV_NOPTS_VALUE && idx < static_cast<int64_t>(info.frame_pts.size()) &&
+          f->pts != info.frame_pts[idx]) {
+        ++decode_counter;
+        mismatch_pts = f->pts;
+        return -3;
+      }
     } else {
       // The frame's own timestamp, never FFmpeg's guess: a guessed one can be consistent and wrong.
       const int64_t pts = f->pts;

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -155,6 +156,41 @@ TEST(MediaChunk, RoundTripIsBitExactAndAtomic) {
   EXPECT_EQ((*reader)->first_index(), 20);
   EXPECT_EQ((*reader)->frame_count(), 40);
   ExpectSameFrames(frames, testing::ReadChunk(path));
+}
+
+TEST(MediaChunk, DamagedChunkIsAnErrorNotWrongPixels) {
+  const std::string dir = fairy::testing::MakeTempDir("media-chunk-damaged");
+  DecodeOptions o;
+  o.width = 160;
+  o.height = 68;
+  const std::vector<RgbFrame> frames = DecodeAll(MediaPath("bikes.mp4"), o, 0, 10);
+  const std::string path = dir + "/c.mkv";
+  ASSERT_TRUE(testing::WriteChunk(path, frames, 0, frames.size()).ok());
+  {
+    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+    const auto size = static_cast<std::streamoff>(std::filesystem::file_size(path));
+    for (std::streamoff at = size / 2; at < size / 2 + 64; ++at) {
+      f.seekp(at);
+      f.put(static_cast<char>(0x5a));
+    }
+  }
+  auto reader = ChunkReader::Open(path);
+  if (!reader.ok()) {  // damage in the container itself: refused at open, also correct
+    EXPECT_NE(reader.status().message().find(path), std::string::npos);
+    return;
+  }
+  RgbFrame frame;
+  Status failure;
+  for (int i = 0; i < 20; ++i) {
+    auto got = (*reader)->Next(&frame);
+    if (!got.ok()) {
+      failure = got.status();
+      break;
+    }
+    if (!*got) break;
+  }
+  EXPECT_EQ(failure.code(), Status::Code::kCorruption) << failure.ToString();
+  EXPECT_NE(failure.message().find(path), std::string::npos);
 }
 
 TEST(MediaChunk, AbandonedWriterLeavesNothing) {
