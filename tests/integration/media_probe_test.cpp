@@ -171,6 +171,46 @@ TEST(MediaDecode, RotationMatchesFFmpegAutorotate) {
   EXPECT_GT(to_stored, 2 * to_rotated);
 }
 
+// Quarter turns (no shared clip has one): a stream-copied test pattern with the legacy rotate tag,
+// which FFmpeg's MP4 muxer turns into a display matrix. Ours must match ffmpeg's autorotate.
+TEST(MediaDecode, QuarterTurnsMatchFFmpegAutorotate) {
+  const std::string dir = fairy::testing::MakeTempDir("media-rotate");
+  int rc = 0;
+  testing::Run(
+      "ffmpeg -v error -y -f lavfi -i testsrc=d=0.3:s=160x90:r=10 -c:v libx264 " + dir + "/r0.mp4",
+      &rc);
+  ASSERT_EQ(rc, 0);
+  for (const char* tag : {"90", "270"}) {
+    SCOPED_TRACE(tag);
+    const std::string path = dir + "/r" + tag + ".mp4";
+    testing::Run("ffmpeg -v error -y -i " + dir + "/r0.mp4 -c copy -metadata:s:v:0 rotate=" + tag +
+                     " " + path,
+                 &rc);
+    ASSERT_EQ(rc, 0);
+    Result<VideoInfo> info = Probe(path);
+    ASSERT_TRUE(info.ok()) << info.status().ToString();
+    EXPECT_EQ(std::abs(info->rotation_deg), 90);
+    EXPECT_EQ(info->display_width, 90);
+    EXPECT_EQ(info->display_height, 160);
+    auto ours = testing::DecodeAll(path, {}, 0, 1);
+    ASSERT_EQ(ours.size(), 1u);
+    ASSERT_EQ(ours[0].width, 90);
+    ASSERT_EQ(ours[0].height, 160);
+    std::string raw =
+        testing::Run("ffmpeg -v error -i " + path +
+                         " -frames:v 1 -sws_flags bicubic+accurate_rnd+full_chroma_int -f rawvideo "
+                         "-pix_fmt rgb24 -",
+                     &rc);
+    ASSERT_EQ(rc, 0);
+    ASSERT_EQ(raw.size(), ours[0].pixels.size());
+    double sum = 0;
+    for (size_t i = 0; i < raw.size(); ++i) {
+      sum += std::abs(int(ours[0].pixels[i]) - int(static_cast<uint8_t>(raw[i])));
+    }
+    EXPECT_LT(sum / raw.size(), 2.0) << "not turned like ffmpeg turns it";
+  }
+}
+
 // Colour: a full decode of the FFV1 RGB clip is lossless end to end (no YUV matrix involved), and
 // a YUV clip matches ffmpeg's own RGB conversion closely.
 TEST(MediaDecode, ColourMatchesFFmpeg) {
