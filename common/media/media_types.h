@@ -61,8 +61,8 @@ struct VideoInfo {
   // every frame's own flag, so this is informational.
   bool interlaced = false;
   // Exact number of decoded frames. Counted by demuxing every packet of the stream (packets
-  // flagged as discarded by an edit list excluded) unless ProbeOptions::count_frames is false,
-  // in which case it is the header's count (0 when the header has none).
+  // flagged as discarded by an edit list excluded; decoded when packets lack timestamps) unless
+  // ProbeOptions::count_frames is false, in which case it is the header's count (0 when none).
   int64_t frame_count = 0;
   bool frame_count_exact = false;  // true when counted
   Rational time_base;              // of the video stream; frame_pts values are in it

@@ -10,9 +10,10 @@ namespace fairy::media {
 
 struct ProbeOptions {
   // Count frames by demuxing every packet of the video stream (reads the whole file, decodes
-  // nothing; ~100x faster than decoding) and fill VideoInfo::frame_pts. When false only the
-  // headers are read: frame_count is the header's (0 if none) and frame_pts stays empty.
-  // Default true.
+  // nothing: ~5 ms for 628 H.264 frames) and fill VideoInfo::frame_pts. When packets lack
+  // timestamps mid-stream (MXF) the stream is decoded once instead, as ffprobe does. When false
+  // only the headers are read: frame_count is the header's (0 if none) and frame_pts stays
+  // empty. Default true.
   bool count_frames = true;
 };
 
