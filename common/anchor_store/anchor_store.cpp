@@ -11,6 +11,7 @@ namespace {
 using redis::Reply;
 using redis::Script;
 
+constexpr uint64_t kMaxFetchBytes = 64ull << 30;  // a manifest claiming more is damaged
 constexpr int64_t kStagingTtlMs = 15 * 60 * 1000;  // abandoned uploads vanish after 15 min
 
 std::string Hex64(uint64_t v) {
@@ -250,7 +251,7 @@ Result<AnchorManifest> AnchorStore::Publish(const std::string& key, const std::s
       cmds.push_back({"SET", names[i],
                       std::string_view(reinterpret_cast<const char*>(data.data() + off), len), "PX", ttl});
     }
-    FAIRY_ASSIGN_OR_RETURN(std::vector<Reply> replies, client_->Pipeline(cmds));
+    FAIRY_ASSIGN_OR_RETURN(std::vector<Reply> replies, client_->PipelineLarge(cmds));
     for (size_t r = 0; r < replies.size(); ++r) {
       if (replies[r].is_error()) {
         return Status::Unavailable("anchor cache " + key + ": upload of part " + std::to_string(begin + int64_t(r)) +
@@ -293,33 +294,43 @@ Result<std::vector<uint8_t>> AnchorStore::Fetch(const std::string& key, AnchorMa
   // and one re-read of the (new) manifest settles it.
   for (int round = 0; round < 2; ++round) {
     FAIRY_ASSIGN_OR_RETURN(AnchorManifest m, FetchManifest(key));
+    if (m.byte_size > kMaxFetchBytes) {
+      return Status::Corruption("anchor cache " + key + ": manifest byte_size " + std::to_string(m.byte_size) +
+                                " is over the 64 GiB sanity limit");
+    }
     std::vector<uint8_t> out(m.byte_size);
     XxHash64State whole(0);
     last = Status::OK();
     for (int64_t begin = 0; begin < m.part_count && last.ok(); begin += options_.pipeline_parts) {
       const int64_t end = std::min<int64_t>(m.part_count, begin + options_.pipeline_parts);
       std::vector<std::string> names;
-      for (int64_t i = begin; i < end; ++i) names.push_back(keys_.AnchorPart(key, i));
-      std::vector<std::vector<std::string_view>> cmds;
-      for (const auto& n : names) cmds.push_back({"GET", n});
-      FAIRY_ASSIGN_OR_RETURN(std::vector<Reply> replies, client_->Pipeline(cmds));
-      for (int64_t i = begin; i < end && last.ok(); ++i) {
-        const Reply& r = replies[i - begin];
+      std::vector<std::string_view> name_views;
+      std::vector<redis::RedisClient::BulkTarget> targets;
+      for (int64_t i = begin; i < end; ++i) {
+        names.push_back(keys_.AnchorPart(key, i));
         const uint64_t off = uint64_t(i) * m.part_bytes;
         const uint64_t want = std::min<uint64_t>(m.part_bytes, m.byte_size - off);
-        if (r.is_nil()) {
+        targets.push_back({std::span<uint8_t>(out.data() + off, want), -2, ""});
+      }
+      for (const auto& n : names) name_views.push_back(n);
+      // Values land straight in `out`; a part of the wrong size is skipped and reported below.
+      FAIRY_RETURN_IF_ERROR(client_->GetInto(name_views, &targets));
+      for (int64_t i = begin; i < end && last.ok(); ++i) {
+        const auto& t = targets[i - begin];
+        if (!t.error.empty()) {
+          last = Status::Unavailable("anchor cache " + key + ": GET " + names[i - begin] + ": " + t.error);
+        } else if (t.size == -1) {
           last = Status::NotFound("anchor cache " + key + ": part " + std::to_string(i) + " of " +
                                   std::to_string(m.part_count) + " is missing (" + names[i - begin] + ")");
-        } else if (r.type != Reply::Type::kString || r.str.size() != want) {
+        } else if (static_cast<uint64_t>(t.size) != t.dest.size()) {
           last = Status::Corruption("anchor cache " + key + ": part " + std::to_string(i) + " has " +
-                                    std::to_string(r.str.size()) + " bytes, manifest says " + std::to_string(want));
+                                    std::to_string(t.size) + " bytes, manifest says " + std::to_string(t.dest.size()));
         } else {
-          uint64_t h = XxHash64(r.str.data(), r.str.size(), 0);
+          uint64_t h = XxHash64(t.dest.data(), t.dest.size(), 0);
           if ("xxh64:" + Hex64(h) != m.part_checksums[i]) {
             last = Status::Corruption("anchor cache " + key + ": part " + std::to_string(i) + " checksum xxh64:" +
                                       Hex64(h) + " != manifest " + m.part_checksums[i]);
           } else {
-            std::memcpy(out.data() + off, r.str.data(), want);
             unsigned char le[8];
             for (int b = 0; b < 8; ++b) le[b] = static_cast<unsigned char>(h >> (8 * b));
             whole.Update(le, 8);

@@ -2,8 +2,13 @@
 
 #include <hiredis/hiredis.h>
 #include <sys/time.h>
+#include <sys/uio.h>
+#include <unistd.h>
 
 #include <array>
+#include <cerrno>
+#include <climits>
+#include <deque>
 #include <charconv>
 #include <chrono>
 #include <cstring>
@@ -368,6 +373,166 @@ Status RedisClient::Ping() {
   if (r.type != Reply::Type::kStatus || r.str != "PONG") {
     return Status::Unavailable("redis " + endpoint_ + ": PING answered " + r.DebugString());
   }
+  return Status::OK();
+}
+
+}  // namespace fairy::redis
+
+// ---- Raw paths for large values ----
+
+namespace fairy::redis {
+
+bool RedisClient::HiredisBuffersEmpty() const {
+  // obuf is an sds string: empty means its first byte is the terminator (RESP never starts with \0).
+  const bool out_empty = context_->obuf == nullptr || context_->obuf[0] == '\0';
+  const bool in_empty = context_->reader == nullptr || context_->reader->pos >= context_->reader->len;
+  return out_empty && in_empty;
+}
+
+Status RedisClient::WriteRaw(const std::vector<std::vector<std::string_view>>& commands) {
+  FAIRY_RETURN_IF_ERROR(EnsureConnected());
+  if (!HiredisBuffersEmpty()) return Fail("raw write with unconsumed hiredis buffers");
+  std::deque<std::string> headers;  // stable addresses for the iovecs
+  std::vector<iovec> iov;
+  static const char kCrlf[] = "\r\n";
+  for (const auto& args : commands) {
+    headers.emplace_back(1, '*');
+    headers.back() += std::to_string(args.size());
+    headers.back() += "\r\n";
+    iov.push_back({headers.back().data(), headers.back().size()});
+    for (auto a : args) {
+      headers.emplace_back(1, '$');
+      headers.back() += std::to_string(a.size());
+      headers.back() += "\r\n";
+      iov.push_back({headers.back().data(), headers.back().size()});
+      if (!a.empty()) iov.push_back({const_cast<char*>(a.data()), a.size()});
+      iov.push_back({const_cast<char*>(kCrlf), 2});
+    }
+  }
+  size_t first = 0;
+  while (first < iov.size()) {
+    const int count = static_cast<int>(std::min<size_t>(iov.size() - first, IOV_MAX));
+    ssize_t n = writev(context_->fd, iov.data() + first, count);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      const std::string why = errno == EAGAIN || errno == EWOULDBLOCK ? "write timed out" : std::strerror(errno);
+      return Fail("raw write: " + why);
+    }
+    size_t left = static_cast<size_t>(n);
+    while (first < iov.size() && left >= iov[first].iov_len) left -= iov[first++].iov_len;
+    if (left > 0) {
+      iov[first].iov_base = static_cast<char*>(iov[first].iov_base) + left;
+      iov[first].iov_len -= left;
+    }
+  }
+  return Status::OK();
+}
+
+Result<std::vector<Reply>> RedisClient::PipelineLarge(const std::vector<std::vector<std::string_view>>& commands) {
+  FAIRY_RETURN_IF_ERROR(WriteRaw(commands));
+  std::vector<Reply> replies;
+  replies.reserve(commands.size());
+  for (size_t i = 0; i < commands.size(); ++i) {
+    void* raw = nullptr;
+    if (redisGetReply(context_, &raw) != REDIS_OK || raw == nullptr) {
+      return Fail("large pipeline: reply " + std::to_string(i) + " (" + CommandName(commands[i]) + ") failed");
+    }
+    replies.push_back(TakeReply(raw));
+  }
+  return replies;
+}
+
+Status RedisClient::ReadRaw(void* dest, size_t n) {
+  auto* out = static_cast<char*>(dest);
+  const size_t buffered = std::min(n, raw_buffer_.size() - raw_pos_);
+  if (buffered > 0) {
+    if (out != nullptr) std::memcpy(out, raw_buffer_.data() + raw_pos_, buffered);
+    raw_pos_ += buffered;
+    n -= buffered;
+    if (out != nullptr) out += buffered;
+  }
+  char scratch[65536];
+  while (n > 0) {
+    char* target = out != nullptr ? out : scratch;
+    const size_t want = out != nullptr ? n : std::min(n, sizeof(scratch));
+    ssize_t got = read(context_->fd, target, want);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) {
+      const std::string why = got == 0 ? "connection closed"
+                              : (errno == EAGAIN || errno == EWOULDBLOCK) ? "read timed out"
+                                                                          : std::strerror(errno);
+      return Fail("raw read: " + why);
+    }
+    n -= static_cast<size_t>(got);
+    if (out != nullptr) out += got;
+  }
+  return Status::OK();
+}
+
+Result<std::string> RedisClient::ReadRawLine() {
+  for (;;) {
+    const size_t end = raw_buffer_.find("\r\n", raw_pos_);
+    if (end != std::string::npos) {
+      std::string line = raw_buffer_.substr(raw_pos_, end - raw_pos_);
+      raw_pos_ = end + 2;
+      return line;
+    }
+    if (raw_buffer_.size() - raw_pos_ > 4096) return Fail("raw read: reply header longer than 4 KiB");
+    raw_buffer_.erase(0, raw_pos_);
+    raw_pos_ = 0;
+    // Read only a little: whatever follows the header is the value, which should go straight
+    // to its destination.
+    char buf[64];
+    ssize_t got = read(context_->fd, buf, sizeof(buf));
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) {
+      const std::string why = got == 0 ? "connection closed"
+                              : (errno == EAGAIN || errno == EWOULDBLOCK) ? "read timed out"
+                                                                          : std::strerror(errno);
+      return Fail("raw read: " + why);
+    }
+    raw_buffer_.append(buf, static_cast<size_t>(got));
+  }
+}
+
+Status RedisClient::GetInto(const std::vector<std::string_view>& keys, std::vector<BulkTarget>* targets) {
+  if (targets == nullptr || targets->size() != keys.size()) {
+    return Status::InvalidArgument("GetInto: " + std::to_string(keys.size()) + " keys but a different number of targets");
+  }
+  std::vector<std::vector<std::string_view>> cmds;
+  cmds.reserve(keys.size());
+  for (auto k : keys) cmds.push_back({"GET", k});
+  FAIRY_RETURN_IF_ERROR(WriteRaw(cmds));
+  raw_buffer_.clear();
+  raw_pos_ = 0;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    BulkTarget& t = (*targets)[i];
+    Result<std::string> header = ReadRawLine();
+    if (!header.ok()) return header.status();
+    const std::string& line = *header;
+    if (line.empty()) return Fail("GetInto: empty reply header");
+    if (line.front() == '-') {
+      t.size = -2;
+      t.error = line.substr(1);
+      continue;
+    }
+    long long len = -3;
+    if (line[0] == '$') {
+      auto [p, ec] = std::from_chars(line.data() + 1, line.data() + line.size(), len);
+      if (ec != std::errc() || p != line.data() + line.size()) len = -3;
+    }
+    if (len < -1) return Fail("GetInto: unexpected reply header '" + line.substr(0, 32) + "' for GET");
+    t.size = len;
+    if (len < 0) continue;
+    const bool fits = static_cast<uint64_t>(len) == t.dest.size();
+    FAIRY_RETURN_IF_ERROR(ReadRaw(fits ? t.dest.data() : nullptr, static_cast<size_t>(len)));
+    char crlf[2];
+    FAIRY_RETURN_IF_ERROR(ReadRaw(crlf, 2));
+    if (crlf[0] != '\r' || crlf[1] != '\n') return Fail("GetInto: value not followed by CRLF");
+  }
+  if (raw_pos_ != raw_buffer_.size()) return Fail("GetInto: unexpected bytes after the last reply");
+  raw_buffer_.clear();
+  raw_pos_ = 0;
   return Status::OK();
 }
 

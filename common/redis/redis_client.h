@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -96,6 +97,24 @@ class RedisClient {
   Result<Reply> Eval(const Script& script, const std::vector<std::string_view>& keys,
                      const std::vector<std::string_view>& args);
 
+  // ---- Large values (anchor cache parts): no copies through hiredis's buffers. ----
+  // Like Pipeline(), but the RESP encoding is written with writev straight from the caller's
+  // argument buffers, so a 64 MiB argument is never copied in user space. Replies are small
+  // (e.g. +OK) and read as usual.
+  Result<std::vector<Reply>> PipelineLarge(const std::vector<std::vector<std::string_view>>& commands);
+
+  // One GET's outcome for GetInto().
+  struct BulkTarget {
+    std::span<uint8_t> dest;  // where the value goes; its size is the size expected
+    int64_t size = -2;        // out: the value's size; -1 = nil (missing key)
+    std::string error;        // out: the server's error reply, if any
+  };
+  // GETs keys[i] into targets[i].dest in one round trip, reading each value straight from the
+  // socket into dest (no intermediate copy). A value whose size is not dest.size() is read and
+  // discarded (dest untouched) and its size reported; the caller decides what that means.
+  // REQUIRES: keys.size() == targets->size().
+  Status GetInto(const std::vector<std::string_view>& keys, std::vector<BulkTarget>* targets);
+
   // PING; OK when the server answers PONG.
   Status Ping();
 
@@ -110,6 +129,10 @@ class RedisClient {
   Status EnsureConnected();
   Status ConnectOnce();
   Status Fail(std::string_view what);  // drops the connection, returns Unavailable
+  Status WriteRaw(const std::vector<std::vector<std::string_view>>& commands);
+  Status ReadRaw(void* dest, size_t n);  // exactly n bytes (raw_buffer_ first, then the socket)
+  Result<std::string> ReadRawLine();      // up to and without "\r\n"
+  bool HiredisBuffersEmpty() const;
   void Disconnect();
 
   RedisOptions options_;
@@ -117,6 +140,8 @@ class RedisClient {
   redisContext* context_ = nullptr;
   bool ever_connected_ = false;
   int reconnects_ = 0;
+  std::string raw_buffer_;  // bytes read ahead by ReadRawLine(), consumed by the next raw read
+  size_t raw_pos_ = 0;
 };
 
 }  // namespace fairy::redis

@@ -171,6 +171,37 @@ TEST_F(RedisClientTest, ReconnectsAfterServerRestartAndReportsUnavailableWhileDo
   EXPECT_EQ(client_->reconnects(), 1);
 }
 
+TEST_F(RedisClientTest, LargeValuesGoStraightFromAndIntoCallerBuffers) {
+  std::string big(5 << 20, '\0');
+  for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>((i * 2654435761u) >> 13);
+  std::string small = "tiny\r\n$3\r\nfake";  // looks like RESP: must be sent as data
+  auto put = client_->PipelineLarge({{"SET", "big", big}, {"SET", "small", small}, {"SET", "empty", ""}});
+  ASSERT_TRUE(put.ok()) << put.status().ToString();
+  ASSERT_EQ(put->size(), 3u);
+  EXPECT_EQ((*put)[0].str, "OK");
+  ASSERT_TRUE(client_->Command({"HSET", "hash", "f", "v"}).ok());
+
+  std::vector<uint8_t> big_out(big.size()), small_out(small.size()), wrong(10), none(4), empty_out;
+  std::vector<RedisClient::BulkTarget> t = {{big_out, -2, ""}, {small_out, -2, ""}, {wrong, -2, ""},
+                                            {none, -2, ""}, {none, -2, ""}, {empty_out, -2, ""}};
+  Status st = client_->GetInto({"big", "small", "big", "missing", "hash", "empty"}, &t);
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(t[0].size, static_cast<int64_t>(big.size()));
+  EXPECT_EQ(std::string(big_out.begin(), big_out.end()), big);
+  EXPECT_EQ(std::string(small_out.begin(), small_out.end()), small);
+  EXPECT_EQ(t[2].size, static_cast<int64_t>(big.size())) << "size reported, value skipped";
+  EXPECT_EQ(wrong, std::vector<uint8_t>(10, 0)) << "a value of the wrong size must not be written";
+  EXPECT_EQ(t[3].size, -1);
+  EXPECT_NE(t[4].error.find("WRONGTYPE"), std::string::npos) << t[4].error;
+  EXPECT_EQ(t[5].size, 0);
+  // The connection is still in step for ordinary commands.
+  auto get = client_->Command({"GET", "small"});
+  ASSERT_TRUE(get.ok());
+  EXPECT_EQ(get->str, small);
+  std::vector<RedisClient::BulkTarget> mismatch(1);
+  EXPECT_EQ(client_->GetInto({"a", "b"}, &mismatch).code(), Status::Code::kInvalidArgument);
+}
+
 TEST(RedisAuthTest, PasswordFromUrlAndWrongPasswordIsUnavailable) {
   RedisServerOptions options;
   options.password = "pw-123";
