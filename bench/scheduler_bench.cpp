@@ -53,6 +53,7 @@ int Run(const Args& args) {
   scheduler::SystemClock clock;
   std::unique_ptr<testing::RedisServer> server;
   std::unique_ptr<store::Store> st;
+  std::unique_ptr<redis::RedisClient> ping_client;  // reference: one bare round trip to the same Redis
   if (args.store == "memory") {
     st = store::NewMemoryStore(&clock);
   } else if (args.store == "redis") {
@@ -67,6 +68,8 @@ int Run(const Args& args) {
       url = server->url();
     }
     auto c = redis::RedisClient::Connect(url);
+    auto pc = redis::RedisClient::Connect(url);
+    if (pc.ok()) ping_client = std::move(*pc);
     if (!c.ok()) {
       std::fprintf(stderr, "%s\n", c.status().ToString().c_str());
       return 1;
@@ -165,6 +168,16 @@ int Run(const Args& args) {
               Percentile(assign_us, 0.99), Percentile(assign_us, 1.0));
   std::printf("  fenced DONE commit latency us: p50 %.1f  p99 %.1f\n", Percentile(done_us, 0.5),
               Percentile(done_us, 0.99));
+  if (ping_client) {
+    std::vector<double> ping_us;
+    for (int i = 0; i < 2000; ++i) {
+      const auto t0 = Clock::now();
+      if (!ping_client->Ping().ok()) break;
+      ping_us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+    }
+    std::printf("  reference, bare PING round trip to the same Redis us: p50 %.1f  p99 %.1f\n",
+                Percentile(ping_us, 0.5), Percentile(ping_us, 0.99));
+  }
   return 0;
 }
 

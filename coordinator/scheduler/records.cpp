@@ -96,12 +96,7 @@ Result<TaskRecord> TaskRecord::FromJson(const json& j) {
   return t;
 }
 
-json JobRecord::ToJson(bool include_spec) const {
-  json shots_json = json::array();
-  for (const auto& s : shots) {
-    shots_json.push_back({{"index", s.index}, {"first_frame", s.first_frame}, {"frame_count", s.frame_count},
-                          {"anchor_frames", s.anchor_frames}});
-  }
+json JobRecord::ToJson(bool include_spec, bool include_plan) const {
   json j{{"job_id", job_id},
          {"name", name},
          {"output", output},
@@ -112,7 +107,6 @@ json JobRecord::ToJson(bool include_spec) const {
                            {"min_memory_mb", requirements.min_memory_mb}}},
          {"chunk_frames", chunk_frames},
          {"frames_wait_for_anchor", frames_wait_for_anchor},
-         {"shots", shots_json},
          {"total_frames", total_frames},
          {"frames_done", frames_done},
          {"tasks_total", tasks_total},
@@ -125,6 +119,14 @@ json JobRecord::ToJson(bool include_spec) const {
          {"error", error},
          {"worker_failures", worker_failures}};
   if (include_spec) j["spec"] = spec;
+  if (include_plan) {
+    json shots_json = json::array();
+    for (const auto& s : shots) {
+      shots_json.push_back({{"index", s.index}, {"first_frame", s.first_frame}, {"frame_count", s.frame_count},
+                            {"anchor_frames", s.anchor_frames}});
+    }
+    j["shots"] = std::move(shots_json);
+  }
   return j;
 }
 

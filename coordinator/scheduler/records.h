@@ -104,7 +104,8 @@ struct JobRecord {
   std::string error;          // why the job FAILED
   std::map<std::string, int> worker_failures;  // worker id -> failed attempts in this job
 
-  nlohmann::json ToJson(bool include_spec = true) const;
+  // include_plan=false leaves out `shots` (large for long videos; written once, at planning).
+  nlohmann::json ToJson(bool include_spec = true, bool include_plan = true) const;
   static Result<JobRecord> FromJson(const nlohmann::json& j);
 };
 
@@ -165,6 +166,8 @@ struct Mutation {
   std::string job_id;
   std::optional<JobRecord> job;   // the job record after the change (nullopt: unchanged)
   bool include_spec = false;      // also (re)write the spec field (on submit)
+  bool include_plan = false;      // also (re)write the shot plan (on submit and after analysis);
+                                  // otherwise the stored `shots` stay as they are
   std::vector<TaskRecord> tasks;  // task records after the change
   std::optional<Fence> fence;
   std::vector<Event> events;      // appended to the events stream, in order

@@ -103,6 +103,7 @@ Status Scheduler::Submit(const JobSubmission& s, Actions* out) {
   Mutation m;
   m.job = r;
   m.include_spec = true;
+  m.include_plan = true;
   AddEvent(&m, "job.submitted", r.job_id, "", "", 0, "priority " + std::to_string(r.priority));
   JobEntry& job = *entry;
   jobs_.emplace(s.job_id, std::move(entry));
@@ -178,6 +179,7 @@ Status Scheduler::OnAnalyzeDone(const std::string& job_id, const std::vector<Sho
   if (r.state == JobState::kQueued || r.state == JobState::kRunning) active_jobs_.insert(job_id);
   Mutation m;
   m.job = r;
+  m.include_plan = true;
   m.tasks = job->tasks;
   AddEvent(&m, "job.planned", job_id, "", "", 0,
            std::to_string(shots.size()) + " shots, " + std::to_string(r.total_frames) + " frames, " +

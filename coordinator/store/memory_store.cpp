@@ -25,9 +25,9 @@ class MemoryStore final : public Store {
     if (m.job) {
       if (m.job->job_id != m.job_id) return Status::InvalidArgument("store: mutation for job " + m.job_id + " carries job " + m.job->job_id);
       auto it = jobs_.find(m.job_id);
-      std::string spec = it == jobs_.end() ? std::string() : it->second.spec;
       JobRecord r = *m.job;
-      if (!m.include_spec) r.spec = spec;
+      if (!m.include_spec) r.spec = it == jobs_.end() ? std::string() : it->second.spec;
+      if (!m.include_plan) r.shots = it == jobs_.end() ? std::vector<scheduler::ShotPlan>() : it->second.shots;
       jobs_[m.job_id] = r;
       std::erase_if(queue_, [&](const auto& e) { return e.second == m.job_id; });
       if (!IsFinal(r.state)) queue_.insert({redis::QueueScore(r.priority, r.submit_ms), m.job_id});

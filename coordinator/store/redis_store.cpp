@@ -99,7 +99,7 @@ class RedisStore final : public Store {
     }
     args.push_back(std::to_string(options_.events_max_len));
     if (m.job) {
-      const json j = m.job->ToJson(m.include_spec);
+      const json j = m.job->ToJson(m.include_spec, m.include_plan);
       args.push_back(std::to_string(j.size()));
       for (const auto& [field, value] : j.items()) {
         args.push_back(field);

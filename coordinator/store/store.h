@@ -14,7 +14,8 @@
 // - A job record written with state QUEUED/RUNNING/PAUSED is in the queue (scored by priority,
 //   submit time); DONE/FAILED/CANCELLED removes it from the queue.
 // - LoadAll() returns every job (or only unfinished ones) with all its tasks, enough for
-//   Scheduler::Recover(). The spec comes back as written by the last include_spec Apply.
+//   Scheduler::Recover(). The spec (shots) come back as written by the last Apply with
+//   include_spec (include_plan).
 // - Workers expire ttl_ms after the last PutWorker (heartbeat refresh).
 #pragma once
 

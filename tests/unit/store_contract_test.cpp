@@ -100,6 +100,7 @@ class StoreContractTest : public ::testing::Test {
     m.job_id = job.job_id;
     m.job = job;
     m.include_spec = spec;
+    m.include_plan = spec;
     m.tasks = std::move(tasks);
     m.events.push_back(Event{100, "test.put", job.job_id, "", "", 0, "put", ""});
     return m;
@@ -125,16 +126,18 @@ TEST_F(StoreContractTest, RecordsRoundTripEveryField) {
   EXPECT_EQ(missing.status().code(), Status::Code::kNotFound);
 }
 
-TEST_F(StoreContractTest, SpecIsKeptUnlessRewritten) {
+TEST_F(StoreContractTest, SpecAndPlanAreKeptUnlessRewritten) {
   JobRecord job = Job("j1", 50, 1000);
   ASSERT_TRUE(store_->Apply(Put(job)).ok());
   JobRecord changed = job;
   changed.spec = "should not be written";
+  changed.shots.clear();
   changed.state = JobState::kPaused;
   ASSERT_TRUE(store_->Apply(Put(changed, {}, /*spec=*/false)).ok());
   auto s = store_->LoadJob("j1");
   ASSERT_TRUE(s.ok());
   EXPECT_EQ(s->job.spec, job.spec);
+  EXPECT_EQ(s->job.shots.size(), 2u);
   EXPECT_EQ(s->job.state, JobState::kPaused);
 }
 
