@@ -1,6 +1,7 @@
 #include "worker/engine/train/frame_pool.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 
@@ -47,6 +48,7 @@ Result<std::vector<torch::Tensor>> LoadFramePool(const std::vector<std::string>&
                                                  const FramePoolOptions& options) {
   namespace fs = std::filesystem;
   std::vector<std::string> files;
+  std::vector<bool> from_folder;
   for (const std::string& p : paths) {
     std::error_code ec;
     if (fs::is_directory(p, ec)) {
@@ -56,15 +58,21 @@ Result<std::vector<torch::Tensor>> LoadFramePool(const std::vector<std::string>&
       }
       std::sort(in_dir.begin(), in_dir.end());
       files.insert(files.end(), in_dir.begin(), in_dir.end());
+      from_folder.resize(files.size(), true);
     } else if (fs::exists(p, ec)) {
       files.push_back(p);
+      from_folder.push_back(false);
     } else {
       return Status::NotFound("training frames: no such file or folder: " + p);
     }
   }
   std::vector<torch::Tensor> frames;
-  for (const std::string& file : files) {
-    FAIRY_RETURN_IF_ERROR(AppendVideo(file, options, &frames));
+  for (size_t i = 0; i < files.size(); ++i) {
+    Status st = AppendVideo(files[i], options, &frames);
+    if (st.ok()) continue;
+    // A folder may hold other files (licences, manifests): skip what is not a video, say so.
+    if (!from_folder[i]) return st;
+    std::fprintf(stderr, "train: skipping %s (%s)\n", files[i].c_str(), st.message().c_str());
   }
   return frames;
 }

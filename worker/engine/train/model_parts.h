@@ -1,0 +1,46 @@
+// A diffusers model folder as fairy-engine train holds it: the trainable UNet (the engine's own
+// module), VAE and text encoder, the instruction tokenizer and the noise schedule, plus the configs
+// to write back. Internal to the trainer and its tests.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "common/status.h"
+#include "worker/engine/train/text_model.h"
+#include "worker/engine/train/train_utils.h"
+#include "worker/engine/train/vae_model.h"
+#include "worker/engine/unet.h"
+
+namespace fairy::engine::train {
+
+struct ModelParts {
+  std::string source_dir;     // the folder it was loaded from
+  std::string tokenizer_dir;  // where tokenizer files come from (default source_dir/tokenizer)
+  nlohmann::json unet_config, vae_config, text_config, scheduler_config;
+  UNet unet{nullptr};
+  TrainVAE vae{nullptr};
+  TrainCLIPText text_encoder{nullptr};
+  InstructionTokenizer tokenizer;
+  NoiseSchedule schedule;
+  // Which parts had weights on disk (false: randomly initialised from config.json).
+  bool unet_loaded = false, vae_loaded = false, text_loaded = false;
+
+  // Loads `dir` onto `device` (float32, train mode). Random init uses `seed`. `tokenizer_dir`
+  // (vocab.json, merges.txt, ...) defaults to dir/tokenizer.
+  static Result<ModelParts> Load(const std::string& dir, const torch::Device& device, uint64_t seed,
+                                 const std::string& tokenizer_dir = "");
+  // Writes a complete model folder to `dir` (created): model_index.json, the configs (the VAE's
+  // with the current scaling factor), weights as float32 safetensors, tokenizer files copied from
+  // tokenizer_dir, the scheduler config.
+  Status Save(const std::string& dir);
+  double scaling_factor() const { return vae->config().scaling_factor; }
+  void set_scaling_factor(double s);
+};
+
+// Parses a JSON file; errors name the file.
+Result<nlohmann::json> ReadJson(const std::string& path);
+
+}  // namespace fairy::engine::train
