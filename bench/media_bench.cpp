@@ -3,6 +3,8 @@
 // docs/benchmarks.md for the commands and results. Not a test: nothing here passes or fails.
 //
 //   bench_media CLIP [--repeat N] [--ffmpeg PATH]
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -19,11 +21,37 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+double CpuSeconds() {
+  double total = 0;
+  for (int who : {RUSAGE_SELF, RUSAGE_CHILDREN}) {
+    rusage u{};
+    getrusage(who, &u);
+    total +=
+        u.ru_utime.tv_sec + u.ru_stime.tv_sec + (u.ru_utime.tv_usec + u.ru_stime.tv_usec) * 1e-6;
+  }
+  return total;
+}
+
+// CPU seconds (this process and its children) of the last Seconds() call: less sensitive than
+// wall time to other users of a shared machine.
+double g_last_cpu = 0;
+
 double Seconds(const std::function<void()>& fn) {
+  const double c0 = CpuSeconds();
   auto t0 = Clock::now();
   fn();
-  return std::chrono::duration<double>(Clock::now() - t0).count();
+  const double wall = std::chrono::duration<double>(Clock::now() - t0).count();
+  g_last_cpu = CpuSeconds() - c0;
+  return wall;
 }
+
+struct Samples {
+  std::vector<double> wall, cpu;
+  void Add(double w) {
+    wall.push_back(w);
+    cpu.push_back(g_last_cpu);
+  }
+};
 
 double Median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
@@ -67,8 +95,6 @@ int main(int argc, char** argv) {
   const std::string ff_decode =
       ffmpeg + " -hide_banner -nostats -loglevel error -i " + quoted + " -an -f null -";
 
-  std::vector<double> ours_shots, ff_shots, ours_decode, ours_decode_fast, ff_decode_t,
-      ff_decode_rgb, ours_probe;
   const std::string ff_rgb =
       ffmpeg + " -hide_banner -nostats -loglevel error -i " + quoted +
       " -an -sws_flags bicubic+accurate_rnd+full_chroma_int -pix_fmt rgb24 -f null -";
@@ -84,10 +110,11 @@ int main(int argc, char** argv) {
       if (!got.ok() || !*got) break;
     }
   };
+  Samples ours_shots, ff_shots, ours_quality, ours_fast, ff_null, ff_rgb24, ours_probe;
   int64_t frames = 0;
   size_t cuts = 0;
-  for (int r = 0; r < repeat; ++r) {
-    ours_shots.push_back(Seconds([&] {
+  for (int r = 0; r < repeat; ++r) {  // interleaved, so load changes hit both sides alike
+    ours_shots.Add(Seconds([&] {
       auto list = fairy::media::DetectShots(clip, shot_options);
       if (!list.ok()) {
         std::fprintf(stderr, "%s\n", list.status().ToString().c_str());
@@ -96,27 +123,26 @@ int main(int argc, char** argv) {
       frames = list->frames;
       cuts = list->cuts.size();
     }));
-    ff_shots.push_back(Seconds([&] { Shell(ff_scene); }));
-    ours_decode.push_back(Seconds([&] { decode_all(true); }));
-    ours_decode_fast.push_back(Seconds([&] { decode_all(false); }));
-    ff_decode_rgb.push_back(Seconds([&] { Shell(ff_rgb); }));
-    ff_decode_t.push_back(Seconds([&] { Shell(ff_decode); }));
-    ours_probe.push_back(Seconds([&] { (void)fairy::media::Probe(clip); }));
+    ff_shots.Add(Seconds([&] { Shell(ff_scene); }));
+    ours_fast.Add(Seconds([&] { decode_all(false); }));
+    ff_null.Add(Seconds([&] { Shell(ff_decode); }));
+    ours_quality.Add(Seconds([&] { decode_all(true); }));
+    ff_rgb24.Add(Seconds([&] { Shell(ff_rgb); }));
+    ours_probe.Add(Seconds([&] { (void)fairy::media::Probe(clip); }));
   }
-  const double s_ours = Median(ours_shots), s_ff = Median(ff_shots);
-  const double d_ours = Median(ours_decode), d_ff = Median(ff_decode_t);
-  std::printf("clip: %s (%lld frames, %dx%d %s), %d runs, median wall seconds\n", clip.c_str(),
-              static_cast<long long>(frames), info->width, info->height, info->codec.c_str(),
+  std::printf("clip: %s (%lld frames, %dx%d %s, %zu cuts), %d runs, medians\n", clip.c_str(),
+              static_cast<long long>(frames), info->width, info->height, info->codec.c_str(), cuts,
               repeat);
-  std::printf("decode+shots  ours %.3f s (%zu cuts)  ffmpeg scale+select %.3f s  ratio %.2f\n",
-              s_ours, cuts, s_ff, s_ours / s_ff);
-  std::printf("full decode   ours fast RGB %.3f s  ffmpeg -f null %.3f s  ratio %.2f\n",
-              Median(ours_decode_fast), d_ff, Median(ours_decode_fast) / d_ff);
-  std::printf(
-      "full decode   ours quality RGB %.3f s  ffmpeg -pix_fmt rgb24 (same sws flags) %.3f s  ratio "
-      "%.2f"
-      "  (vs -f null: %.2f)\n",
-      d_ours, Median(ff_decode_rgb), d_ours / Median(ff_decode_rgb), d_ours / d_ff);
-  std::printf("probe (exact frame count by demuxing)  %.4f s\n", Median(ours_probe));
+  auto report = [](const char* what, const Samples& ours, const char* ref, const Samples& theirs) {
+    const double w = Median(ours.wall), rw = Median(theirs.wall);
+    const double c = Median(ours.cpu), rc = Median(theirs.cpu);
+    std::printf("%-34s wall %.3f s vs %.3f s (%s): ratio %.2f | cpu %.3f s vs %.3f s: ratio %.2f\n",
+                what, w, rw, ref, w / rw, c, rc, c / rc);
+  };
+  report("decode + shots (ContentDetector)", ours_shots, "ffmpeg scale=256:-2,select scene",
+         ff_shots);
+  report("full decode, RGB24 fast", ours_fast, "ffmpeg -f null", ff_null);
+  report("full decode, RGB24 quality", ours_quality, "ffmpeg -pix_fmt rgb24 same flags", ff_rgb24);
+  std::printf("probe (exact count by demuxing): %.4f s\n", Median(ours_probe.wall));
   return 0;
 }

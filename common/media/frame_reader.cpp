@@ -1,6 +1,7 @@
 #include "common/media/frame_reader.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <utility>
@@ -116,6 +117,7 @@ struct FrameReader::Impl {
   internal::PacketPtr packet{av_packet_alloc()};
   internal::FramePtr decoded{av_frame_alloc()};
   internal::SwsPtr sws;
+  std::array<int, 6> sws_key{};    // source parameters `sws`'s colour details were set for
   int out_w = 0, out_h = 0;        // after rotation
   int scaled_w = 0, scaled_h = 0;  // before rotation
   int turns = 0;
@@ -236,9 +238,15 @@ struct FrameReader::Impl {
     }
     const AVPixFmtDescriptor* desc = av_pix_fmt_desc_get(src_fmt);
     if (desc != nullptr && !(desc->flags & AV_PIX_FMT_FLAG_RGB)) {
-      const int* coeffs = sws_getCoefficients(SwsColorspace(f->colorspace, f->height));
-      sws_setColorspaceDetails(ctx, coeffs, IsFullRange(f) ? 1 : 0,
-                               sws_getCoefficients(SWS_CS_DEFAULT), 1, 0, 1 << 16, 1 << 16);
+      // Setting the matrix rebuilds swscale's tables: only when the source changed.
+      const std::array<int, 6> key = {
+          f->width,      src_h, f->format, flags, SwsColorspace(f->colorspace, f->height),
+          IsFullRange(f)};
+      if (key != sws_key) {
+        sws_setColorspaceDetails(ctx, sws_getCoefficients(key[4]), key[5],
+                                 sws_getCoefficients(SWS_CS_DEFAULT), 1, 0, 1 << 16, 1 << 16);
+        sws_key = key;
+      }
     }
     const uint8_t* src[4] = {nullptr, nullptr, nullptr, nullptr};
     int src_stride[4] = {0, 0, 0, 0};

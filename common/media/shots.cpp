@@ -2,8 +2,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <condition_variable>
 #include <cstdlib>
+#include <deque>
 #include <memory>
+#include <mutex>
+#include <thread>
 
 #include "common/media/frame_reader.h"
 #include "common/media/probe.h"
@@ -184,12 +188,46 @@ Result<ShotList> DetectShots(const std::string& path, const ShotOptions& options
   ContentDetector detector(options.threshold, options.min_length);
   ShotList list;
   list.fps = info.frame_rate;
-  RgbFrame frame;
+  // Scoring runs on its own thread so it overlaps decoding (the decoder's frame threads keep the
+  // other cores busy); frames pass through a small bounded queue, in order.
+  constexpr size_t kQueueFrames = 8;
+  std::mutex mutex;
+  std::condition_variable changed;
+  std::deque<RgbFrame> queue;  // GUARDED_BY(mutex)
+  bool done = false;           // GUARDED_BY(mutex): no more frames will come
+  std::thread scorer([&] {
+    for (;;) {
+      RgbFrame f;
+      {
+        std::unique_lock<std::mutex> lock(mutex);
+        changed.wait(lock, [&] { return !queue.empty() || done; });
+        if (queue.empty()) return;
+        f = std::move(queue.front());
+        queue.pop_front();
+      }
+      changed.notify_all();
+      list.scores.push_back(detector.Process(f.index, f));
+    }
+  });
+  Status decode_status;
   for (;;) {
-    FAIRY_ASSIGN_OR_RETURN(bool got, reader->Next(&frame));
-    if (!got) break;
-    list.scores.push_back(detector.Process(frame.index, frame));
+    RgbFrame frame;
+    Result<bool> got = reader->Next(&frame);
+    if (!got.ok()) decode_status = got.status();
+    if (!got.ok() || !*got) break;
+    std::unique_lock<std::mutex> lock(mutex);
+    changed.wait(lock, [&] { return queue.size() < kQueueFrames; });
+    queue.push_back(std::move(frame));
+    lock.unlock();
+    changed.notify_all();
   }
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    done = true;
+  }
+  changed.notify_all();
+  scorer.join();
+  FAIRY_RETURN_IF_ERROR(decode_status);
   list.frames = static_cast<int64_t>(list.scores.size());
   list.cuts = detector.cuts();
   list.shots = SplitLongShots(ShotsFromCuts(list.cuts, list.frames), options.max_length);
