@@ -62,7 +62,8 @@ class ChunkReader {
   int64_t first_index() const;
   // Frames in the chunk (counted when opening).
   int64_t frame_count() const;
-  // Next frame; frame->index = first_index + position. false at the end.
+  // Next frame; frame->index = first_index + position, frame->pts = position. false at the end.
+  // Corruption when a frame fails FFV1's slice checksum.
   Result<bool> Next(RgbFrame* frame);
 
  private:

@@ -38,7 +38,7 @@ struct EncodeReport {
 // name and renamed when complete and verified.
 // Errors: NotFound/InvalidArgument for missing or bad inputs (named); FailedPrecondition when the
 // chunks do not hold exactly the source's frame count or are not contiguous; Internal when the
-// verification of the written file fails.
+// verification of the written file fails. Thread-safe (no shared state); uses libx264's threads.
 Result<EncodeReport> EncodeFinal(const std::string& source, const std::vector<std::string>& chunks,
                                  const std::string& output, const EncodeOptions& options = {});
 

@@ -53,6 +53,8 @@ struct DecodeOptions {
 void ComputeOutputSize(int display_width, int display_height, const DecodeOptions& options,
                        int* out_width, int* out_height);
 
+// Owns its FFmpeg contexts. Not thread-safe: one thread uses a reader; separate readers (even of
+// the same file) are independent.
 class FrameReader {
  public:
   // Opens `path` and probes it (with frame counting: needed for exact seeking). Pass `info` from an

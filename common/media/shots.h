@@ -77,7 +77,7 @@ std::vector<int64_t> ChooseAnchors(int64_t start, int64_t end, int k);
 
 // Decodes `path` at analysis size and runs all of the above. Pass `info` from an earlier
 // Probe(count_frames = true) of the same file to skip probing it again. Errors as
-// Probe()/FrameReader.
+// Probe()/FrameReader. Thread-safe; scores frames on one extra thread of its own.
 Result<ShotList> DetectShots(const std::string& path, const ShotOptions& options = {},
                              const VideoInfo* info = nullptr);
 
