@@ -16,4 +16,8 @@ inline constexpr int kExitUnavailable = 3;  // the coordinator or a file could n
 // (shots_command.cpp).
 void AddShotsCommand(CLI::App& app, int* exit_code);
 
+// `fairy validate FILE... [--config CLUSTER.yaml] [--storage-root DIR]... [--check-files] [--json]`
+// (validate_command.cpp): every error of every job file; exit 1 when any.
+void AddValidateCommand(CLI::App& app, int* exit_code);
+
 }  // namespace fairy::cli

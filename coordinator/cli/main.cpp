@@ -11,10 +11,12 @@ int main(int argc, char** argv) {
   (void)exit_code;
   fairy::cli::AddFarmCommands(app, &exit_code);
   fairy::cli::AddShotsCommand(app, &exit_code);
+  fairy::cli::AddValidateCommand(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    const int code = app.exit(e);  // prints the message or the help
+    return code == 0 ? fairy::cli::kExitOk : fairy::cli::kExitUsage;
   }
   return exit_code;
 }
