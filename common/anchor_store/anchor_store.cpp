@@ -58,9 +58,9 @@ local function part_count(manifest_key)
 end
 )lua";
 
-// KEYS: manifest, attempts hash (or any key when unfenced), job set.
+// KEYS: manifest, attempts hash (or any key when unfenced), job set, holders set.
 // ARGV: fence field, fence attempt ('' = unfenced), manifest JSON, part count, staging prefix,
-//       final prefix, cache key.
+//       final prefix, cache key, job id.
 // Returns 'ok' or 'stale:<live attempt>'.
 const Script& PublishScript() {
   static const Script script(std::string(kLuaPartCount) + R"lua(
@@ -87,37 +87,55 @@ end
 redis.call('SET', KEYS[1], ARGV[3])
 redis.call('SADD', KEYS[3], ARGV[7])
 redis.call('PERSIST', KEYS[3])
+redis.call('SADD', KEYS[4], ARGV[8])
+redis.call('PERSIST', KEYS[4])
 return 'ok'
 )lua");
   return script;
 }
 
-// KEYS: job set (or '' for one key). ARGV: mode ('expire'|'delete'|'persist'), ttl ms, key prefix
-// ("<prefix>anchor:"), and for single-key mode the cache key in ARGV[4].
-// Applies the mode to every entry (manifest + parts) of the set, or to one entry.
+// KEYS: the job's set (anchorjob:{job}). ARGV: mode, ttl ms, anchor prefix ("<prefix>anchor:"),
+// job id, cache key (modes 'attach' and 'delete-one').
+//   attach:      the job holds the entry: job set and holders set gain it, expiry removed.
+//   delete-one:  the entry goes, whoever holds it.
+//   expire / delete: the job lets go of every entry in its set; an entry no other job holds any
+//                more expires after ttl (or is deleted now). Returns the number of such entries.
 const Script& JobScript() {
   static const Script script(std::string(kLuaPartCount) + R"lua(
-local mode, ttl, prefix = ARGV[1], ARGV[2], ARGV[3]
-local function apply(k)
+local mode, ttl, prefix, job = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local function apply(k, m)
   local manifest = prefix .. k .. ':manifest'
   local n = part_count(manifest)
-  local keys = {manifest}
+  local keys = {manifest, prefix .. k .. ':jobs'}
   for i = 0, n - 1 do keys[#keys + 1] = prefix .. k .. ':part:' .. i end
   for _, key in ipairs(keys) do
-    if mode == 'delete' then redis.call('DEL', key)
-    elseif mode == 'expire' then redis.call('PEXPIRE', key, ttl)
+    if m == 'delete' then redis.call('DEL', key)
+    elseif m == 'expire' then redis.call('PEXPIRE', key, ttl)
     else redis.call('PERSIST', key) end
   end
 end
-if ARGV[4] then
-  apply(ARGV[4])
+if mode == 'attach' then
+  redis.call('SADD', KEYS[1], ARGV[5])
+  redis.call('PERSIST', KEYS[1])
+  redis.call('SADD', prefix .. ARGV[5] .. ':jobs', job)
+  apply(ARGV[5], 'persist')
   return 1
 end
-local members = redis.call('SMEMBERS', KEYS[1])
-for _, k in ipairs(members) do apply(k) end
-if mode == 'delete' then redis.call('DEL', KEYS[1])
-elseif mode == 'expire' then redis.call('PEXPIRE', KEYS[1], ttl) end
-return #members
+if mode == 'delete-one' then
+  apply(ARGV[5], 'delete')
+  return 1
+end
+local touched = 0
+for _, k in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local holders = prefix .. k .. ':jobs'
+  redis.call('SREM', holders, job)
+  if redis.call('SCARD', holders) == 0 then
+    apply(k, mode)
+    touched = touched + 1
+  end
+end
+redis.call('DEL', KEYS[1])
+return touched
 )lua");
   return script;
 }
@@ -266,8 +284,9 @@ Result<AnchorManifest> AnchorStore::Publish(const std::string& key, const std::s
   const std::string fence_attempt = fence ? std::to_string(fence->attempt) : "";
   const std::string count = std::to_string(part_count);
   FAIRY_ASSIGN_OR_RETURN(Reply reply,
-                         client_->Eval(PublishScript(), {keys_.AnchorManifest(key), attempts_key, keys_.AnchorJob(job_id)},
-                                       {fence_field, fence_attempt, manifest_json, count, staging, final_prefix, key}));
+                         client_->Eval(PublishScript(),
+                                       {keys_.AnchorManifest(key), attempts_key, keys_.AnchorJob(job_id), keys_.AnchorJobs(key)},
+                                       {fence_field, fence_attempt, manifest_json, count, staging, final_prefix, key, job_id}));
   if (reply.str.rfind("stale:", 0) == 0) {
     return Status::FailedPrecondition("stale attempt: anchor cache " + key + " from " + fence->job_id + "/" +
                                       fence->task_id + " attempt " + fence_attempt + " refused; live attempt is " +
@@ -363,27 +382,26 @@ Result<bool> AnchorStore::Exists(const std::string& key) {
 
 Status AnchorStore::Attach(const std::string& key, const std::string& job_id) {
   FAIRY_RETURN_IF_ERROR(CheckKey(key));
-  const std::string set = keys_.AnchorJob(job_id);
-  FAIRY_RETURN_IF_ERROR(client_->Command({"SADD", set, key}).status());
-  FAIRY_RETURN_IF_ERROR(client_->Command({"PERSIST", set}).status());
-  return client_->Eval(JobScript(), {set}, {"persist", "0", keys_.prefix() + "anchor:", key}).status();
+  return client_->Eval(JobScript(), {keys_.AnchorJob(job_id)}, {"attach", "0", keys_.prefix() + "anchor:", job_id, key})
+      .status();
 }
 
 Status AnchorStore::Delete(const std::string& key) {
   FAIRY_RETURN_IF_ERROR(CheckKey(key));
-  return client_->Eval(JobScript(), {keys_.AnchorJob("")}, {"delete", "0", keys_.prefix() + "anchor:", key}).status();
+  return client_->Eval(JobScript(), {keys_.AnchorJob("")}, {"delete-one", "0", keys_.prefix() + "anchor:", "", key})
+      .status();
 }
 
 Result<int64_t> AnchorStore::ExpireJob(const std::string& job_id, int64_t ttl_ms) {
   if (ttl_ms < 1) ttl_ms = 1;
   FAIRY_ASSIGN_OR_RETURN(Reply r, client_->Eval(JobScript(), {keys_.AnchorJob(job_id)},
-                                                {"expire", std::to_string(ttl_ms), keys_.prefix() + "anchor:"}));
+                                                {"expire", std::to_string(ttl_ms), keys_.prefix() + "anchor:", job_id}));
   return static_cast<int64_t>(r.integer);
 }
 
 Result<int64_t> AnchorStore::DeleteJob(const std::string& job_id) {
   FAIRY_ASSIGN_OR_RETURN(Reply r, client_->Eval(JobScript(), {keys_.AnchorJob(job_id)},
-                                                {"delete", "0", keys_.prefix() + "anchor:"}));
+                                                {"delete", "0", keys_.prefix() + "anchor:", job_id}));
   return static_cast<int64_t>(r.integer);
 }
 

@@ -8,6 +8,7 @@
 // Layout (common/redis/farm_keys.h, docs/redis-layout.md):
 //   anchor:{key}:manifest  JSON AnchorManifest (written last; its presence means "complete")
 //   anchor:{key}:part:{n}  n = 0..part_count-1, each at most max_part_bytes
+//   anchor:{key}:jobs      set of the jobs holding the entry (published or attached it)
 //   anchorjob:{job}        set of the keys a job published or attached (expiry/deletion per job)
 // Publish uploads the parts to staging keys (pipelined), then ONE Lua script checks the fence,
 // renames the staging parts into place and writes the manifest, so readers never see a mix of
@@ -125,10 +126,11 @@ class AnchorStore {
   Result<bool> Exists(const std::string& key);
   // Adds `key` to the job's set and removes any expiry (a re-submitted job reuses an entry).
   Status Attach(const std::string& key, const std::string& job_id);
-  // Deletes one entry.
+  // Deletes one entry, whoever holds it.
   Status Delete(const std::string& key);
-  // Every entry the job published or attached: expire after ttl_ms (job ended) or delete now
-  // (job cancelled, whole-job retry). Returns the number of entries touched.
+  // The job lets go of every entry it published or attached; an entry that no other job holds
+  // any more expires after ttl_ms (job ended) or is deleted now (job cancelled, whole-job retry).
+  // Entries another running job still holds stay. Returns the number of entries expired/deleted.
   Result<int64_t> ExpireJob(const std::string& job_id, int64_t ttl_ms);
   Result<int64_t> DeleteJob(const std::string& job_id);
 

@@ -43,6 +43,8 @@ class FarmKeys {
   std::string AnchorStagingPart(std::string_view key, std::string_view token, int64_t n) const {
     return Cat("anchor:", key, ":staging:", token, ":part:", std::to_string(n));
   }
+  // anchor:{key}:jobs set: the jobs holding an anchor cache entry (it goes when the last lets go).
+  std::string AnchorJobs(std::string_view key) const { return Cat("anchor:", key, ":jobs"); }
   // anchorjob:{job} set: the anchor keys a job published or used (for expiry/deletion per job).
   std::string AnchorJob(std::string_view job_id) const { return Cat("anchorjob:", job_id); }
 
@@ -58,7 +60,7 @@ class FarmKeys {
 
 // Score of a job in the queue sorted set: ascending score = scheduled first. Higher priority
 // first, then earlier submit time. REQUIRES: 0 <= priority <= 100, submit_ms >= 0 (the score
-// stays an exact integer in a double up to year ~2255).
+// stays an exact integer in a double while submit_ms < 1e13, i.e. until the year 2286).
 inline double QueueScore(int priority, int64_t submit_ms) {
   const int64_t p = priority < 0 ? 0 : (priority > 100 ? 100 : priority);
   return static_cast<double>((100 - p) * 10'000'000'000'000LL + submit_ms);

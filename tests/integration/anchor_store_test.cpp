@@ -241,12 +241,13 @@ TEST_F(AnchorStoreTest, ExpireAttachAndDeletePerJob) {
   auto n = store_->ExpireJob("job-x", 60000);
   ASSERT_TRUE(n.ok()) << n.status().ToString();
   EXPECT_EQ(*n, 2);
-  for (const auto& k : {keys_.AnchorManifest("ka"), keys_.AnchorPart("ka", 2), keys_.AnchorPart("kb", 0), keys_.AnchorJob("job-x")}) {
+  for (const auto& k : {keys_.AnchorManifest("ka"), keys_.AnchorPart("ka", 2), keys_.AnchorPart("kb", 0)}) {
     auto ttl = client_->Command({"PTTL", k});
     ASSERT_TRUE(ttl.ok());
     EXPECT_GT(ttl->integer, 0) << k;
     EXPECT_LE(ttl->integer, 60000) << k;
   }
+  EXPECT_TRUE(Keys(keys_.AnchorJob("job-x")).empty()) << "the job let go of its entries";
   auto untouched = client_->Command({"PTTL", keys_.AnchorManifest("kc")});
   EXPECT_EQ(untouched->integer, -1);
   // A re-submitted job reuses "ka": attaching removes the expiry.
@@ -262,6 +263,25 @@ TEST_F(AnchorStoreTest, ExpireAttachAndDeletePerJob) {
   auto gone = store_->Exists("kc");
   ASSERT_TRUE(gone.ok());
   EXPECT_FALSE(*gone);
+}
+
+TEST_F(AnchorStoreTest, SharedEntryStaysUntilTheLastJobLetsGo) {
+  auto data = RandomBytes(2500, 9);
+  ASSERT_TRUE(store_->Publish("ks", "job-p", Manifest(), data).ok());
+  ASSERT_TRUE(store_->Attach("ks", "job-q").ok());  // a re-submitted job reuses the entry
+  auto first = store_->DeleteJob("job-p");          // job-p is cancelled
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  EXPECT_EQ(*first, 0) << "job-q still holds it";
+  auto got = store_->Fetch("ks");
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(*got, data);
+  EXPECT_EQ(client_->Command({"PTTL", keys_.AnchorPart("ks", 2)})->integer, -1);
+  auto last = store_->ExpireJob("job-q", 30000);  // job-q ends
+  ASSERT_TRUE(last.ok());
+  EXPECT_EQ(*last, 1);
+  for (const auto& k : {keys_.AnchorManifest("ks"), keys_.AnchorPart("ks", 0), keys_.AnchorPart("ks", 2)}) {
+    EXPECT_GT(client_->Command({"PTTL", k})->integer, 0) << k;
+  }
 }
 
 }  // namespace
