@@ -364,10 +364,19 @@ Status Scheduler::Retry(JobEntry& job, bool whole_job, Actions* out) {
     out->push_back(AnalyzeAction{job_id});
     return Status::OK();
   }
+  // A finished job's anchor caches were deleted (cancel) or left to expire (failure): a shot that
+  // still has frames to edit computes its anchors again before them.
+  std::vector<bool> rerun_anchor(job.anchor_of_shot.size(), false);
+  if (was_final && r.frames_wait_for_anchor) {
+    for (const TaskRecord& t : job.tasks) {
+      if (t.kind == TaskKind::kFrames && t.state != TaskState::kDone) rerun_anchor[t.shot] = true;
+    }
+  }
   int reset = 0;
   for (size_t i = 0; i < job.tasks.size(); ++i) {
     TaskRecord& t = job.tasks[i];
-    const bool again = whole_job || t.state == TaskState::kFailed || t.state == TaskState::kCancelled;
+    const bool again = whole_job || t.state == TaskState::kFailed || t.state == TaskState::kCancelled ||
+                       (t.kind == TaskKind::kAnchor && rerun_anchor[t.shot]);
     if (!again) continue;
     RemoveFromQueues(job, static_cast<int>(i));
     if (t.state == TaskState::kDone && t.kind == TaskKind::kFrames) r.frames_done -= t.frame_count;

@@ -283,6 +283,25 @@ TEST_F(SchedulerGraphTest, CancelStopsLiveTasksAndDeletesTheCache) {
   EXPECT_EQ(st.code(), Status::Code::kFailedPrecondition);
 }
 
+TEST_F(SchedulerGraphTest, RetryOfACancelledJobRecomputesTheDeletedAnchorsFirst) {
+  SubmitPlanned("j", 50, {20, 10}, 10);
+  Hello("w");
+  Done(Ready("w").assigns.at(0));  // s000 anchor
+  Done(Ready("w").assigns.at(0));  // s001 anchor (anchors first)
+  Done(Ready("w").assigns.at(0));  // shot 1's only frames task (locality): shot 1 is complete
+  Done(Ready("w").assigns.at(0));  // s000 first frames task
+  Collected x = Control("j", ControlOp::kCancel);
+  ASSERT_TRUE(x.drops.at(0).delete_now);
+  Control("j", ControlOp::kRetryFailed);
+  EXPECT_EQ(StateOf("j", "s000-anchor"), TaskState::kReady) << "its cache was deleted and frames remain";
+  EXPECT_EQ(StateOf("j", "s000-f000010-000019"), TaskState::kPending);
+  EXPECT_EQ(StateOf("j", "s001-anchor"), TaskState::kDone) << "shot 1 needs no cache any more";
+  EXPECT_EQ(StateOf("j", "s000-f000000-000009"), TaskState::kDone) << "finished chunks are kept";
+  std::vector<std::string> order = Drain("w");
+  EXPECT_EQ(order, (std::vector<std::string>{"j/s000-anchor", "j/s000-f000010-000019"}));
+  EXPECT_EQ(sched_->FindJob("j")->phase, JobPhase::kStitch);
+}
+
 TEST_F(SchedulerGraphTest, PriorityChangeReordersTheQueue) {
   SubmitPlanned("a", 50, {10}, 10);
   SubmitPlanned("b", 40, {10}, 10);
