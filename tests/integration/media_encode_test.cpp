@@ -92,6 +92,25 @@ TEST(MediaEncode, OutputMatchesTheSourceUnderFFprobe) {
     EXPECT_EQ(video, 1);
     EXPECT_EQ(audio_out, static_cast<int>(audio.size()))
         << "audio present exactly when the source had it";
+    if (v.contains("frame_pts_s") && !v["cfr"].get<bool>()) {
+      // VFR: every output frame keeps its source timestamp (shifted to start at 0).
+      std::string pts = testing::Run(
+          "ffprobe -v error -select_streams v:0 -show_entries frame=pts_time -of csv=p=0 " +
+          Quote(out));
+      std::vector<double> got;
+      for (size_t at = 0; at < pts.size();) {
+        size_t nl = pts.find('\n', at);
+        if (nl == std::string::npos) nl = pts.size();
+        if (nl > at) got.push_back(std::stod(pts.substr(at, nl - at)));
+        at = nl + 1;
+      }
+      const auto& src_pts = v["frame_pts_s"];
+      ASSERT_EQ(got.size(), src_pts.size());
+      for (size_t i = 0; i < got.size(); ++i) {
+        EXPECT_NEAR(got[i], src_pts[i].get<double>() - src_pts[0].get<double>(), 1e-3)
+            << "frame " << i;
+      }
+    }
   }
 }
 
@@ -182,6 +201,18 @@ TEST(MediaShots, ReproducesContentDetectorGoldens) {
     }
   }
   EXPECT_EQ(checked, 3);  // counter [], fades [], goldeneye-vfr-drop3 [60, 140]
+}
+
+// Where the manifest has no PySceneDetect golden but ffmpeg's scene cuts are unambiguous (scores
+// 0.31..0.77, next highest 0.04), ContentDetector finds the same shots.
+TEST(MediaShots, AgreesWithFFmpegSceneCutsOnTheAspectRatioClip) {
+  const auto& clip = testing::Clip("issue-195-aspect-ratio.mp4");
+  Result<ShotList> shots = DetectShots(MediaPath("issue-195-aspect-ratio.mp4"));
+  ASSERT_TRUE(shots.ok()) << shots.status().ToString();
+  EXPECT_EQ(shots->frames, 628);
+  EXPECT_EQ(shots->cuts, clip["ffmpeg_scene_cuts"]["frames"].get<std::vector<int64_t>>());
+  ASSERT_EQ(shots->shots.size(), 6u);
+  EXPECT_EQ(shots->shots[1].anchors, (std::vector<int64_t>{86, 120, 153}));
 }
 
 TEST(MediaShots, CliPrintsTheIssueJson) {
