@@ -23,7 +23,9 @@ namespace {
 using namespace fairy;
 using Clock = std::chrono::steady_clock;
 
-double Seconds(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+double Seconds(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
 
 void Fill(std::vector<uint8_t>* v, uint64_t seed) {
   uint64_t x = seed * 0x9E3779B97F4A7C15ULL + 1;
@@ -37,9 +39,11 @@ void Fill(std::vector<uint8_t>* v, uint64_t seed) {
 }
 
 // Runs redis-benchmark with one client and `size`-byte values; returns MiB/s for SET and GET.
-std::pair<double, double> RedisBenchmark(const std::string& binary, int port, uint64_t size, int requests) {
-  std::string cmd = binary + " -p " + std::to_string(port) + " -c 1 -n " + std::to_string(requests) + " -d " +
-                    std::to_string(size) + " -t set,get -q 2>&1";
+std::pair<double, double> RedisBenchmark(const std::string& binary, int port, uint64_t size,
+                                         int requests) {
+  std::string cmd = binary + " -p " + std::to_string(port) + " -c 1 -n " +
+                    std::to_string(requests) + " -d " + std::to_string(size) +
+                    " -t set,get -q 2>&1";
   FILE* p = popen(cmd.c_str(), "r");
   if (p == nullptr) return {0, 0};
   std::string out;
@@ -86,7 +90,8 @@ int main(int argc, char** argv) {
     } else if (a == "--redis-benchmark") {
       rb = next();
     } else {
-      std::fprintf(stderr, "unknown argument %s (see the header of bench/anchor_cache_bench.cpp)\n", a.c_str());
+      std::fprintf(stderr, "unknown argument %s (see the header of bench/anchor_cache_bench.cpp)\n",
+                   a.c_str());
       return 2;
     }
   }
@@ -105,8 +110,8 @@ int main(int argc, char** argv) {
   anchor::AnchorStoreOptions ao;
   ao.max_part_bytes = part_mib << 20;
   anchor::AnchorStore store(client->get(), ao);
-  std::printf("redis-server on port %d, AOF %s, part %llu MiB\n", (*server)->port(), aof ? "on (everysec)" : "off",
-              (unsigned long long)part_mib);
+  std::printf("redis-server on port %d, AOF %s, part %llu MiB\n", (*server)->port(),
+              aof ? "on (everysec)" : "off", (unsigned long long)part_mib);
 
   for (uint64_t mib : sizes_mib) {
     std::vector<uint8_t> data(mib << 20);
@@ -131,7 +136,8 @@ int main(int argc, char** argv) {
       auto f = store.Fetch("bench" + std::to_string(mib));
       fetch.push_back(Seconds(t0));
       if (!f.ok() || *f != data) {
-        std::fprintf(stderr, "fetch: %s\n", f.ok() ? "data differs" : f.status().ToString().c_str());
+        std::fprintf(stderr, "fetch: %s\n",
+                     f.ok() ? "data differs" : f.status().ToString().c_str());
         return 1;
       }
     }
@@ -139,13 +145,16 @@ int main(int argc, char** argv) {
     std::sort(pub.begin(), pub.end());
     std::sort(fetch.begin(), fetch.end());
     const double med_pub = pub[pub.size() / 2], med_fetch = fetch[fetch.size() / 2];
-    std::printf("%5llu MiB: publish %.0f MiB/s, fetch %.0f MiB/s, publish+fetch %.0f MiB/s "
-                "(median of %d; XXH64 alone %.0f MiB/s)\n",
-                (unsigned long long)mib, mib / med_pub, mib / med_fetch, 2.0 * mib / (med_pub + med_fetch), repeat,
-                mib / hash_s);
+    std::printf(
+        "%5llu MiB: publish %.0f MiB/s, fetch %.0f MiB/s, publish+fetch %.0f MiB/s "
+        "(median of %d; XXH64 alone %.0f MiB/s)\n",
+        (unsigned long long)mib, mib / med_pub, mib / med_fetch, 2.0 * mib / (med_pub + med_fetch),
+        repeat, mib / hash_s);
   }
   auto [set_mibs, get_mibs] = RedisBenchmark(rb, (*server)->port(), part_mib << 20, 16);
-  std::printf("redis-benchmark -c 1 -d %llu (one %llu MiB value per request): SET %.0f MiB/s, GET %.0f MiB/s\n",
-              (unsigned long long)(part_mib << 20), (unsigned long long)part_mib, set_mibs, get_mibs);
+  std::printf(
+      "redis-benchmark -c 1 -d %llu (one %llu MiB value per request): SET %.0f MiB/s, GET %.0f "
+      "MiB/s\n",
+      (unsigned long long)(part_mib << 20), (unsigned long long)part_mib, set_mibs, get_mibs);
   return 0;
 }

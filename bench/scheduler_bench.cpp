@@ -53,7 +53,8 @@ int Run(const Args& args) {
   scheduler::SystemClock clock;
   std::unique_ptr<testing::RedisServer> server;
   std::unique_ptr<store::Store> st;
-  std::unique_ptr<redis::RedisClient> ping_client;  // reference: one bare round trip to the same Redis
+  std::unique_ptr<redis::RedisClient>
+      ping_client;  // reference: one bare round trip to the same Redis
   if (args.store == "memory") {
     st = store::NewMemoryStore(&clock);
   } else if (args.store == "redis") {
@@ -85,7 +86,8 @@ int Run(const Args& args) {
   scheduler::SchedulerOptions opts;
   opts.heartbeat_interval_ms = 60000;
   scheduler::Scheduler sched(opts, &clock);
-  auto execute = [&](const scheduler::Actions& actions, std::vector<scheduler::AssignAction>* assigns) -> bool {
+  auto execute = [&](const scheduler::Actions& actions,
+                     std::vector<scheduler::AssignAction>* assigns) -> bool {
     for (const auto& a : actions) {
       if (auto* p = std::get_if<scheduler::PersistAction>(&a)) {
         if (st) {
@@ -117,7 +119,11 @@ int Run(const Args& args) {
     std::vector<scheduler::ShotPlan> shots;
     for (int s = 0; s < args.shots; ++s) {
       const int64_t first = s * args.frames_per_shot;
-      shots.push_back({s, first, args.frames_per_shot, {first, first + args.frames_per_shot / 2, first + args.frames_per_shot - 1}});
+      shots.push_back(
+          {s,
+           first,
+           args.frames_per_shot,
+           {first, first + args.frames_per_shot / 2, first + args.frames_per_shot - 1}});
     }
     if (!sched.OnAnalyzeDone(sub.job_id, shots, &out).ok()) return 1;
     if (!execute(out, nullptr)) return 1;
@@ -144,26 +150,31 @@ int Run(const Args& args) {
       const size_t before = busy.size();
       if (!execute(out, &busy)) return 1;
       const double us = std::chrono::duration<double, std::micro>(Clock::now() - t0).count();
-      for (size_t k = before; k < busy.size(); ++k) assign_us.push_back(us / double(busy.size() - before));
+      for (size_t k = before; k < busy.size(); ++k)
+        assign_us.push_back(us / double(busy.size() - before));
       assigned += static_cast<int64_t>(busy.size() - before);
     }
     if (busy.empty()) {
-      std::fprintf(stderr, "stalled with %lld of %lld tasks done\n", (long long)done, (long long)total_tasks);
+      std::fprintf(stderr, "stalled with %lld of %lld tasks done\n", (long long)done,
+                   (long long)total_tasks);
       return 1;
     }
     for (const auto& a : busy) {
       scheduler::Actions out;
       const auto t0 = Clock::now();
-      if (!sched.OnTaskDone({a.task.job_id, a.task.task_id, a.task.attempt}, a.worker_id, "r", &out).ok()) return 1;
+      if (!sched.OnTaskDone({a.task.job_id, a.task.task_id, a.task.attempt}, a.worker_id, "r", &out)
+               .ok())
+        return 1;
       if (!execute(out, nullptr)) return 1;
       done_us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
       ++done;
     }
   }
   const double secs = std::chrono::duration<double>(Clock::now() - start).count();
-  std::printf("store=%s workers=%d jobs=%d tasks=%lld\n", args.store.c_str(), args.workers, args.jobs,
-              (long long)total_tasks);
-  std::printf("  tasks assigned+completed per second: %.0f (%.3f s)\n", double(assigned) / secs, secs);
+  std::printf("store=%s workers=%d jobs=%d tasks=%lld\n", args.store.c_str(), args.workers,
+              args.jobs, (long long)total_tasks);
+  std::printf("  tasks assigned+completed per second: %.0f (%.3f s)\n", double(assigned) / secs,
+              secs);
   std::printf("  assignment latency us: p50 %.1f  p99 %.1f  max %.1f\n", Percentile(assign_us, 0.5),
               Percentile(assign_us, 0.99), Percentile(assign_us, 1.0));
   std::printf("  fenced DONE commit latency us: p50 %.1f  p99 %.1f\n", Percentile(done_us, 0.5),
@@ -193,19 +204,28 @@ int main(int argc, char** argv) {
       }
       return argv[++i];
     };
-    if (!std::strcmp(argv[i], "--workers")) args.workers = std::atoi(next("--workers"));
-    else if (!std::strcmp(argv[i], "--jobs")) args.jobs = std::atoi(next("--jobs"));
-    else if (!std::strcmp(argv[i], "--shots")) args.shots = std::atoi(next("--shots"));
-    else if (!std::strcmp(argv[i], "--frames-per-shot")) args.frames_per_shot = std::atoll(next("--frames-per-shot"));
-    else if (!std::strcmp(argv[i], "--chunk")) args.chunk = std::atoll(next("--chunk"));
-    else if (!std::strcmp(argv[i], "--store")) args.store = next("--store");
-    else if (!std::strcmp(argv[i], "--redis-url")) args.redis_url = next("--redis-url");
+    if (!std::strcmp(argv[i], "--workers"))
+      args.workers = std::atoi(next("--workers"));
+    else if (!std::strcmp(argv[i], "--jobs"))
+      args.jobs = std::atoi(next("--jobs"));
+    else if (!std::strcmp(argv[i], "--shots"))
+      args.shots = std::atoi(next("--shots"));
+    else if (!std::strcmp(argv[i], "--frames-per-shot"))
+      args.frames_per_shot = std::atoll(next("--frames-per-shot"));
+    else if (!std::strcmp(argv[i], "--chunk"))
+      args.chunk = std::atoll(next("--chunk"));
+    else if (!std::strcmp(argv[i], "--store"))
+      args.store = next("--store");
+    else if (!std::strcmp(argv[i], "--redis-url"))
+      args.redis_url = next("--redis-url");
     else {
-      std::fprintf(stderr, "unknown argument %s (see the header of bench/scheduler_bench.cpp)\n", argv[i]);
+      std::fprintf(stderr, "unknown argument %s (see the header of bench/scheduler_bench.cpp)\n",
+                   argv[i]);
       return 2;
     }
   }
-  if (args.workers < 1 || args.jobs < 1 || args.shots < 1 || args.frames_per_shot < 1 || args.chunk < 1) {
+  if (args.workers < 1 || args.jobs < 1 || args.shots < 1 || args.frames_per_shot < 1 ||
+      args.chunk < 1) {
     std::fprintf(stderr, "all counts must be >= 1\n");
     return 2;
   }

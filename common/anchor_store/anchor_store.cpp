@@ -11,7 +11,7 @@ namespace {
 using redis::Reply;
 using redis::Script;
 
-constexpr uint64_t kMaxFetchBytes = 64ull << 30;  // a manifest claiming more is damaged
+constexpr uint64_t kMaxFetchBytes = 64ull << 30;   // a manifest claiming more is damaged
 constexpr int64_t kStagingTtlMs = 15 * 60 * 1000;  // abandoned uploads vanish after 15 min
 
 std::string Hex64(uint64_t v) {
@@ -21,7 +21,8 @@ std::string Hex64(uint64_t v) {
 }
 
 int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
 
@@ -142,7 +143,8 @@ return touched
 
 Status CheckKey(const std::string& key) {
   if (key.empty() || key.find_first_of(" \r\n:") != std::string::npos) {
-    return Status::InvalidArgument("anchor cache key '" + key + "' is empty or contains ' ', ':' or a newline");
+    return Status::InvalidArgument("anchor cache key '" + key +
+                                   "' is empty or contains ' ', ':' or a newline");
   }
   return Status::OK();
 }
@@ -166,7 +168,8 @@ std::string AnchorCacheKey(const AnchorKeyFields& f) {
   Put(&s, "source_identity", f.source_identity);
   Put(&s, "dtype", f.dtype);
   Put(&s, "engine_version", f.engine_version);
-  return Hex64(XxHash64(s.data(), s.size(), 0)) + Hex64(XxHash64(s.data(), s.size(), 0x9E3779B97F4A7C15ULL));
+  return Hex64(XxHash64(s.data(), s.size(), 0)) +
+         Hex64(XxHash64(s.data(), s.size(), 0x9E3779B97F4A7C15ULL));
 }
 
 nlohmann::json AnchorManifest::ToJson() const {
@@ -191,11 +194,13 @@ Result<AnchorManifest> AnchorManifest::FromJson(const nlohmann::json& j) {
   AnchorManifest m;
   auto field = [&](const char* name, auto* out) -> Status {
     auto it = j.find(name);
-    if (it == j.end()) return Status::Corruption(std::string("anchor manifest: field '") + name + "' is missing");
+    if (it == j.end())
+      return Status::Corruption(std::string("anchor manifest: field '") + name + "' is missing");
     try {
       it->get_to(*out);
     } catch (const nlohmann::json::exception& e) {
-      return Status::Corruption(std::string("anchor manifest: field '") + name + "' has the wrong type: " + e.what());
+      return Status::Corruption(std::string("anchor manifest: field '") + name +
+                                "' has the wrong type: " + e.what());
     }
     return Status::OK();
   };
@@ -213,14 +218,18 @@ Result<AnchorManifest> AnchorManifest::FromJson(const nlohmann::json& j) {
   FAIRY_RETURN_IF_ERROR(field("created_ms", &m.created_ms));
   if (auto it = j.find("extra"); it != j.end()) m.extra = *it;
   if (m.part_count < 0 || static_cast<int64_t>(m.part_checksums.size()) != m.part_count) {
-    return Status::Corruption("anchor manifest: part_count " + std::to_string(m.part_count) + " but " +
-                              std::to_string(m.part_checksums.size()) + " part_checksums");
+    return Status::Corruption("anchor manifest: part_count " + std::to_string(m.part_count) +
+                              " but " + std::to_string(m.part_checksums.size()) +
+                              " part_checksums");
   }
-  if (m.part_count > 0 && (m.part_bytes == 0 || (m.byte_size + m.part_bytes - 1) / m.part_bytes != uint64_t(m.part_count))) {
-    return Status::Corruption("anchor manifest: byte_size " + std::to_string(m.byte_size) + " does not split into " +
-                              std::to_string(m.part_count) + " parts of " + std::to_string(m.part_bytes));
+  if (m.part_count > 0 && (m.part_bytes == 0 || (m.byte_size + m.part_bytes - 1) / m.part_bytes !=
+                                                    uint64_t(m.part_count))) {
+    return Status::Corruption("anchor manifest: byte_size " + std::to_string(m.byte_size) +
+                              " does not split into " + std::to_string(m.part_count) +
+                              " parts of " + std::to_string(m.part_bytes));
   }
-  if (m.part_count == 0 && m.byte_size != 0) return Status::Corruption("anchor manifest: byte_size > 0 with no parts");
+  if (m.part_count == 0 && m.byte_size != 0)
+    return Status::Corruption("anchor manifest: byte_size > 0 with no parts");
   return m;
 }
 
@@ -231,11 +240,13 @@ AnchorStore::AnchorStore(redis::RedisClient* client, AnchorStoreOptions options)
   if (options_.pipeline_parts < 1) options_.pipeline_parts = 1;
 }
 
-Result<AnchorManifest> AnchorStore::Publish(const std::string& key, const std::string& job_id, AnchorManifest manifest,
-                                            std::span<const uint8_t> data, const std::optional<PublishFence>& fence) {
+Result<AnchorManifest> AnchorStore::Publish(const std::string& key, const std::string& job_id,
+                                            AnchorManifest manifest, std::span<const uint8_t> data,
+                                            const std::optional<PublishFence>& fence) {
   FAIRY_RETURN_IF_ERROR(CheckKey(key));
   const uint64_t part_bytes = options_.max_part_bytes;
-  const int64_t part_count = data.empty() ? 0 : static_cast<int64_t>((data.size() + part_bytes - 1) / part_bytes);
+  const int64_t part_count =
+      data.empty() ? 0 : static_cast<int64_t>((data.size() + part_bytes - 1) / part_bytes);
   manifest.byte_size = data.size();
   manifest.part_bytes = part_bytes;
   manifest.part_count = part_count;
@@ -267,13 +278,15 @@ Result<AnchorManifest> AnchorStore::Publish(const std::string& key, const std::s
       manifest.part_checksums.push_back("xxh64:" + Hex64(h));
       names[i] = staging + std::to_string(i);
       cmds.push_back({"SET", names[i],
-                      std::string_view(reinterpret_cast<const char*>(data.data() + off), len), "PX", ttl});
+                      std::string_view(reinterpret_cast<const char*>(data.data() + off), len), "PX",
+                      ttl});
     }
     FAIRY_ASSIGN_OR_RETURN(std::vector<Reply> replies, client_->PipelineLarge(cmds));
     for (size_t r = 0; r < replies.size(); ++r) {
       if (replies[r].is_error()) {
-        return Status::Unavailable("anchor cache " + key + ": upload of part " + std::to_string(begin + int64_t(r)) +
-                                   " refused by redis " + client_->endpoint() + ": " + replies[r].str);
+        return Status::Unavailable("anchor cache " + key + ": upload of part " +
+                                   std::to_string(begin + int64_t(r)) + " refused by redis " +
+                                   client_->endpoint() + ": " + replies[r].str);
       }
     }
   }
@@ -283,39 +296,47 @@ Result<AnchorManifest> AnchorStore::Publish(const std::string& key, const std::s
   const std::string fence_field = fence ? fence->task_id : "";
   const std::string fence_attempt = fence ? std::to_string(fence->attempt) : "";
   const std::string count = std::to_string(part_count);
-  FAIRY_ASSIGN_OR_RETURN(Reply reply,
-                         client_->Eval(PublishScript(),
-                                       {keys_.AnchorManifest(key), attempts_key, keys_.AnchorJob(job_id), keys_.AnchorJobs(key)},
-                                       {fence_field, fence_attempt, manifest_json, count, staging, final_prefix, key, job_id}));
+  FAIRY_ASSIGN_OR_RETURN(
+      Reply reply,
+      client_->Eval(
+          PublishScript(),
+          {keys_.AnchorManifest(key), attempts_key, keys_.AnchorJob(job_id), keys_.AnchorJobs(key)},
+          {fence_field, fence_attempt, manifest_json, count, staging, final_prefix, key, job_id}));
   if (reply.str.rfind("stale:", 0) == 0) {
-    return Status::FailedPrecondition("stale attempt: anchor cache " + key + " from " + fence->job_id + "/" +
-                                      fence->task_id + " attempt " + fence_attempt + " refused; live attempt is " +
-                                      reply.str.substr(6));
+    return Status::FailedPrecondition(
+        "stale attempt: anchor cache " + key + " from " + fence->job_id + "/" + fence->task_id +
+        " attempt " + fence_attempt + " refused; live attempt is " + reply.str.substr(6));
   }
-  if (reply.str != "ok") return Status::Internal("anchor cache " + key + ": publish script answered " + reply.DebugString());
+  if (reply.str != "ok")
+    return Status::Internal("anchor cache " + key + ": publish script answered " +
+                            reply.DebugString());
   return manifest;
 }
 
 Result<AnchorManifest> AnchorStore::FetchManifest(const std::string& key) {
   FAIRY_RETURN_IF_ERROR(CheckKey(key));
   FAIRY_ASSIGN_OR_RETURN(Reply r, client_->Command({"GET", keys_.AnchorManifest(key)}));
-  if (r.is_nil()) return Status::NotFound("anchor cache " + key + ": no manifest at " + keys_.AnchorManifest(key));
+  if (r.is_nil())
+    return Status::NotFound("anchor cache " + key + ": no manifest at " +
+                            keys_.AnchorManifest(key));
   nlohmann::json j = nlohmann::json::parse(r.str, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return Status::Corruption("anchor cache " + key + ": manifest is not valid JSON");
+  if (j.is_discarded())
+    return Status::Corruption("anchor cache " + key + ": manifest is not valid JSON");
   auto m = AnchorManifest::FromJson(j);
   if (!m.ok()) return m.status().WithContext("anchor cache " + key);
   return m;
 }
 
-Result<std::vector<uint8_t>> AnchorStore::Fetch(const std::string& key, AnchorManifest* manifest_out) {
+Result<std::vector<uint8_t>> AnchorStore::Fetch(const std::string& key,
+                                                AnchorManifest* manifest_out) {
   Status last;
   // A concurrent re-publish of the same key can swap parts under a reader; the checksums catch it
   // and one re-read of the (new) manifest settles it.
   for (int round = 0; round < 2; ++round) {
     FAIRY_ASSIGN_OR_RETURN(AnchorManifest m, FetchManifest(key));
     if (m.byte_size > kMaxFetchBytes) {
-      return Status::Corruption("anchor cache " + key + ": manifest byte_size " + std::to_string(m.byte_size) +
-                                " is over the 64 GiB sanity limit");
+      return Status::Corruption("anchor cache " + key + ": manifest byte_size " +
+                                std::to_string(m.byte_size) + " is over the 64 GiB sanity limit");
     }
     std::vector<uint8_t> out(m.byte_size);
     XxHash64State whole(0);
@@ -337,18 +358,22 @@ Result<std::vector<uint8_t>> AnchorStore::Fetch(const std::string& key, AnchorMa
       for (int64_t i = begin; i < end && last.ok(); ++i) {
         const auto& t = targets[i - begin];
         if (!t.error.empty()) {
-          last = Status::Unavailable("anchor cache " + key + ": GET " + names[i - begin] + ": " + t.error);
+          last = Status::Unavailable("anchor cache " + key + ": GET " + names[i - begin] + ": " +
+                                     t.error);
         } else if (t.size == -1) {
           last = Status::NotFound("anchor cache " + key + ": part " + std::to_string(i) + " of " +
-                                  std::to_string(m.part_count) + " is missing (" + names[i - begin] + ")");
+                                  std::to_string(m.part_count) + " is missing (" +
+                                  names[i - begin] + ")");
         } else if (static_cast<uint64_t>(t.size) != t.dest.size()) {
-          last = Status::Corruption("anchor cache " + key + ": part " + std::to_string(i) + " has " +
-                                    std::to_string(t.size) + " bytes, manifest says " + std::to_string(t.dest.size()));
+          last = Status::Corruption("anchor cache " + key + ": part " + std::to_string(i) +
+                                    " has " + std::to_string(t.size) + " bytes, manifest says " +
+                                    std::to_string(t.dest.size()));
         } else {
           uint64_t h = XxHash64(t.dest.data(), t.dest.size(), 0);
           if ("xxh64:" + Hex64(h) != m.part_checksums[i]) {
-            last = Status::Corruption("anchor cache " + key + ": part " + std::to_string(i) + " checksum xxh64:" +
-                                      Hex64(h) + " != manifest " + m.part_checksums[i]);
+            last = Status::Corruption("anchor cache " + key + ": part " + std::to_string(i) +
+                                      " checksum xxh64:" + Hex64(h) + " != manifest " +
+                                      m.part_checksums[i]);
           } else {
             unsigned char le[8];
             for (int b = 0; b < 8; ++b) le[b] = static_cast<unsigned char>(h >> (8 * b));
@@ -360,7 +385,8 @@ Result<std::vector<uint8_t>> AnchorStore::Fetch(const std::string& key, AnchorMa
     if (last.ok()) {
       const std::string sum = "xxh64-parts:" + Hex64(whole.Digest());
       if (sum != m.checksum) {
-        last = Status::Corruption("anchor cache " + key + ": checksum " + sum + " != manifest " + m.checksum);
+        last = Status::Corruption("anchor cache " + key + ": checksum " + sum + " != manifest " +
+                                  m.checksum);
       }
     }
     if (last.ok()) {
@@ -382,26 +408,32 @@ Result<bool> AnchorStore::Exists(const std::string& key) {
 
 Status AnchorStore::Attach(const std::string& key, const std::string& job_id) {
   FAIRY_RETURN_IF_ERROR(CheckKey(key));
-  return client_->Eval(JobScript(), {keys_.AnchorJob(job_id)}, {"attach", "0", keys_.prefix() + "anchor:", job_id, key})
+  return client_
+      ->Eval(JobScript(), {keys_.AnchorJob(job_id)},
+             {"attach", "0", keys_.prefix() + "anchor:", job_id, key})
       .status();
 }
 
 Status AnchorStore::Delete(const std::string& key) {
   FAIRY_RETURN_IF_ERROR(CheckKey(key));
-  return client_->Eval(JobScript(), {keys_.AnchorJob("")}, {"delete-one", "0", keys_.prefix() + "anchor:", "", key})
+  return client_
+      ->Eval(JobScript(), {keys_.AnchorJob("")},
+             {"delete-one", "0", keys_.prefix() + "anchor:", "", key})
       .status();
 }
 
 Result<int64_t> AnchorStore::ExpireJob(const std::string& job_id, int64_t ttl_ms) {
   if (ttl_ms < 1) ttl_ms = 1;
   FAIRY_ASSIGN_OR_RETURN(Reply r, client_->Eval(JobScript(), {keys_.AnchorJob(job_id)},
-                                                {"expire", std::to_string(ttl_ms), keys_.prefix() + "anchor:", job_id}));
+                                                {"expire", std::to_string(ttl_ms),
+                                                 keys_.prefix() + "anchor:", job_id}));
   return static_cast<int64_t>(r.integer);
 }
 
 Result<int64_t> AnchorStore::DeleteJob(const std::string& job_id) {
-  FAIRY_ASSIGN_OR_RETURN(Reply r, client_->Eval(JobScript(), {keys_.AnchorJob(job_id)},
-                                                {"delete", "0", keys_.prefix() + "anchor:", job_id}));
+  FAIRY_ASSIGN_OR_RETURN(Reply r,
+                         client_->Eval(JobScript(), {keys_.AnchorJob(job_id)},
+                                       {"delete", "0", keys_.prefix() + "anchor:", job_id}));
   return static_cast<int64_t>(r.integer);
 }
 

@@ -18,13 +18,12 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "common/redis/farm_keys.h"
 #include "common/redis/redis_client.h"
@@ -34,19 +33,19 @@ namespace fairy::anchor {
 
 // Everything the anchor features depend on. Two jobs with equal fields share one cache entry.
 struct AnchorKeyFields {
-  std::string model_id;        // model folder name or path
-  std::string model_digest;    // e.g. checksum of the weights' headers; "" if unknown
+  std::string model_id;      // model folder name or path
+  std::string model_digest;  // e.g. checksum of the weights' headers; "" if unknown
   std::string instruction;
-  int64_t width = 0;           // edit resolution
+  int64_t width = 0;  // edit resolution
   int64_t height = 0;
   int64_t steps = 0;
   double guidance_text = 0;
   double guidance_image = 0;
   uint64_t seed = 0;
   std::vector<int64_t> anchor_frames;  // absolute indices in the source
-  std::string source_identity; // what identifies the source video: path + size + mtime, or a hash
-  std::string dtype;           // "F32", "F16", ...
-  std::string engine_version;  // bump when the cache format changes
+  std::string source_identity;  // what identifies the source video: path + size + mtime, or a hash
+  std::string dtype;            // "F32", "F16", ...
+  std::string engine_version;   // bump when the cache format changes
 };
 
 // 32 lowercase hex digits: a 128-bit hash (two XXH64 with different seeds) of a canonical,
@@ -78,12 +77,12 @@ struct AnchorManifest {
   std::vector<std::vector<int64_t>> shapes;  // shapes of the tensors in the blob, in order
   int64_t steps = 0;
   int64_t layers = 0;
-  std::string job_id;        // publisher's job (informational)
-  nlohmann::json extra;      // anything else the engine wants to keep (null if none)
+  std::string job_id;    // publisher's job (informational)
+  nlohmann::json extra;  // anything else the engine wants to keep (null if none)
   // Filled by Publish:
   uint64_t byte_size = 0;
-  std::string checksum;      // "xxh64:<16 hex>" of the whole blob
-  uint64_t part_bytes = 0;   // size of every part but the last
+  std::string checksum;     // "xxh64:<16 hex>" of the whole blob
+  uint64_t part_bytes = 0;  // size of every part but the last
   int64_t part_count = 0;
   std::vector<std::string> part_checksums;  // "xxh64:<16 hex>" per part (names the bad part)
   int64_t created_ms = 0;
@@ -94,8 +93,9 @@ struct AnchorManifest {
 
 struct AnchorStoreOptions {
   std::string key_prefix = std::string(redis::kDefaultKeyPrefix);
-  uint64_t max_part_bytes = 64ull << 20;  // bytes per part (default 64 MiB; Redis caps values at 512 MB)
-  int pipeline_parts = 4;                 // parts in flight per round trip
+  uint64_t max_part_bytes =
+      64ull << 20;         // bytes per part (default 64 MiB; Redis caps values at 512 MB)
+  int pipeline_parts = 4;  // parts in flight per round trip
 };
 
 // Write fencing for Publish: the live attempt table hash key and field (farm_keys Attempts(job),

@@ -14,7 +14,8 @@ inline constexpr std::string_view kDefaultKeyPrefix = "fairy:";
 
 class FarmKeys {
  public:
-  explicit FarmKeys(std::string prefix = std::string(kDefaultKeyPrefix)) : prefix_(std::move(prefix)) {}
+  explicit FarmKeys(std::string prefix = std::string(kDefaultKeyPrefix))
+      : prefix_(std::move(prefix)) {}
   const std::string& prefix() const { return prefix_; }
 
   // job:{id} hash: spec, state, priority, counters, timestamps (one field each).
@@ -35,7 +36,9 @@ class FarmKeys {
   // log:{job} stream of task log lines.
   std::string Log(std::string_view job_id) const { return Cat("log:", job_id); }
   // anchor:{key}:manifest string (JSON) and anchor:{key}:part:{n} binary parts.
-  std::string AnchorManifest(std::string_view key) const { return Cat("anchor:", key, ":manifest"); }
+  std::string AnchorManifest(std::string_view key) const {
+    return Cat("anchor:", key, ":manifest");
+  }
   std::string AnchorPart(std::string_view key, int64_t n) const {
     return Cat("anchor:", key, ":part:", std::to_string(n));
   }

@@ -7,11 +7,11 @@
 
 #include <array>
 #include <cerrno>
-#include <climits>
-#include <deque>
 #include <charconv>
 #include <chrono>
+#include <climits>
 #include <cstring>
+#include <deque>
 #include <thread>
 
 namespace fairy::redis {
@@ -86,8 +86,8 @@ uint32_t Rol(uint32_t x, int n) { return (x << n) | (x >> (32 - n)); }
 void Sha1Block(uint32_t h[5], const unsigned char* p) {
   uint32_t w[80];
   for (int i = 0; i < 16; ++i) {
-    w[i] = (uint32_t(p[4 * i]) << 24) | (uint32_t(p[4 * i + 1]) << 16) | (uint32_t(p[4 * i + 2]) << 8) |
-           uint32_t(p[4 * i + 3]);
+    w[i] = (uint32_t(p[4 * i]) << 24) | (uint32_t(p[4 * i + 1]) << 16) |
+           (uint32_t(p[4 * i + 2]) << 8) | uint32_t(p[4 * i + 3]);
   }
   for (int i = 16; i < 80; ++i) w[i] = Rol(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
   uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4];
@@ -175,8 +175,9 @@ Result<RedisOptions> ParseRedisUrl(std::string_view url, RedisOptions base) {
   const std::string shown(url.substr(0, url.find('@') == std::string_view::npos ? url.size() : 0));
   auto bad = [&](const std::string& why) {
     // Never echo a password: show the URL only when it has no credentials.
-    return Status::InvalidArgument("redis URL " + (shown.empty() ? std::string("(with credentials)") : "'" + shown + "'") +
-                                   ": " + why + " (expected redis://[:password@]host[:port][/db])");
+    return Status::InvalidArgument(
+        "redis URL " + (shown.empty() ? std::string("(with credentials)") : "'" + shown + "'") +
+        ": " + why + " (expected redis://[:password@]host[:port][/db])");
   };
   constexpr std::string_view kScheme = "redis://";
   if (url.substr(0, kScheme.size()) != kScheme) return bad("scheme must be redis://");
@@ -197,7 +198,8 @@ Result<RedisOptions> ParseRedisUrl(std::string_view url, RedisOptions base) {
     if (!db.empty()) {
       int v = -1;
       auto [p, ec] = std::from_chars(db.data(), db.data() + db.size(), v);
-      if (ec != std::errc() || p != db.data() + db.size() || v < 0) return bad("database '" + std::string(db) + "' is not a number >= 0");
+      if (ec != std::errc() || p != db.data() + db.size() || v < 0)
+        return bad("database '" + std::string(db) + "' is not a number >= 0");
       out.db = v;
     }
   }
@@ -230,7 +232,8 @@ Result<RedisOptions> ParseRedisUrl(std::string_view url, RedisOptions base) {
 }
 
 RedisClient::RedisClient(RedisOptions options)
-    : options_(std::move(options)), endpoint_(options_.host + ":" + std::to_string(options_.port)) {}
+    : options_(std::move(options)),
+      endpoint_(options_.host + ":" + std::to_string(options_.port)) {}
 
 RedisClient::~RedisClient() { Disconnect(); }
 
@@ -261,15 +264,19 @@ Status RedisClient::Fail(std::string_view what) {
 
 Status RedisClient::ConnectOnce() {
   Disconnect();
-  context_ = redisConnectWithTimeout(options_.host.c_str(), options_.port, ToTimeval(options_.connect_timeout_ms));
-  if (context_ == nullptr) return Status::Unavailable("redis " + endpoint_ + ": cannot allocate a connection");
+  context_ = redisConnectWithTimeout(options_.host.c_str(), options_.port,
+                                     ToTimeval(options_.connect_timeout_ms));
+  if (context_ == nullptr)
+    return Status::Unavailable("redis " + endpoint_ + ": cannot allocate a connection");
   if (context_->err != 0) return Fail("connect failed");
-  if (options_.command_timeout_ms > 0 && redisSetTimeout(context_, ToTimeval(options_.command_timeout_ms)) != REDIS_OK) {
+  if (options_.command_timeout_ms > 0 &&
+      redisSetTimeout(context_, ToTimeval(options_.command_timeout_ms)) != REDIS_OK) {
     return Fail("cannot set the command timeout");
   }
   auto run = [&](std::vector<std::string_view> args, const char* step) -> Status {
     Argv argv(args);
-    void* raw = redisCommandArgv(context_, static_cast<int>(args.size()), argv.ptrs.data(), argv.lens.data());
+    void* raw = redisCommandArgv(context_, static_cast<int>(args.size()), argv.ptrs.data(),
+                                 argv.lens.data());
     if (raw == nullptr) return Fail(step);
     Reply r = TakeReply(raw);
     if (r.is_error()) {
@@ -311,20 +318,24 @@ Result<Reply> RedisClient::Command(std::initializer_list<std::string_view> args)
 Result<Reply> RedisClient::Command(const std::vector<std::string_view>& args) {
   FAIRY_RETURN_IF_ERROR(EnsureConnected());
   Argv argv(args);
-  void* raw = redisCommandArgv(context_, static_cast<int>(args.size()), argv.ptrs.data(), argv.lens.data());
+  void* raw =
+      redisCommandArgv(context_, static_cast<int>(args.size()), argv.ptrs.data(), argv.lens.data());
   if (raw == nullptr) return Fail(CommandName(args) + " failed");
   Reply r = TakeReply(raw);
   if (r.is_error()) {
-    return Status::FailedPrecondition("redis " + endpoint_ + ": " + CommandName(args) + ": " + r.str);
+    return Status::FailedPrecondition("redis " + endpoint_ + ": " + CommandName(args) + ": " +
+                                      r.str);
   }
   return r;
 }
 
-Result<std::vector<Reply>> RedisClient::Pipeline(const std::vector<std::vector<std::string_view>>& commands) {
+Result<std::vector<Reply>> RedisClient::Pipeline(
+    const std::vector<std::vector<std::string_view>>& commands) {
   FAIRY_RETURN_IF_ERROR(EnsureConnected());
   for (const auto& args : commands) {
     Argv argv(args);
-    if (redisAppendCommandArgv(context_, static_cast<int>(args.size()), argv.ptrs.data(), argv.lens.data()) != REDIS_OK) {
+    if (redisAppendCommandArgv(context_, static_cast<int>(args.size()), argv.ptrs.data(),
+                               argv.lens.data()) != REDIS_OK) {
       return Fail("pipeline: cannot queue " + CommandName(args));
     }
   }
@@ -333,8 +344,8 @@ Result<std::vector<Reply>> RedisClient::Pipeline(const std::vector<std::vector<s
   for (size_t i = 0; i < commands.size(); ++i) {
     void* raw = nullptr;
     if (redisGetReply(context_, &raw) != REDIS_OK || raw == nullptr) {
-      return Fail("pipeline: reply " + std::to_string(i) + " of " + std::to_string(commands.size()) + " (" +
-                  CommandName(commands[i]) + ") failed");
+      return Fail("pipeline: reply " + std::to_string(i) + " of " +
+                  std::to_string(commands.size()) + " (" + CommandName(commands[i]) + ") failed");
     }
     replies.push_back(TakeReply(raw));
   }
@@ -353,7 +364,8 @@ Result<Reply> RedisClient::Eval(const Script& script, const std::vector<std::str
   argv.insert(argv.end(), args.begin(), args.end());
   FAIRY_RETURN_IF_ERROR(EnsureConnected());
   Argv a(argv);
-  void* raw = redisCommandArgv(context_, static_cast<int>(argv.size()), a.ptrs.data(), a.lens.data());
+  void* raw =
+      redisCommandArgv(context_, static_cast<int>(argv.size()), a.ptrs.data(), a.lens.data());
   if (raw == nullptr) return Fail("EVALSHA failed");
   Reply r = TakeReply(raw);
   if (r.is_error() && r.str.rfind("NOSCRIPT", 0) == 0) {
@@ -364,7 +376,9 @@ Result<Reply> RedisClient::Eval(const Script& script, const std::vector<std::str
     if (raw == nullptr) return Fail("EVAL failed");
     r = TakeReply(raw);
   }
-  if (r.is_error()) return Status::FailedPrecondition("redis " + endpoint_ + ": script " + script.sha1().substr(0, 8) + ": " + r.str);
+  if (r.is_error())
+    return Status::FailedPrecondition("redis " + endpoint_ + ": script " +
+                                      script.sha1().substr(0, 8) + ": " + r.str);
   return r;
 }
 
@@ -383,9 +397,11 @@ Status RedisClient::Ping() {
 namespace fairy::redis {
 
 bool RedisClient::HiredisBuffersEmpty() const {
-  // obuf is an sds string: empty means its first byte is the terminator (RESP never starts with \0).
+  // obuf is an sds string: empty means its first byte is the terminator (RESP never starts with
+  // \0).
   const bool out_empty = context_->obuf == nullptr || context_->obuf[0] == '\0';
-  const bool in_empty = context_->reader == nullptr || context_->reader->pos >= context_->reader->len;
+  const bool in_empty =
+      context_->reader == nullptr || context_->reader->pos >= context_->reader->len;
   return out_empty && in_empty;
 }
 
@@ -415,7 +431,8 @@ Status RedisClient::WriteRaw(const std::vector<std::vector<std::string_view>>& c
     ssize_t n = writev(context_->fd, iov.data() + first, count);
     if (n < 0) {
       if (errno == EINTR) continue;
-      const std::string why = errno == EAGAIN || errno == EWOULDBLOCK ? "write timed out" : std::strerror(errno);
+      const std::string why =
+          errno == EAGAIN || errno == EWOULDBLOCK ? "write timed out" : std::strerror(errno);
       return Fail("raw write: " + why);
     }
     size_t left = static_cast<size_t>(n);
@@ -428,14 +445,16 @@ Status RedisClient::WriteRaw(const std::vector<std::vector<std::string_view>>& c
   return Status::OK();
 }
 
-Result<std::vector<Reply>> RedisClient::PipelineLarge(const std::vector<std::vector<std::string_view>>& commands) {
+Result<std::vector<Reply>> RedisClient::PipelineLarge(
+    const std::vector<std::vector<std::string_view>>& commands) {
   FAIRY_RETURN_IF_ERROR(WriteRaw(commands));
   std::vector<Reply> replies;
   replies.reserve(commands.size());
   for (size_t i = 0; i < commands.size(); ++i) {
     void* raw = nullptr;
     if (redisGetReply(context_, &raw) != REDIS_OK || raw == nullptr) {
-      return Fail("large pipeline: reply " + std::to_string(i) + " (" + CommandName(commands[i]) + ") failed");
+      return Fail("large pipeline: reply " + std::to_string(i) + " (" + CommandName(commands[i]) +
+                  ") failed");
     }
     replies.push_back(TakeReply(raw));
   }
@@ -458,7 +477,7 @@ Status RedisClient::ReadRaw(void* dest, size_t n) {
     ssize_t got = read(context_->fd, target, want);
     if (got < 0 && errno == EINTR) continue;
     if (got <= 0) {
-      const std::string why = got == 0 ? "connection closed"
+      const std::string why = got == 0                                    ? "connection closed"
                               : (errno == EAGAIN || errno == EWOULDBLOCK) ? "read timed out"
                                                                           : std::strerror(errno);
       return Fail("raw read: " + why);
@@ -477,7 +496,8 @@ Result<std::string> RedisClient::ReadRawLine() {
       raw_pos_ = end + 2;
       return line;
     }
-    if (raw_buffer_.size() - raw_pos_ > 4096) return Fail("raw read: reply header longer than 4 KiB");
+    if (raw_buffer_.size() - raw_pos_ > 4096)
+      return Fail("raw read: reply header longer than 4 KiB");
     raw_buffer_.erase(0, raw_pos_);
     raw_pos_ = 0;
     // Read only a little: whatever follows the header is the value, which should go straight
@@ -486,7 +506,7 @@ Result<std::string> RedisClient::ReadRawLine() {
     ssize_t got = read(context_->fd, buf, sizeof(buf));
     if (got < 0 && errno == EINTR) continue;
     if (got <= 0) {
-      const std::string why = got == 0 ? "connection closed"
+      const std::string why = got == 0                                    ? "connection closed"
                               : (errno == EAGAIN || errno == EWOULDBLOCK) ? "read timed out"
                                                                           : std::strerror(errno);
       return Fail("raw read: " + why);
@@ -495,9 +515,11 @@ Result<std::string> RedisClient::ReadRawLine() {
   }
 }
 
-Status RedisClient::GetInto(const std::vector<std::string_view>& keys, std::vector<BulkTarget>* targets) {
+Status RedisClient::GetInto(const std::vector<std::string_view>& keys,
+                            std::vector<BulkTarget>* targets) {
   if (targets == nullptr || targets->size() != keys.size()) {
-    return Status::InvalidArgument("GetInto: " + std::to_string(keys.size()) + " keys but a different number of targets");
+    return Status::InvalidArgument("GetInto: " + std::to_string(keys.size()) +
+                                   " keys but a different number of targets");
   }
   std::vector<std::vector<std::string_view>> cmds;
   cmds.reserve(keys.size());
@@ -521,7 +543,8 @@ Status RedisClient::GetInto(const std::vector<std::string_view>& keys, std::vect
       auto [p, ec] = std::from_chars(line.data() + 1, line.data() + line.size(), len);
       if (ec != std::errc() || p != line.data() + line.size()) len = -3;
     }
-    if (len < -1) return Fail("GetInto: unexpected reply header '" + line.substr(0, 32) + "' for GET");
+    if (len < -1)
+      return Fail("GetInto: unexpected reply header '" + line.substr(0, 32) + "' for GET");
     t.size = len;
     if (len < 0) continue;
     const bool fits = static_cast<uint64_t>(len) == t.dest.size();

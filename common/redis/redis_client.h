@@ -30,12 +30,12 @@ namespace fairy::redis {
 struct RedisOptions {
   std::string host = "127.0.0.1";  // name or address
   int port = 6379;
-  std::string password;             // AUTH after connecting when non-empty
-  int db = 0;                       // SELECT after connecting when non-zero
-  int connect_timeout_ms = 2000;    // TCP connect limit
-  int command_timeout_ms = 10000;   // socket read/write limit per command (0: none)
-  int reconnect_attempts = 3;       // connect tries before a call reports Unavailable
-  int reconnect_backoff_ms = 50;    // first backoff between tries; doubles each try
+  std::string password;            // AUTH after connecting when non-empty
+  int db = 0;                      // SELECT after connecting when non-zero
+  int connect_timeout_ms = 2000;   // TCP connect limit
+  int command_timeout_ms = 10000;  // socket read/write limit per command (0: none)
+  int reconnect_attempts = 3;      // connect tries before a call reports Unavailable
+  int reconnect_backoff_ms = 50;   // first backoff between tries; doubles each try
 };
 
 // Parses `redis://[:password@]host[:port][/db]` (also `redis://user:password@...`, user ignored
@@ -101,7 +101,8 @@ class RedisClient {
   // Like Pipeline(), but the RESP encoding is written with writev straight from the caller's
   // argument buffers, so a 64 MiB argument is never copied in user space. Replies are small
   // (e.g. +OK) and read as usual.
-  Result<std::vector<Reply>> PipelineLarge(const std::vector<std::vector<std::string_view>>& commands);
+  Result<std::vector<Reply>> PipelineLarge(
+      const std::vector<std::vector<std::string_view>>& commands);
 
   // One GET's outcome for GetInto().
   struct BulkTarget {
@@ -131,7 +132,7 @@ class RedisClient {
   Status Fail(std::string_view what);  // drops the connection, returns Unavailable
   Status WriteRaw(const std::vector<std::vector<std::string_view>>& commands);
   Status ReadRaw(void* dest, size_t n);  // exactly n bytes (raw_buffer_ first, then the socket)
-  Result<std::string> ReadRawLine();      // up to and without "\r\n"
+  Result<std::string> ReadRawLine();     // up to and without "\r\n"
   bool HiredisBuffersEmpty() const;
   void Disconnect();
 

@@ -8,18 +8,22 @@ namespace {
 using nlohmann::json;
 
 template <typename E, size_t N>
-Result<E> ParseName(std::string_view text, const std::array<const char*, N>& names, const char* what) {
+Result<E> ParseName(std::string_view text, const std::array<const char*, N>& names,
+                    const char* what) {
   for (size_t i = 0; i < N; ++i) {
     if (text == names[i]) return static_cast<E>(i);
   }
   std::string all;
   for (const char* n : names) all += std::string(all.empty() ? "" : ", ") + n;
-  return Status::InvalidArgument(std::string("unknown ") + what + " '" + std::string(text) + "' (expected one of " + all + ")");
+  return Status::InvalidArgument(std::string("unknown ") + what + " '" + std::string(text) +
+                                 "' (expected one of " + all + ")");
 }
 
-constexpr std::array<const char*, 6> kJobStates = {"QUEUED", "RUNNING", "PAUSED", "DONE", "FAILED", "CANCELLED"};
+constexpr std::array<const char*, 6> kJobStates = {"QUEUED", "RUNNING", "PAUSED",
+                                                   "DONE",   "FAILED",  "CANCELLED"};
 constexpr std::array<const char*, 4> kJobPhases = {"ANALYZE", "RENDER", "STITCH", "FINISHED"};
-constexpr std::array<const char*, 7> kTaskStates = {"PENDING", "READY", "ASSIGNED", "RUNNING", "DONE", "FAILED", "CANCELLED"};
+constexpr std::array<const char*, 7> kTaskStates = {"PENDING", "READY",  "ASSIGNED", "RUNNING",
+                                                    "DONE",    "FAILED", "CANCELLED"};
 constexpr std::array<const char*, 2> kTaskKinds = {"ANCHOR", "FRAMES"};
 
 // Reads field `name` of `j` into `out`; errors name the record and the field.
@@ -33,17 +37,21 @@ Status Get(const json& j, const char* record, const char* name, T* out, bool req
   try {
     it->get_to(*out);
   } catch (const json::exception& e) {
-    return Status::Corruption(std::string(record) + ": field '" + name + "' has the wrong type (" + e.what() + ")");
+    return Status::Corruption(std::string(record) + ": field '" + name + "' has the wrong type (" +
+                              e.what() + ")");
   }
   return Status::OK();
 }
 
 template <typename E>
-Status GetEnum(const json& j, const char* record, const char* name, E* out, Result<E> (*parse)(std::string_view)) {
+Status GetEnum(const json& j, const char* record, const char* name, E* out,
+               Result<E> (*parse)(std::string_view)) {
   std::string text;
   FAIRY_RETURN_IF_ERROR(Get(j, record, name, &text));
   auto v = parse(text);
-  if (!v.ok()) return Status::Corruption(std::string(record) + ": field '" + name + "': " + v.status().message());
+  if (!v.ok())
+    return Status::Corruption(std::string(record) + ": field '" + name +
+                              "': " + v.status().message());
   *out = *v;
   return Status::OK();
 }
@@ -54,21 +62,34 @@ const char* Name(JobState s) { return kJobStates[static_cast<size_t>(s)]; }
 const char* Name(JobPhase p) { return kJobPhases[static_cast<size_t>(p)]; }
 const char* Name(TaskState s) { return kTaskStates[static_cast<size_t>(s)]; }
 const char* Name(TaskKind k) { return kTaskKinds[static_cast<size_t>(k)]; }
-Result<JobState> ParseJobState(std::string_view t) { return ParseName<JobState>(t, kJobStates, "job state"); }
-Result<JobPhase> ParseJobPhase(std::string_view t) { return ParseName<JobPhase>(t, kJobPhases, "job phase"); }
-Result<TaskState> ParseTaskState(std::string_view t) { return ParseName<TaskState>(t, kTaskStates, "task state"); }
-Result<TaskKind> ParseTaskKind(std::string_view t) { return ParseName<TaskKind>(t, kTaskKinds, "task kind"); }
+Result<JobState> ParseJobState(std::string_view t) {
+  return ParseName<JobState>(t, kJobStates, "job state");
+}
+Result<JobPhase> ParseJobPhase(std::string_view t) {
+  return ParseName<JobPhase>(t, kJobPhases, "job phase");
+}
+Result<TaskState> ParseTaskState(std::string_view t) {
+  return ParseName<TaskState>(t, kTaskStates, "task state");
+}
+Result<TaskKind> ParseTaskKind(std::string_view t) {
+  return ParseName<TaskKind>(t, kTaskKinds, "task kind");
+}
 
-bool IsFinal(JobState s) { return s == JobState::kDone || s == JobState::kFailed || s == JobState::kCancelled; }
+bool IsFinal(JobState s) {
+  return s == JobState::kDone || s == JobState::kFailed || s == JobState::kCancelled;
+}
 bool IsLive(TaskState s) { return s == TaskState::kAssigned || s == TaskState::kRunning; }
 
 json TaskRecord::ToJson() const {
-  return json{{"job_id", job_id},         {"task_id", task_id},       {"kind", Name(kind)},
-              {"shot", shot},             {"first_frame", first_frame}, {"frame_count", frame_count},
-              {"state", Name(state)},     {"attempt", attempt},       {"failures", failures},
-              {"worker_id", worker_id},   {"ready_at_ms", ready_at_ms}, {"assigned_ms", assigned_ms},
-              {"started_ms", started_ms}, {"progress_ms", progress_ms}, {"finished_ms", finished_ms},
-              {"frames_done", frames_done}, {"result", result},       {"last_error", last_error}};
+  return json{{"job_id", job_id},           {"task_id", task_id},
+              {"kind", Name(kind)},         {"shot", shot},
+              {"first_frame", first_frame}, {"frame_count", frame_count},
+              {"state", Name(state)},       {"attempt", attempt},
+              {"failures", failures},       {"worker_id", worker_id},
+              {"ready_at_ms", ready_at_ms}, {"assigned_ms", assigned_ms},
+              {"started_ms", started_ms},   {"progress_ms", progress_ms},
+              {"finished_ms", finished_ms}, {"frames_done", frames_done},
+              {"result", result},           {"last_error", last_error}};
 }
 
 Result<TaskRecord> TaskRecord::FromJson(const json& j) {
@@ -103,8 +124,10 @@ json JobRecord::ToJson(bool include_spec, bool include_plan) const {
          {"priority", priority},
          {"state", Name(state)},
          {"phase", Name(phase)},
-         {"requirements", {{"tags", requirements.tags}, {"device", requirements.device},
-                           {"min_memory_mb", requirements.min_memory_mb}}},
+         {"requirements",
+          {{"tags", requirements.tags},
+           {"device", requirements.device},
+           {"min_memory_mb", requirements.min_memory_mb}}},
          {"chunk_frames", chunk_frames},
          {"frames_wait_for_anchor", frames_wait_for_anchor},
          {"total_frames", total_frames},
@@ -122,7 +145,9 @@ json JobRecord::ToJson(bool include_spec, bool include_plan) const {
   if (include_plan) {
     json shots_json = json::array();
     for (const auto& s : shots) {
-      shots_json.push_back({{"index", s.index}, {"first_frame", s.first_frame}, {"frame_count", s.frame_count},
+      shots_json.push_back({{"index", s.index},
+                            {"first_frame", s.first_frame},
+                            {"frame_count", s.frame_count},
                             {"anchor_frames", s.anchor_frames}});
     }
     j["shots"] = std::move(shots_json);
@@ -142,9 +167,12 @@ Result<JobRecord> JobRecord::FromJson(const json& j) {
   FAIRY_RETURN_IF_ERROR(GetEnum(j, r, "state", &job.state, &ParseJobState));
   FAIRY_RETURN_IF_ERROR(GetEnum(j, r, "phase", &job.phase, &ParseJobPhase));
   if (auto it = j.find("requirements"); it != j.end() && it->is_object()) {
-    FAIRY_RETURN_IF_ERROR(Get(*it, "job record requirements", "tags", &job.requirements.tags, false));
-    FAIRY_RETURN_IF_ERROR(Get(*it, "job record requirements", "device", &job.requirements.device, false));
-    FAIRY_RETURN_IF_ERROR(Get(*it, "job record requirements", "min_memory_mb", &job.requirements.min_memory_mb, false));
+    FAIRY_RETURN_IF_ERROR(
+        Get(*it, "job record requirements", "tags", &job.requirements.tags, false));
+    FAIRY_RETURN_IF_ERROR(
+        Get(*it, "job record requirements", "device", &job.requirements.device, false));
+    FAIRY_RETURN_IF_ERROR(Get(*it, "job record requirements", "min_memory_mb",
+                              &job.requirements.min_memory_mb, false));
   }
   FAIRY_RETURN_IF_ERROR(Get(j, r, "chunk_frames", &job.chunk_frames));
   FAIRY_RETURN_IF_ERROR(Get(j, r, "frames_wait_for_anchor", &job.frames_wait_for_anchor, false));
@@ -174,11 +202,20 @@ Result<JobRecord> JobRecord::FromJson(const json& j) {
 
 json WorkerRecord::ToJson() const {
   json running_json = json::array();
-  for (const auto& t : running) running_json.push_back({{"job_id", t.job_id}, {"task_id", t.task_id}, {"attempt", t.attempt}});
-  return json{{"worker_id", info.worker_id}, {"host", info.host},       {"device", info.device},
-              {"memory_mb", info.memory_mb}, {"tags", info.tags},       {"models", info.models},
-              {"slots", info.slots},         {"registered_ms", registered_ms}, {"last_seen_ms", last_seen_ms},
-              {"draining", draining},        {"running", running_json}, {"last_job_id", last_job_id},
+  for (const auto& t : running)
+    running_json.push_back({{"job_id", t.job_id}, {"task_id", t.task_id}, {"attempt", t.attempt}});
+  return json{{"worker_id", info.worker_id},
+              {"host", info.host},
+              {"device", info.device},
+              {"memory_mb", info.memory_mb},
+              {"tags", info.tags},
+              {"models", info.models},
+              {"slots", info.slots},
+              {"registered_ms", registered_ms},
+              {"last_seen_ms", last_seen_ms},
+              {"draining", draining},
+              {"running", running_json},
+              {"last_job_id", last_job_id},
               {"last_shot", last_shot}};
 }
 

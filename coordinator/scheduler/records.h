@@ -6,12 +6,11 @@
 
 #include <cstdint>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "common/status.h"
 #include "coordinator/scheduler/clock.h"
@@ -38,7 +37,7 @@ Result<JobPhase> ParseJobPhase(std::string_view text);
 Result<TaskState> ParseTaskState(std::string_view text);
 Result<TaskKind> ParseTaskKind(std::string_view text);
 bool IsFinal(JobState state);  // DONE, FAILED, CANCELLED
-bool IsLive(TaskState state);   // ASSIGNED, RUNNING (an attempt is out on a worker)
+bool IsLive(TaskState state);  // ASSIGNED, RUNNING (an attempt is out on a worker)
 
 // What a worker must offer to take a job's tasks. Empty fields match every worker.
 struct WorkerRequirements {
@@ -63,16 +62,16 @@ struct TaskRecord {
   int64_t first_frame = 0;  // frames [first_frame, first_frame + frame_count)
   int64_t frame_count = 0;
   TaskState state = TaskState::kPending;
-  int64_t attempt = 0;   // number of the latest assignment; 0 = never assigned; only grows
-  int failures = 0;      // failed attempts counted against the retry limit
-  std::string worker_id; // worker of the live (or last) attempt
-  TimeMs ready_at_ms = 0;     // not assigned before this time (retry backoff)
-  TimeMs assigned_ms = 0;     // latest attempt sent
-  TimeMs started_ms = 0;      // first progress of the latest attempt
-  TimeMs progress_ms = 0;     // latest progress of the latest attempt
+  int64_t attempt = 0;     // number of the latest assignment; 0 = never assigned; only grows
+  int failures = 0;        // failed attempts counted against the retry limit
+  std::string worker_id;   // worker of the live (or last) attempt
+  TimeMs ready_at_ms = 0;  // not assigned before this time (retry backoff)
+  TimeMs assigned_ms = 0;  // latest attempt sent
+  TimeMs started_ms = 0;   // first progress of the latest attempt
+  TimeMs progress_ms = 0;  // latest progress of the latest attempt
   TimeMs finished_ms = 0;
-  int64_t frames_done = 0;    // of the latest attempt
-  std::string result;         // DONE: chunk path or anchor cache key, as the worker reported
+  int64_t frames_done = 0;  // of the latest attempt
+  std::string result;       // DONE: chunk path or anchor cache key, as the worker reported
   std::string last_error;
 
   nlohmann::json ToJson() const;
@@ -82,26 +81,26 @@ struct TaskRecord {
 
 struct JobRecord {
   std::string job_id;
-  std::string name;        // for listings
-  std::string spec;        // the job as submitted (YAML/JSON text); opaque to the scheduler
-  std::string output;      // output path, for listings
-  int priority = 50;       // 0..100, higher runs first
+  std::string name;    // for listings
+  std::string spec;    // the job as submitted (YAML/JSON text); opaque to the scheduler
+  std::string output;  // output path, for listings
+  int priority = 50;   // 0..100, higher runs first
   JobState state = JobState::kQueued;
   JobPhase phase = JobPhase::kAnalyze;
   WorkerRequirements requirements;
-  int64_t chunk_frames = 24;          // frames per FRAMES task
-  bool frames_wait_for_anchor = true; // false for anchor_mode: recompute
-  std::vector<ShotPlan> shots;        // filled by analyze
+  int64_t chunk_frames = 24;           // frames per FRAMES task
+  bool frames_wait_for_anchor = true;  // false for anchor_mode: recompute
+  std::vector<ShotPlan> shots;         // filled by analyze
   int64_t total_frames = 0;
   int64_t frames_done = 0;  // frames of DONE frames tasks
   int tasks_total = 0;
   int tasks_done = 0;
-  int tasks_failed = 0;     // tasks FAILED for good
+  int tasks_failed = 0;  // tasks FAILED for good
   TimeMs submit_ms = 0;
-  TimeMs started_ms = 0;    // first assignment
+  TimeMs started_ms = 0;  // first assignment
   TimeMs finished_ms = 0;
-  TimeMs last_assign_ms = 0;  // for aging
-  std::string error;          // why the job FAILED
+  TimeMs last_assign_ms = 0;                   // for aging
+  std::string error;                           // why the job FAILED
   std::map<std::string, int> worker_failures;  // worker id -> failed attempts in this job
 
   // include_plan=false leaves out `shots` (large for long videos; written once, at planning).
@@ -119,7 +118,7 @@ struct RunningTask {
 struct WorkerInfo {
   std::string worker_id;
   std::string host;
-  std::string device;          // "cuda:0", "cpu"; matched by prefix against requirements.device
+  std::string device;  // "cuda:0", "cpu"; matched by prefix against requirements.device
   int64_t memory_mb = 0;
   std::vector<std::string> tags;
   std::vector<std::string> models;  // models loaded now
@@ -130,9 +129,9 @@ struct WorkerRecord {
   WorkerInfo info;
   TimeMs registered_ms = 0;
   TimeMs last_seen_ms = 0;
-  bool draining = false;            // leaving: gets no new tasks
+  bool draining = false;  // leaving: gets no new tasks
   std::vector<RunningTask> running;
-  std::string last_job_id;          // locality: prefer the same shot's tasks next
+  std::string last_job_id;  // locality: prefer the same shot's tasks next
   int last_shot = -1;
 
   nlohmann::json ToJson() const;
@@ -170,7 +169,7 @@ struct Mutation {
                                   // otherwise the stored `shots` stay as they are
   std::vector<TaskRecord> tasks;  // task records after the change
   std::optional<Fence> fence;
-  std::vector<Event> events;      // appended to the events stream, in order
+  std::vector<Event> events;  // appended to the events stream, in order
 };
 
 // What LoadAll returns for one job.

@@ -28,11 +28,13 @@ Result<ControlOp> ParseControlOp(std::string_view t) {
   if (t == "retry-failed" || t == "retry") return ControlOp::kRetryFailed;
   if (t == "retry-job") return ControlOp::kRetryJob;
   if (t == "priority") return ControlOp::kSetPriority;
-  return Status::InvalidArgument("unknown job control '" + std::string(t) +
-                                 "' (expected cancel, pause, resume, retry, retry-failed, retry-job, priority)");
+  return Status::InvalidArgument(
+      "unknown job control '" + std::string(t) +
+      "' (expected cancel, pause, resume, retry, retry-failed, retry-job, priority)");
 }
 
-Scheduler::Scheduler(SchedulerOptions options, const Clock* clock) : options_(options), clock_(clock) {}
+Scheduler::Scheduler(SchedulerOptions options, const Clock* clock)
+    : options_(options), clock_(clock) {}
 Scheduler::~Scheduler() = default;
 
 Scheduler::JobEntry* Scheduler::MutableJob(const std::string& job_id) {
@@ -40,9 +42,11 @@ Scheduler::JobEntry* Scheduler::MutableJob(const std::string& job_id) {
   return it == jobs_.end() ? nullptr : it->second.get();
 }
 
-void Scheduler::AddEvent(Mutation* m, const char* type, const std::string& job_id, const std::string& task_id,
-                         const std::string& worker_id, int64_t attempt, std::string detail) const {
-  m->events.push_back(Event{clock_->NowMs(), type, job_id, task_id, worker_id, attempt, std::move(detail), ""});
+void Scheduler::AddEvent(Mutation* m, const char* type, const std::string& job_id,
+                         const std::string& task_id, const std::string& worker_id, int64_t attempt,
+                         std::string detail) const {
+  m->events.push_back(
+      Event{clock_->NowMs(), type, job_id, task_id, worker_id, attempt, std::move(detail), ""});
 }
 
 void Scheduler::PushPersist(JobEntry& job, Mutation m, Actions* out) {
@@ -81,12 +85,15 @@ void Scheduler::RemoveFromQueues(JobEntry& job, int index) {
 
 Status Scheduler::Submit(const JobSubmission& s, Actions* out) {
   if (s.job_id.empty() || s.job_id.find_first_of(" :\r\n") != std::string::npos) {
-    return Status::InvalidArgument("job id '" + s.job_id + "' is empty or contains ' ', ':' or a newline");
+    return Status::InvalidArgument("job id '" + s.job_id +
+                                   "' is empty or contains ' ', ':' or a newline");
   }
   if (s.chunk_frames < 1) {
-    return Status::InvalidArgument("job " + s.job_id + ": chunk_frames must be >= 1, got " + std::to_string(s.chunk_frames));
+    return Status::InvalidArgument("job " + s.job_id + ": chunk_frames must be >= 1, got " +
+                                   std::to_string(s.chunk_frames));
   }
-  if (jobs_.count(s.job_id) != 0) return Status::FailedPrecondition("job " + s.job_id + " already exists");
+  if (jobs_.count(s.job_id) != 0)
+    return Status::FailedPrecondition("job " + s.job_id + " already exists");
   auto entry = std::make_unique<JobEntry>();
   JobRecord& r = entry->rec;
   r.job_id = s.job_id;
@@ -112,18 +119,20 @@ Status Scheduler::Submit(const JobSubmission& s, Actions* out) {
   return Status::OK();
 }
 
-Status Scheduler::OnAnalyzeDone(const std::string& job_id, const std::vector<ShotPlan>& shots, Actions* out) {
+Status Scheduler::OnAnalyzeDone(const std::string& job_id, const std::vector<ShotPlan>& shots,
+                                Actions* out) {
   JobEntry* job = MutableJob(job_id);
   if (job == nullptr) return Status::NotFound("job " + job_id + " is unknown");
   if (job->rec.phase != JobPhase::kAnalyze || IsFinal(job->rec.state)) {
-    return Status::FailedPrecondition("job " + job_id + " is " + Name(job->rec.state) + "/" + Name(job->rec.phase) +
-                                      ", not waiting for analysis");
+    return Status::FailedPrecondition("job " + job_id + " is " + Name(job->rec.state) + "/" +
+                                      Name(job->rec.phase) + ", not waiting for analysis");
   }
   if (shots.empty()) return Status::InvalidArgument("job " + job_id + ": analysis found no shots");
   for (size_t i = 0; i < shots.size(); ++i) {
     const ShotPlan& s = shots[i];
     const std::string where = "job " + job_id + ": shot " + std::to_string(i);
-    if (s.index != static_cast<int>(i)) return Status::InvalidArgument(where + ": index is " + std::to_string(s.index));
+    if (s.index != static_cast<int>(i))
+      return Status::InvalidArgument(where + ": index is " + std::to_string(s.index));
     if (s.frame_count < 1) return Status::InvalidArgument(where + ": frame_count must be >= 1");
     if (i > 0 && s.first_frame != shots[i - 1].first_frame + shots[i - 1].frame_count) {
       return Status::InvalidArgument(where + ": first_frame " + std::to_string(s.first_frame) +
@@ -131,7 +140,8 @@ Status Scheduler::OnAnalyzeDone(const std::string& job_id, const std::vector<Sho
     }
     for (int64_t a : s.anchor_frames) {
       if (a < s.first_frame || a >= s.first_frame + s.frame_count) {
-        return Status::InvalidArgument(where + ": anchor frame " + std::to_string(a) + " is outside the shot");
+        return Status::InvalidArgument(where + ": anchor frame " + std::to_string(a) +
+                                       " is outside the shot");
       }
     }
   }
@@ -182,13 +192,14 @@ Status Scheduler::OnAnalyzeDone(const std::string& job_id, const std::vector<Sho
   m.include_plan = true;
   m.tasks = job->tasks;
   AddEvent(&m, "job.planned", job_id, "", "", 0,
-           std::to_string(shots.size()) + " shots, " + std::to_string(r.total_frames) + " frames, " +
-               std::to_string(r.tasks_total) + " tasks");
+           std::to_string(shots.size()) + " shots, " + std::to_string(r.total_frames) +
+               " frames, " + std::to_string(r.tasks_total) + " tasks");
   PushPersist(*job, std::move(m), out);
   return Status::OK();
 }
 
-void Scheduler::FinishJob(JobEntry& job, JobState state, const std::string& error, Mutation* m, Actions* out) {
+void Scheduler::FinishJob(JobEntry& job, JobState state, const std::string& error, Mutation* m,
+                          Actions* out) {
   JobRecord& r = job.rec;
   r.state = state;
   r.phase = JobPhase::kFinished;
@@ -196,13 +207,16 @@ void Scheduler::FinishJob(JobEntry& job, JobState state, const std::string& erro
   r.error = error;
   active_jobs_.erase(r.job_id);
   m->job = r;
-  AddEvent(m, state == JobState::kDone ? "job.done" : (state == JobState::kFailed ? "job.failed" : "job.cancelled"),
+  AddEvent(m,
+           state == JobState::kDone ? "job.done"
+                                    : (state == JobState::kFailed ? "job.failed" : "job.cancelled"),
            r.job_id, "", "", 0, error);
   PushPersist(job, std::move(*m), out);
   out->push_back(DropAnchorCacheAction{r.job_id, state == JobState::kCancelled});
 }
 
-Status Scheduler::OnAnalyzeFailed(const std::string& job_id, const std::string& error, Actions* out) {
+Status Scheduler::OnAnalyzeFailed(const std::string& job_id, const std::string& error,
+                                  Actions* out) {
   JobEntry* job = MutableJob(job_id);
   if (job == nullptr) return Status::NotFound("job " + job_id + " is unknown");
   if (job->rec.phase != JobPhase::kAnalyze || IsFinal(job->rec.state)) {
@@ -225,7 +239,8 @@ Status Scheduler::OnStitchDone(const std::string& job_id, const std::string& out
   return Status::OK();
 }
 
-Status Scheduler::OnStitchFailed(const std::string& job_id, const std::string& error, Actions* out) {
+Status Scheduler::OnStitchFailed(const std::string& job_id, const std::string& error,
+                                 Actions* out) {
   JobEntry* job = MutableJob(job_id);
   if (job == nullptr) return Status::NotFound("job " + job_id + " is unknown");
   if (job->rec.phase != JobPhase::kStitch || IsFinal(job->rec.state)) {
@@ -262,7 +277,8 @@ void Scheduler::MaybeFinishRender(JobEntry& job, Mutation* m, Actions* out) {
         if (anchor.state != TaskState::kFailed) runnable = true;
       }
       if (t.state == TaskState::kFailed && first_error.empty()) {
-        first_error = "task " + t.task_id + " failed after " + std::to_string(t.failures) + " attempt(s): " + t.last_error;
+        first_error = "task " + t.task_id + " failed after " + std::to_string(t.failures) +
+                      " attempt(s): " + t.last_error;
       }
       if (runnable) break;
     }
@@ -274,7 +290,8 @@ void Scheduler::MaybeFinishRender(JobEntry& job, Mutation* m, Actions* out) {
   PushPersist(job, std::move(*m), out);
 }
 
-void Scheduler::CancelLiveTasks(JobEntry& job, const std::string& reason, Mutation* m, Actions* out) {
+void Scheduler::CancelLiveTasks(JobEntry& job, const std::string& reason, Mutation* m,
+                                Actions* out) {
   for (int index : std::vector<int>(job.live.begin(), job.live.end())) {
     TaskRecord& t = job.tasks[index];
     out->push_back(CancelTaskAction{t.worker_id, t.job_id, t.task_id, t.attempt, reason});
@@ -291,7 +308,8 @@ Status Scheduler::Control(const std::string& job_id, ControlOp op, int priority,
   if (job == nullptr) return Status::NotFound("job " + job_id + " is unknown");
   JobRecord& r = job->rec;
   auto refuse = [&](const char* what) {
-    return Status::FailedPrecondition("job " + job_id + " is " + Name(r.state) + ": cannot " + what);
+    return Status::FailedPrecondition("job " + job_id + " is " + Name(r.state) + ": cannot " +
+                                      what);
   };
   Mutation m;
   switch (op) {
@@ -324,10 +342,12 @@ Status Scheduler::Control(const std::string& job_id, ControlOp op, int priority,
       break;
     case ControlOp::kSetPriority:
       if (priority < 0 || priority > 100) {
-        return Status::InvalidArgument("job " + job_id + ": priority must be in 0..100, got " + std::to_string(priority));
+        return Status::InvalidArgument("job " + job_id + ": priority must be in 0..100, got " +
+                                       std::to_string(priority));
       }
       if (IsFinal(r.state)) return refuse("change priority");
-      AddEvent(&m, "job.priority", job_id, "", "", 0, std::to_string(r.priority) + " -> " + std::to_string(priority));
+      AddEvent(&m, "job.priority", job_id, "", "", 0,
+               std::to_string(r.priority) + " -> " + std::to_string(priority));
       r.priority = priority;
       break;
     case ControlOp::kRetryFailed:
@@ -342,8 +362,10 @@ Status Scheduler::Control(const std::string& job_id, ControlOp op, int priority,
 Status Scheduler::Retry(JobEntry& job, bool whole_job, Actions* out) {
   JobRecord& r = job.rec;
   const std::string& job_id = r.job_id;
-  if (!whole_job && r.state != JobState::kFailed && r.state != JobState::kCancelled && r.tasks_failed == 0) {
-    return Status::FailedPrecondition("job " + job_id + " is " + Name(r.state) + " with no failed tasks: nothing to retry");
+  if (!whole_job && r.state != JobState::kFailed && r.state != JobState::kCancelled &&
+      r.tasks_failed == 0) {
+    return Status::FailedPrecondition("job " + job_id + " is " + Name(r.state) +
+                                      " with no failed tasks: nothing to retry");
   }
   const TimeMs now = clock_->NowMs();
   Mutation m;
@@ -375,7 +397,8 @@ Status Scheduler::Retry(JobEntry& job, bool whole_job, Actions* out) {
   int reset = 0;
   for (size_t i = 0; i < job.tasks.size(); ++i) {
     TaskRecord& t = job.tasks[i];
-    const bool again = whole_job || t.state == TaskState::kFailed || t.state == TaskState::kCancelled ||
+    const bool again = whole_job || t.state == TaskState::kFailed ||
+                       t.state == TaskState::kCancelled ||
                        (t.kind == TaskKind::kAnchor && rerun_anchor[t.shot]);
     if (!again) continue;
     RemoveFromQueues(job, static_cast<int>(i));
@@ -413,12 +436,14 @@ Status Scheduler::Retry(JobEntry& job, bool whole_job, Actions* out) {
     r.state = r.started_ms > 0 && !whole_job ? JobState::kRunning : JobState::kQueued;
   }
   if (whole_job) r.started_ms = 0;
-  if (r.phase == JobPhase::kRender && (r.state == JobState::kQueued || r.state == JobState::kRunning)) {
+  if (r.phase == JobPhase::kRender &&
+      (r.state == JobState::kQueued || r.state == JobState::kRunning)) {
     active_jobs_.insert(job_id);
   }
   m.job = r;
   AddEvent(&m, "job.retry", job_id, "", "", 0,
-           std::string(whole_job ? "whole job" : "failed tasks") + ": " + std::to_string(reset) + " task(s)");
+           std::string(whole_job ? "whole job" : "failed tasks") + ": " + std::to_string(reset) +
+               " task(s)");
   PushPersist(job, std::move(m), out);
   if (r.phase == JobPhase::kStitch) out->push_back(StitchAction{job_id});
   return Status::OK();
@@ -426,7 +451,8 @@ Status Scheduler::Retry(JobEntry& job, bool whole_job, Actions* out) {
 
 // ---- Task reports ----
 
-Status Scheduler::CheckLive(const RunningTask& task, const std::string& worker_id, JobEntry** job_out, int* index_out) {
+Status Scheduler::CheckLive(const RunningTask& task, const std::string& worker_id,
+                            JobEntry** job_out, int* index_out) {
   JobEntry* job = MutableJob(task.job_id);
   if (job == nullptr) {
     ++stats_.stale_reports;
@@ -435,14 +461,16 @@ Status Scheduler::CheckLive(const RunningTask& task, const std::string& worker_i
   auto it = job->index.find(task.task_id);
   if (it == job->index.end()) {
     ++stats_.stale_reports;
-    return Status::FailedPrecondition("stale attempt: job " + task.job_id + " has no task " + task.task_id);
+    return Status::FailedPrecondition("stale attempt: job " + task.job_id + " has no task " +
+                                      task.task_id);
   }
   const TaskRecord& t = job->tasks[it->second];
   if (!IsLive(t.state) || t.attempt != task.attempt || t.worker_id != worker_id) {
     ++stats_.stale_reports;
-    return Status::FailedPrecondition("stale attempt: " + task.job_id + "/" + task.task_id + " attempt " +
-                                      std::to_string(task.attempt) + " from worker " + worker_id + "; the task is " +
-                                      Name(t.state) + " with attempt " + std::to_string(t.attempt) +
+    return Status::FailedPrecondition("stale attempt: " + task.job_id + "/" + task.task_id +
+                                      " attempt " + std::to_string(task.attempt) + " from worker " +
+                                      worker_id + "; the task is " + Name(t.state) +
+                                      " with attempt " + std::to_string(t.attempt) +
                                       (t.worker_id.empty() ? "" : " on " + t.worker_id));
   }
   *job_out = job;
@@ -450,8 +478,8 @@ Status Scheduler::CheckLive(const RunningTask& task, const std::string& worker_i
   return Status::OK();
 }
 
-Status Scheduler::OnTaskProgress(const RunningTask& task, const std::string& worker_id, int64_t frames_done,
-                                 Actions* out) {
+Status Scheduler::OnTaskProgress(const RunningTask& task, const std::string& worker_id,
+                                 int64_t frames_done, Actions* out) {
   JobEntry* job = nullptr;
   int index = 0;
   FAIRY_RETURN_IF_ERROR(CheckLive(task, worker_id, &job, &index));
@@ -465,14 +493,15 @@ Status Scheduler::OnTaskProgress(const RunningTask& task, const std::string& wor
   t.frames_done = std::clamp<int64_t>(frames_done, 0, t.frame_count);
   Mutation m;
   m.tasks.push_back(t);
-  AddEvent(&m, started ? "task.running" : "task.progress", t.job_id, t.task_id, worker_id, t.attempt,
+  AddEvent(&m, started ? "task.running" : "task.progress", t.job_id, t.task_id, worker_id,
+           t.attempt,
            std::to_string(t.frames_done) + "/" + std::to_string(t.frame_count) + " frames");
   PushPersist(*job, std::move(m), out);
   return Status::OK();
 }
 
-Status Scheduler::OnTaskDone(const RunningTask& task, const std::string& worker_id, const std::string& result,
-                             Actions* out) {
+Status Scheduler::OnTaskDone(const RunningTask& task, const std::string& worker_id,
+                             const std::string& result, Actions* out) {
   JobEntry* job = nullptr;
   int index = 0;
   FAIRY_RETURN_IF_ERROR(CheckLive(task, worker_id, &job, &index));
@@ -505,15 +534,16 @@ Status Scheduler::OnTaskDone(const RunningTask& task, const std::string& worker_
 
 void Scheduler::CompleteShotAnchor(JobEntry& job, int shot, Mutation* m) {
   const TimeMs now = clock_->NowMs();
-  for (size_t i = job.anchor_of_shot[shot] + 1; i < job.tasks.size() && job.tasks[i].shot == shot; ++i) {
+  for (size_t i = job.anchor_of_shot[shot] + 1; i < job.tasks.size() && job.tasks[i].shot == shot;
+       ++i) {
     if (job.tasks[i].state != TaskState::kPending) continue;
     MakeReady(job, static_cast<int>(i), now);
     m->tasks.push_back(job.tasks[i]);
   }
 }
 
-Status Scheduler::OnTaskFailed(const RunningTask& task, const std::string& worker_id, const std::string& error,
-                               bool retryable, Actions* out) {
+Status Scheduler::OnTaskFailed(const RunningTask& task, const std::string& worker_id,
+                               const std::string& error, bool retryable, Actions* out) {
   JobEntry* job = nullptr;
   int index = 0;
   FAIRY_RETURN_IF_ERROR(CheckLive(task, worker_id, &job, &index));
@@ -524,8 +554,8 @@ Status Scheduler::OnTaskFailed(const RunningTask& task, const std::string& worke
   return Status::OK();
 }
 
-void Scheduler::FailAttempt(JobEntry& job, int index, const std::string& error, bool retryable, bool count_failure,
-                            const char* event_type, Mutation* m) {
+void Scheduler::FailAttempt(JobEntry& job, int index, const std::string& error, bool retryable,
+                            bool count_failure, const char* event_type, Mutation* m) {
   TaskRecord& t = job.tasks[index];
   const TimeMs now = clock_->NowMs();
   const std::string worker = t.worker_id;

@@ -61,31 +61,31 @@ struct SchedulerOptions {
 };
 
 // ---- Actions: what the daemon must do, in order. ----
-struct PersistAction {       // store.Apply(mutation); on failure stop and reload (state diverged)
+struct PersistAction {  // store.Apply(mutation); on failure stop and reload (state diverged)
   Mutation mutation;
 };
-struct PersistWorkerAction { // store.PutWorker(worker, ttl_ms)
+struct PersistWorkerAction {  // store.PutWorker(worker, ttl_ms)
   WorkerRecord worker;
   int64_t ttl_ms = 0;
 };
 struct DeleteWorkerAction {  // store.DeleteWorker(worker_id)
   std::string worker_id;
 };
-struct AnalyzeAction {       // run analyze (probe, shots) off-loop; then OnAnalyzeDone/Failed
+struct AnalyzeAction {  // run analyze (probe, shots) off-loop; then OnAnalyzeDone/Failed
   std::string job_id;
 };
-struct AssignAction {        // send TASK to the worker
+struct AssignAction {  // send TASK to the worker
   std::string worker_id;
-  TaskRecord task;           // carries job_id, task_id, attempt, kind, shot, frame range
+  TaskRecord task;  // carries job_id, task_id, attempt, kind, shot, frame range
 };
-struct CancelTaskAction {    // tell the worker to stop (job_id, task_id, attempt); fire and forget
+struct CancelTaskAction {  // tell the worker to stop (job_id, task_id, attempt); fire and forget
   std::string worker_id;
   std::string job_id;
   std::string task_id;
   int64_t attempt = 0;
   std::string reason;
 };
-struct StitchAction {        // stitch and encode off-loop; then OnStitchDone/Failed
+struct StitchAction {  // stitch and encode off-loop; then OnStitchDone/Failed
   std::string job_id;
 };
 struct DropAnchorCacheAction {  // the job's anchor cache: delete now (cancel, whole-job retry)
@@ -100,9 +100,9 @@ using Actions = std::vector<Action>;
 struct JobSubmission {
   std::string job_id;  // unique; the daemon generates it
   std::string name;
-  std::string spec;    // stored verbatim
+  std::string spec;  // stored verbatim
   std::string output;
-  int priority = 50;   // clamped to 0..100
+  int priority = 50;  // clamped to 0..100
   WorkerRequirements requirements;
   int64_t chunk_frames = 24;
   bool frames_wait_for_anchor = true;
@@ -116,7 +116,7 @@ struct SchedulerStats {
   int64_t tasks_assigned = 0;
   int64_t tasks_done = 0;
   int64_t tasks_failed_attempts = 0;
-  int64_t tasks_requeued_lost = 0;   // attempts lost with a dead worker
+  int64_t tasks_requeued_lost = 0;  // attempts lost with a dead worker
   int64_t tasks_timed_out = 0;
   int64_t stale_reports = 0;
   int64_t frames_done = 0;
@@ -146,7 +146,8 @@ class Scheduler {
   // ---- Workers ----
   // A worker (re)connects. `running` lists the attempts it still runs: those that are the live
   // attempt of their task are re-adopted (stay on it), the others get a CancelTask.
-  Status OnWorkerHello(const WorkerInfo& info, const std::vector<RunningTask>& running, Actions* out);
+  Status OnWorkerHello(const WorkerInfo& info, const std::vector<RunningTask>& running,
+                       Actions* out);
   // The worker has `free_slots` free; assigns up to that many tasks. NotFound for an unknown
   // (e.g. declared dead) worker: the daemon should ask it to say hello again.
   Status OnWorkerReady(const std::string& worker_id, int free_slots, Actions* out);
@@ -157,11 +158,11 @@ class Scheduler {
   // ---- Task reports (FailedPrecondition "stale" for anything but the live attempt) ----
   Status OnTaskProgress(const RunningTask& task, const std::string& worker_id, int64_t frames_done,
                         Actions* out);
-  Status OnTaskDone(const RunningTask& task, const std::string& worker_id, const std::string& result,
-                    Actions* out);
+  Status OnTaskDone(const RunningTask& task, const std::string& worker_id,
+                    const std::string& result, Actions* out);
   // retryable=false fails the task for good at once (bad input that no retry can fix).
-  Status OnTaskFailed(const RunningTask& task, const std::string& worker_id, const std::string& error,
-                      bool retryable, Actions* out);
+  Status OnTaskFailed(const RunningTask& task, const std::string& worker_id,
+                      const std::string& error, bool retryable, Actions* out);
 
   // Time passes: dead workers, task timeouts, end of retry backoffs, end of recovery grace.
   // Call every ~heartbeat_interval_ms / 2 (or at NextDeadlineMs()).
@@ -186,7 +187,9 @@ class Scheduler {
   std::vector<const WorkerRecord*> Workers() const;  // by id
   const SchedulerStats& stats() const { return stats_; }
   const SchedulerOptions& options() const { return options_; }
-  int64_t WorkerTtlMs() const { return options_.heartbeat_interval_ms * options_.heartbeat_liveness; }
+  int64_t WorkerTtlMs() const {
+    return options_.heartbeat_interval_ms * options_.heartbeat_liveness;
+  }
 
  private:
   struct JobEntry;
@@ -194,10 +197,12 @@ class Scheduler {
 
   JobEntry* MutableJob(const std::string& job_id);
   WorkerEntry* FindWorkerEntry(const std::string& worker_id);
-  void FinishJob(JobEntry& job, JobState state, const std::string& error, Mutation* m, Actions* out);
+  void FinishJob(JobEntry& job, JobState state, const std::string& error, Mutation* m,
+                 Actions* out);
   Status Retry(JobEntry& job, bool whole_job, Actions* out);
   void ReleaseDue(TimeMs now);
-  Status CheckLive(const RunningTask& task, const std::string& worker_id, JobEntry** job, int* index);
+  Status CheckLive(const RunningTask& task, const std::string& worker_id, JobEntry** job,
+                   int* index);
   void MakeReady(JobEntry& job, int index, TimeMs ready_at);
   void RemoveFromQueues(JobEntry& job, int index);
   // Ends a live attempt with a failure (failed, timed out, lost); retries or fails the task.
@@ -212,8 +217,9 @@ class Scheduler {
   int PickTask(JobEntry& job, const WorkerEntry& worker) const;
   void Assign(JobEntry& job, int index, WorkerEntry& worker, Actions* out);
   void DeclareDead(const std::string& worker_id, Actions* out);
-  void AddEvent(Mutation* m, const char* type, const std::string& job_id, const std::string& task_id,
-                const std::string& worker_id, int64_t attempt, std::string detail) const;
+  void AddEvent(Mutation* m, const char* type, const std::string& job_id,
+                const std::string& task_id, const std::string& worker_id, int64_t attempt,
+                std::string detail) const;
   void PushPersist(JobEntry& job, Mutation m, Actions* out);
   void PushWorker(const WorkerEntry& worker, Actions* out);
   void CancelLiveTasks(JobEntry& job, const std::string& reason, Mutation* m, Actions* out);

@@ -16,18 +16,23 @@ void Scheduler::PushWorker(const WorkerEntry& worker, Actions* out) {
   out->push_back(PersistWorkerAction{worker.rec, WorkerTtlMs()});
 }
 
-void Scheduler::DetachFromWorker(const std::string& worker_id, const std::string& job_id, const std::string& task_id) {
+void Scheduler::DetachFromWorker(const std::string& worker_id, const std::string& job_id,
+                                 const std::string& task_id) {
   WorkerEntry* w = FindWorkerEntry(worker_id);
   if (w == nullptr) return;
   auto& running = w->rec.running;
   running.erase(std::remove_if(running.begin(), running.end(),
-                               [&](const RunningTask& r) { return r.job_id == job_id && r.task_id == task_id; }),
+                               [&](const RunningTask& r) {
+                                 return r.job_id == job_id && r.task_id == task_id;
+                               }),
                 running.end());
 }
 
-Status Scheduler::OnWorkerHello(const WorkerInfo& info, const std::vector<RunningTask>& running, Actions* out) {
+Status Scheduler::OnWorkerHello(const WorkerInfo& info, const std::vector<RunningTask>& running,
+                                Actions* out) {
   if (info.worker_id.empty() || info.worker_id.find_first_of(" :\r\n") != std::string::npos) {
-    return Status::InvalidArgument("worker id '" + info.worker_id + "' is empty or contains ' ', ':' or a newline");
+    return Status::InvalidArgument("worker id '" + info.worker_id +
+                                   "' is empty or contains ' ', ':' or a newline");
   }
   const TimeMs now = clock_->NowMs();
   auto& slot = workers_[info.worker_id];
@@ -54,8 +59,8 @@ Status Scheduler::OnWorkerHello(const WorkerInfo& info, const std::vector<Runnin
     auto it = job->index.find(had.task_id);
     if (it == job->index.end() || !IsLive(job->tasks[it->second].state)) continue;
     Mutation m;
-    FailAttempt(*job, it->second, "worker " + info.worker_id + " reconnected without the task", true, true,
-                "task.lost", &m);
+    FailAttempt(*job, it->second, "worker " + info.worker_id + " reconnected without the task",
+                true, true, "task.lost", &m);
     ++stats_.tasks_requeued_lost;
     m.job = job->rec;
     MaybeFinishRender(*job, &m, out);
@@ -78,7 +83,8 @@ Status Scheduler::OnWorkerHello(const WorkerInfo& info, const std::vector<Runnin
       AddEvent(&m, "task.readopted", r.job_id, r.task_id, info.worker_id, r.attempt, "");
       PushPersist(*job, std::move(m), out);
     } else {
-      out->push_back(CancelTaskAction{info.worker_id, r.job_id, r.task_id, r.attempt, "not the live attempt"});
+      out->push_back(
+          CancelTaskAction{info.worker_id, r.job_id, r.task_id, r.attempt, "not the live attempt"});
     }
   }
   PushWorker(w, out);
@@ -87,7 +93,9 @@ Status Scheduler::OnWorkerHello(const WorkerInfo& info, const std::vector<Runnin
 
 Status Scheduler::OnHeartbeat(const std::string& worker_id, Actions* out) {
   WorkerEntry* w = FindWorkerEntry(worker_id);
-  if (w == nullptr) return Status::NotFound("worker " + worker_id + " is unknown (declared dead?): it must say hello again");
+  if (w == nullptr)
+    return Status::NotFound("worker " + worker_id +
+                            " is unknown (declared dead?): it must say hello again");
   w->rec.last_seen_ms = clock_->NowMs();
   PushWorker(*w, out);
   return Status::OK();
@@ -102,7 +110,8 @@ Status Scheduler::OnWorkerGone(const std::string& worker_id, Actions* out) {
     auto it = job->index.find(r.task_id);
     if (it == job->index.end() || !IsLive(job->tasks[it->second].state)) continue;
     Mutation m;
-    FailAttempt(*job, it->second, "worker " + worker_id + " left", true, /*count_failure=*/false, "task.requeued", &m);
+    FailAttempt(*job, it->second, "worker " + worker_id + " left", true, /*count_failure=*/false,
+                "task.requeued", &m);
     m.job = job->rec;
     MaybeFinishRender(*job, &m, out);
   }
@@ -121,7 +130,8 @@ void Scheduler::DeclareDead(const std::string& worker_id, Actions* out) {
     auto it = job->index.find(r.task_id);
     if (it == job->index.end() || !IsLive(job->tasks[it->second].state)) continue;
     Mutation m;
-    FailAttempt(*job, it->second, "worker " + worker_id + " stopped answering heartbeats", true, true, "task.lost", &m);
+    FailAttempt(*job, it->second, "worker " + worker_id + " stopped answering heartbeats", true,
+                true, "task.lost", &m);
     ++stats_.tasks_requeued_lost;
     m.job = job->rec;
     MaybeFinishRender(*job, &m, out);
@@ -142,7 +152,8 @@ bool Scheduler::Eligible(const JobEntry& job, const WorkerEntry& worker) const {
   }
   if (options_.blacklist_threshold > 0) {
     auto it = job.rec.worker_failures.find(info.worker_id);
-    if (it != job.rec.worker_failures.end() && it->second >= options_.blacklist_threshold) return false;
+    if (it != job.rec.worker_failures.end() && it->second >= options_.blacklist_threshold)
+      return false;
   }
   return true;
 }
@@ -151,7 +162,8 @@ double Scheduler::EffectivePriority(const JobEntry& job, TimeMs now) const {
   double p = job.rec.priority;
   if (options_.aging_ms_per_point > 0) {
     const TimeMs since = now - std::max(job.rec.submit_ms, job.rec.last_assign_ms);
-    if (since > 0) p += static_cast<double>(since) / static_cast<double>(options_.aging_ms_per_point);
+    if (since > 0)
+      p += static_cast<double>(since) / static_cast<double>(options_.aging_ms_per_point);
   }
   return p;
 }
@@ -199,7 +211,9 @@ void Scheduler::Assign(JobEntry& job, int index, WorkerEntry& worker, Actions* o
 
 Status Scheduler::OnWorkerReady(const std::string& worker_id, int free_slots, Actions* out) {
   WorkerEntry* w = FindWorkerEntry(worker_id);
-  if (w == nullptr) return Status::NotFound("worker " + worker_id + " is unknown (declared dead?): it must say hello again");
+  if (w == nullptr)
+    return Status::NotFound("worker " + worker_id +
+                            " is unknown (declared dead?): it must say hello again");
   const TimeMs now = clock_->NowMs();
   w->rec.last_seen_ms = now;
   if (w->rec.draining) return Status::OK();
@@ -213,8 +227,9 @@ Status Scheduler::OnWorkerReady(const std::string& worker_id, int free_slots, Ac
       if (!job.HasReady() || !Eligible(job, *w)) continue;
       const double p = EffectivePriority(job, now);
       if (best == nullptr || p > best_priority ||
-          (p == best_priority && (job.rec.submit_ms < best->rec.submit_ms ||
-                                  (job.rec.submit_ms == best->rec.submit_ms && job.rec.job_id < best->rec.job_id)))) {
+          (p == best_priority &&
+           (job.rec.submit_ms < best->rec.submit_ms ||
+            (job.rec.submit_ms == best->rec.submit_ms && job.rec.job_id < best->rec.job_id)))) {
         best = &job;
         best_priority = p;
       }
@@ -259,18 +274,22 @@ void Scheduler::Tick(Actions* out) {
     for (int index : std::vector<int>(job->live.begin(), job->live.end())) {
       TaskRecord& t = job->tasks[index];
       WorkerEntry* w = FindWorkerEntry(t.worker_id);
-      const bool owned = w != nullptr && std::any_of(w->rec.running.begin(), w->rec.running.end(), [&](const RunningTask& r) {
-        return r.job_id == t.job_id && r.task_id == t.task_id && r.attempt == t.attempt;
-      });
+      const bool owned =
+          w != nullptr &&
+          std::any_of(w->rec.running.begin(), w->rec.running.end(), [&](const RunningTask& r) {
+            return r.job_id == t.job_id && r.task_id == t.task_id && r.attempt == t.attempt;
+          });
       if (!owned) {
         if (recovery_deadline_ms_ != 0) continue;  // still waiting for its worker to reconnect
-        FailAttempt(*job, index, "not re-adopted after coordinator restart", true, false, "task.requeued", &m);
+        FailAttempt(*job, index, "not re-adopted after coordinator restart", true, false,
+                    "task.requeued", &m);
         continue;
       }
       std::string why;
       if (options_.task_max_ms > 0 && now - t.assigned_ms > options_.task_max_ms) {
         why = "ran longer than task_max_ms=" + std::to_string(options_.task_max_ms);
-      } else if (options_.progress_timeout_ms > 0 && now - t.progress_ms > options_.progress_timeout_ms) {
+      } else if (options_.progress_timeout_ms > 0 &&
+                 now - t.progress_ms > options_.progress_timeout_ms) {
         why = "no progress for progress_timeout_ms=" + std::to_string(options_.progress_timeout_ms);
       }
       if (why.empty()) continue;
@@ -305,12 +324,14 @@ std::optional<TimeMs> Scheduler::NextDeadlineMs() const {
 // ---- Recovery ----
 
 Status Scheduler::Recover(const std::vector<JobSnapshot>& snapshots, Actions* out) {
-  if (!jobs_.empty() || !workers_.empty()) return Status::FailedPrecondition("Recover() needs a fresh scheduler");
+  if (!jobs_.empty() || !workers_.empty())
+    return Status::FailedPrecondition("Recover() needs a fresh scheduler");
   const TimeMs now = clock_->NowMs();
   bool any_live = false;
   for (const JobSnapshot& snap : snapshots) {
     const std::string& id = snap.job.job_id;
-    if (jobs_.count(id) != 0) return Status::InvalidArgument("Recover: job " + id + " appears twice");
+    if (jobs_.count(id) != 0)
+      return Status::InvalidArgument("Recover: job " + id + " appears twice");
     auto entry = std::make_unique<JobEntry>();
     JobEntry& job = *entry;
     job.rec = snap.job;
@@ -329,8 +350,9 @@ Status Scheduler::Recover(const std::vector<JobSnapshot>& snapshots, Actions* ou
     for (size_t i = 0; i < job.tasks.size(); ++i) {
       const TaskRecord& t = job.tasks[i];
       if (t.shot < 0 || t.shot >= static_cast<int>(job.anchor_of_shot.size())) {
-        return Status::Corruption("Recover: job " + id + " task " + t.task_id + " has shot " + std::to_string(t.shot) +
-                                  " but the job has " + std::to_string(job.anchor_of_shot.size()) + " shots");
+        return Status::Corruption("Recover: job " + id + " task " + t.task_id + " has shot " +
+                                  std::to_string(t.shot) + " but the job has " +
+                                  std::to_string(job.anchor_of_shot.size()) + " shots");
       }
       job.index.emplace(t.task_id, static_cast<int>(i));
       if (t.kind == TaskKind::kAnchor) job.anchor_of_shot[t.shot] = static_cast<int>(i);
@@ -340,13 +362,15 @@ Status Scheduler::Recover(const std::vector<JobSnapshot>& snapshots, Actions* ou
       }
       if (t.state == TaskState::kFailed) ++r.tasks_failed;
     }
-    if (r.phase != JobPhase::kAnalyze && std::count(job.anchor_of_shot.begin(), job.anchor_of_shot.end(), -1) > 0) {
+    if (r.phase != JobPhase::kAnalyze &&
+        std::count(job.anchor_of_shot.begin(), job.anchor_of_shot.end(), -1) > 0) {
       return Status::Corruption("Recover: job " + id + " lacks an anchor task for some shot");
     }
     for (size_t i = 0; i < job.tasks.size(); ++i) {
       TaskRecord& t = job.tasks[i];
       if (IsFinal(r.state)) continue;
-      if (t.state == TaskState::kReady) MakeReady(job, static_cast<int>(i), std::max(t.ready_at_ms, now));
+      if (t.state == TaskState::kReady)
+        MakeReady(job, static_cast<int>(i), std::max(t.ready_at_ms, now));
       if (IsLive(t.state)) {
         job.live.insert(static_cast<int>(i));
         any_live = true;
@@ -356,12 +380,14 @@ Status Scheduler::Recover(const std::vector<JobSnapshot>& snapshots, Actions* ou
     if (IsFinal(r.state)) continue;
     if (r.phase == JobPhase::kAnalyze) out->push_back(AnalyzeAction{id});
     if (r.phase == JobPhase::kStitch) out->push_back(StitchAction{id});
-    if (r.phase == JobPhase::kRender && (r.state == JobState::kQueued || r.state == JobState::kRunning)) {
+    if (r.phase == JobPhase::kRender &&
+        (r.state == JobState::kQueued || r.state == JobState::kRunning)) {
       active_jobs_.insert(id);
     }
   }
   if (any_live) {
-    const TimeMs grace = options_.recovery_grace_ms > 0 ? options_.recovery_grace_ms : WorkerTtlMs();
+    const TimeMs grace =
+        options_.recovery_grace_ms > 0 ? options_.recovery_grace_ms : WorkerTtlMs();
     recovery_deadline_ms_ = now + grace;
   }
   return Status::OK();

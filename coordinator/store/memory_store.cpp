@@ -23,11 +23,14 @@ class MemoryStore final : public Store {
       if (live != m.fence->attempt) return StaleError(*m.fence, std::to_string(live));
     }
     if (m.job) {
-      if (m.job->job_id != m.job_id) return Status::InvalidArgument("store: mutation for job " + m.job_id + " carries job " + m.job->job_id);
+      if (m.job->job_id != m.job_id)
+        return Status::InvalidArgument("store: mutation for job " + m.job_id + " carries job " +
+                                       m.job->job_id);
       auto it = jobs_.find(m.job_id);
       JobRecord r = *m.job;
       if (!m.include_spec) r.spec = it == jobs_.end() ? std::string() : it->second.spec;
-      if (!m.include_plan) r.shots = it == jobs_.end() ? std::vector<scheduler::ShotPlan>() : it->second.shots;
+      if (!m.include_plan)
+        r.shots = it == jobs_.end() ? std::vector<scheduler::ShotPlan>() : it->second.shots;
       jobs_[m.job_id] = r;
       std::erase_if(queue_, [&](const auto& e) { return e.second == m.job_id; });
       if (!IsFinal(r.state)) queue_.insert({redis::QueueScore(r.priority, r.submit_ms), m.job_id});
@@ -122,7 +125,8 @@ class MemoryStore final : public Store {
     return Status::OK();
   }
 
-  Result<std::vector<LogLine>> ReadLog(const std::string& job_id, const std::string& after_id, int max_count) override {
+  Result<std::vector<LogLine>> ReadLog(const std::string& job_id, const std::string& after_id,
+                                       int max_count) override {
     FAIRY_ASSIGN_OR_RETURN(StreamId after, ParseStreamId(after_id));
     std::vector<LogLine> out;
     auto it = logs_.find(job_id);
@@ -172,6 +176,8 @@ class MemoryStore final : public Store {
 
 }  // namespace
 
-std::unique_ptr<Store> NewMemoryStore(const scheduler::Clock* clock) { return std::make_unique<MemoryStore>(clock); }
+std::unique_ptr<Store> NewMemoryStore(const scheduler::Clock* clock) {
+  return std::make_unique<MemoryStore>(clock);
+}
 
 }  // namespace fairy::store

@@ -65,13 +65,15 @@ return 'ok'
 
 // Job hash fields stored as plain text (readable with redis-cli); all others hold JSON.
 const std::set<std::string>& TextFields() {
-  static const std::set<std::string> fields = {"job_id", "name", "spec", "output", "state", "phase", "error"};
+  static const std::set<std::string> fields = {"job_id", "name",  "spec", "output",
+                                               "state",  "phase", "error"};
   return fields;
 }
 
 std::map<std::string, std::string> FieldMap(const Reply& r) {
   std::map<std::string, std::string> out;
-  for (size_t i = 0; i + 1 < r.elements.size(); i += 2) out[r.elements[i].str] = r.elements[i + 1].str;
+  for (size_t i = 0; i + 1 < r.elements.size(); i += 2)
+    out[r.elements[i].str] = r.elements[i + 1].str;
   return out;
 }
 
@@ -83,16 +85,20 @@ class RedisStore final : public Store {
   Status Apply(const Mutation& m) override {
     if (m.job_id.empty()) return Status::InvalidArgument("store: mutation without job_id");
     if (m.fence && m.fence->job_id != m.job_id) {
-      return Status::InvalidArgument("store: mutation for job " + m.job_id + " is fenced on job " + m.fence->job_id);
+      return Status::InvalidArgument("store: mutation for job " + m.job_id + " is fenced on job " +
+                                     m.fence->job_id);
     }
     std::vector<std::string> args;
     args.push_back(m.fence ? m.fence->task_id : "");
     args.push_back(m.fence ? std::to_string(m.fence->attempt) : "");
     args.push_back(m.job_id);
     if (m.job) {
-      if (m.job->job_id != m.job_id) return Status::InvalidArgument("store: mutation for job " + m.job_id + " carries job " + m.job->job_id);
+      if (m.job->job_id != m.job_id)
+        return Status::InvalidArgument("store: mutation for job " + m.job_id + " carries job " +
+                                       m.job->job_id);
       args.push_back(IsFinal(m.job->state) ? "rem" : "add");
-      args.push_back(std::to_string(static_cast<int64_t>(redis::QueueScore(m.job->priority, m.job->submit_ms))));
+      args.push_back(std::to_string(
+          static_cast<int64_t>(redis::QueueScore(m.job->priority, m.job->submit_ms))));
     } else {
       args.push_back("");
       args.push_back("0");
@@ -103,7 +109,8 @@ class RedisStore final : public Store {
       args.push_back(std::to_string(j.size()));
       for (const auto& [field, value] : j.items()) {
         args.push_back(field);
-        args.push_back(value.is_string() && TextFields().count(field) ? value.get<std::string>() : value.dump());
+        args.push_back(value.is_string() && TextFields().count(field) ? value.get<std::string>()
+                                                                      : value.dump());
       }
     } else {
       args.push_back("0");
@@ -124,7 +131,8 @@ class RedisStore final : public Store {
       args.push_back(std::to_string(e.attempt));
       args.push_back(e.detail);
     }
-    const std::string k1 = keys_.Job(m.job_id), k2 = keys_.Tasks(m.job_id), k3 = keys_.Attempts(m.job_id);
+    const std::string k1 = keys_.Job(m.job_id), k2 = keys_.Tasks(m.job_id),
+                      k3 = keys_.Attempts(m.job_id);
     const std::string k4 = keys_.Queue(), k5 = keys_.Events(), k6 = keys_.Jobs();
     std::vector<std::string_view> argv(args.begin(), args.end());
     FAIRY_ASSIGN_OR_RETURN(Reply r, client_->Eval(ApplyScript(), {k1, k2, k3, k4, k5, k6}, argv));
@@ -135,7 +143,8 @@ class RedisStore final : public Store {
 
   Result<JobSnapshot> LoadJob(const std::string& job_id) override {
     const std::string jk = keys_.Job(job_id), tk = keys_.Tasks(job_id);
-    FAIRY_ASSIGN_OR_RETURN(std::vector<Reply> replies, client_->Pipeline({{"HGETALL", jk}, {"HGETALL", tk}}));
+    FAIRY_ASSIGN_OR_RETURN(std::vector<Reply> replies,
+                           client_->Pipeline({{"HGETALL", jk}, {"HGETALL", tk}}));
     return Decode(job_id, replies[0], replies[1]);
   }
 
@@ -169,11 +178,15 @@ class RedisStore final : public Store {
   }
 
   Status DeleteJob(const std::string& job_id) override {
-    const std::string a = keys_.Job(job_id), b = keys_.Tasks(job_id), c = keys_.Attempts(job_id), d = keys_.Log(job_id);
+    const std::string a = keys_.Job(job_id), b = keys_.Tasks(job_id), c = keys_.Attempts(job_id),
+                      d = keys_.Log(job_id);
     const std::string q = keys_.Queue(), s = keys_.Jobs();
-    FAIRY_ASSIGN_OR_RETURN(std::vector<Reply> r,
-                           client_->Pipeline({{"MULTI"}, {"DEL", a, b, c, d}, {"ZREM", q, job_id}, {"SREM", s, job_id}, {"EXEC"}}));
-    if (r.back().is_error()) return Status::Unavailable("store: delete of job " + job_id + " failed: " + r.back().str);
+    FAIRY_ASSIGN_OR_RETURN(
+        std::vector<Reply> r,
+        client_->Pipeline(
+            {{"MULTI"}, {"DEL", a, b, c, d}, {"ZREM", q, job_id}, {"SREM", s, job_id}, {"EXEC"}}));
+    if (r.back().is_error())
+      return Status::Unavailable("store: delete of job " + job_id + " failed: " + r.back().str);
     return Status::OK();
   }
 
@@ -183,7 +196,8 @@ class RedisStore final : public Store {
     try {
       return static_cast<int64_t>(std::stoll(r.str));
     } catch (const std::exception&) {
-      return Status::Corruption("store: " + keys_.Attempts(job_id) + " field " + task_id + " is '" + r.str + "', not a number");
+      return Status::Corruption("store: " + keys_.Attempts(job_id) + " field " + task_id + " is '" +
+                                r.str + "', not a number");
     }
   }
 
@@ -195,8 +209,8 @@ class RedisStore final : public Store {
     const std::string ttl = std::to_string(std::max<int64_t>(ttl_ms, 1));
     FAIRY_ASSIGN_OR_RETURN(std::vector<Reply> r,
                            client_->Pipeline({{"MULTI"},
-                                              {"HSET", key, "record", record, "host", w.info.host, "device", w.info.device,
-                                               "last_seen_ms", seen},
+                                              {"HSET", key, "record", record, "host", w.info.host,
+                                               "device", w.info.device, "last_seen_ms", seen},
                                               {"PEXPIRE", key, ttl},
                                               {"EXEC"}}));
     if (r.back().is_error()) return Status::Unavailable("store: " + key + ": " + r.back().str);
@@ -212,8 +226,10 @@ class RedisStore final : public Store {
     std::string cursor = "0";
     const std::string pattern = keys_.Worker("*");
     do {
-      FAIRY_ASSIGN_OR_RETURN(Reply r, client_->Command({"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"}));
-      if (r.elements.size() != 2) return Status::Internal("store: SCAN answered " + r.DebugString());
+      FAIRY_ASSIGN_OR_RETURN(Reply r,
+                             client_->Command({"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"}));
+      if (r.elements.size() != 2)
+        return Status::Internal("store: SCAN answered " + r.DebugString());
       cursor = r.elements[0].str;
       for (const auto& e : r.elements[1].elements) found.push_back(e.str);
     } while (cursor != "0");
@@ -255,35 +271,41 @@ class RedisStore final : public Store {
   }
 
   Status AppendLog(const std::string& job_id, const LogLine& line) override {
-    const std::string maxlen = std::to_string(options_.log_max_len), time = std::to_string(line.time_ms);
+    const std::string maxlen = std::to_string(options_.log_max_len),
+                      time = std::to_string(line.time_ms);
     return client_
-        ->Command({"XADD", keys_.Log(job_id), "MAXLEN", "~", maxlen, "*", "time_ms", time, "task", line.task_id, "worker",
-                   line.worker_id, "line", line.line})
+        ->Command({"XADD", keys_.Log(job_id), "MAXLEN", "~", maxlen, "*", "time_ms", time, "task",
+                   line.task_id, "worker", line.worker_id, "line", line.line})
         .status();
   }
 
-  Result<std::vector<LogLine>> ReadLog(const std::string& job_id, const std::string& after_id, int max_count) override {
+  Result<std::vector<LogLine>> ReadLog(const std::string& job_id, const std::string& after_id,
+                                       int max_count) override {
     FAIRY_RETURN_IF_ERROR(ParseStreamId(after_id).status());
     FAIRY_ASSIGN_OR_RETURN(Reply r, Range(keys_.Log(job_id), after_id, max_count));
     std::vector<LogLine> out;
     for (const auto& entry : r.elements) {
       if (entry.elements.size() != 2) continue;
       auto f = FieldMap(entry.elements[1]);
-      out.push_back(LogLine{std::atoll(f["time_ms"].c_str()), f["task"], f["worker"], f["line"], entry.elements[0].str});
+      out.push_back(LogLine{std::atoll(f["time_ms"].c_str()), f["task"], f["worker"], f["line"],
+                            entry.elements[0].str});
     }
     return out;
   }
 
  private:
   Result<Reply> Range(const std::string& key, const std::string& after_id, int max_count) {
-    const std::string start = after_id.empty() || after_id == "0" || after_id == "-" ? "-" : "(" + after_id;
+    const std::string start =
+        after_id.empty() || after_id == "0" || after_id == "-" ? "-" : "(" + after_id;
     const std::string count = std::to_string(std::max(max_count, 0));
     if (max_count <= 0) return Reply{Reply::Type::kArray, "", 0, {}};
     return client_->Command({"XRANGE", key, start, "+", "COUNT", count});
   }
 
-  Result<JobSnapshot> Decode(const std::string& job_id, const Reply& job_hash, const Reply& tasks_hash) {
-    if (job_hash.elements.empty()) return Status::NotFound("store: job " + job_id + " is unknown (" + keys_.Job(job_id) + ")");
+  Result<JobSnapshot> Decode(const std::string& job_id, const Reply& job_hash,
+                             const Reply& tasks_hash) {
+    if (job_hash.elements.empty())
+      return Status::NotFound("store: job " + job_id + " is unknown (" + keys_.Job(job_id) + ")");
     json j = json::object();
     for (const auto& [field, value] : FieldMap(job_hash)) {
       if (TextFields().count(field)) {
@@ -292,7 +314,8 @@ class RedisStore final : public Store {
       }
       json v = json::parse(value, nullptr, false);
       if (v.is_discarded()) {
-        return Status::Corruption("store: " + keys_.Job(job_id) + " field " + field + " is not JSON: '" + value + "'");
+        return Status::Corruption("store: " + keys_.Job(job_id) + " field " + field +
+                                  " is not JSON: '" + value + "'");
       }
       j[field] = std::move(v);
     }
@@ -303,7 +326,8 @@ class RedisStore final : public Store {
     for (const auto& [task_id, value] : FieldMap(tasks_hash)) {
       json tj = json::parse(value, nullptr, false);
       auto t = scheduler::TaskRecord::FromJson(tj);
-      if (!t.ok()) return t.status().WithContext("store: " + keys_.Tasks(job_id) + " field " + task_id);
+      if (!t.ok())
+        return t.status().WithContext("store: " + keys_.Tasks(job_id) + " field " + task_id);
       s.tasks.push_back(std::move(*t));
     }
     return s;
@@ -316,7 +340,8 @@ class RedisStore final : public Store {
 
 }  // namespace
 
-std::unique_ptr<Store> NewRedisStore(std::unique_ptr<redis::RedisClient> client, RedisStoreOptions options) {
+std::unique_ptr<Store> NewRedisStore(std::unique_ptr<redis::RedisClient> client,
+                                     RedisStoreOptions options) {
   return std::make_unique<RedisStore>(std::move(client), std::move(options));
 }
 

@@ -63,8 +63,8 @@ class Store {
   // Events appended after `after_id` ("" or "0" = from the start), at most `max_count`.
   virtual Result<std::vector<Event>> ReadEvents(const std::string& after_id, int max_count) = 0;
   virtual Status AppendLog(const std::string& job_id, const LogLine& line) = 0;
-  virtual Result<std::vector<LogLine>> ReadLog(const std::string& job_id, const std::string& after_id,
-                                               int max_count) = 0;
+  virtual Result<std::vector<LogLine>> ReadLog(const std::string& job_id,
+                                               const std::string& after_id, int max_count) = 0;
 };
 
 struct RedisStoreOptions {

@@ -1,5 +1,7 @@
 // fairy_anchor_store against a real redis-server: round trips over several parts, checksums,
 // corruption and missing parts, fenced publish, expiry and deletion per job.
+#include "common/anchor_store/anchor_store.h"
+
 #include <gtest/gtest.h>
 
 #include <numeric>
@@ -7,7 +9,6 @@
 #include <string>
 #include <vector>
 
-#include "common/anchor_store/anchor_store.h"
 #include "common/redis/farm_keys.h"
 #include "tests/support/redis_server.h"
 
@@ -79,7 +80,8 @@ TEST(AnchorCacheKeyTest, StableHexAndSensitiveToEveryField) {
   variants[10].source_identity += "x";
   variants[11].dtype = "F16";
   variants[12].engine_version = "2";
-  for (size_t i = 0; i < variants.size(); ++i) EXPECT_NE(AnchorCacheKey(variants[i]), k) << "field " << i;
+  for (size_t i = 0; i < variants.size(); ++i)
+    EXPECT_NE(AnchorCacheKey(variants[i]), k) << "field " << i;
   // No concatenation ambiguity between adjacent fields.
   AnchorKeyFields a = f, b = f;
   a.model_id = "ab";
@@ -178,13 +180,15 @@ TEST_F(AnchorStoreTest, CorruptTruncatedAndMissingPartsAreNamed) {
   auto corrupt = store_->Fetch("k2");
   ASSERT_FALSE(corrupt.ok());
   EXPECT_EQ(corrupt.status().code(), Status::Code::kCorruption);
-  EXPECT_NE(corrupt.status().message().find("part 2 checksum"), std::string::npos) << corrupt.status().message();
+  EXPECT_NE(corrupt.status().message().find("part 2 checksum"), std::string::npos)
+      << corrupt.status().message();
 
   ASSERT_TRUE(client_->Command({"SET", keys_.AnchorPart("k2", 2), flipped.substr(0, 999)}).ok());
   auto truncated = store_->Fetch("k2");
   ASSERT_FALSE(truncated.ok());
   EXPECT_EQ(truncated.status().code(), Status::Code::kCorruption);
-  EXPECT_NE(truncated.status().message().find("part 2 has 999 bytes"), std::string::npos) << truncated.status().message();
+  EXPECT_NE(truncated.status().message().find("part 2 has 999 bytes"), std::string::npos)
+      << truncated.status().message();
 
   ASSERT_TRUE(client_->Command({"DEL", keys_.AnchorPart("k2", 3)}).ok());
   ASSERT_TRUE(client_->Command({"SET", keys_.AnchorPart("k2", 2), flipped}).ok());
@@ -193,7 +197,8 @@ TEST_F(AnchorStoreTest, CorruptTruncatedAndMissingPartsAreNamed) {
   auto missing = store_->Fetch("k2");
   ASSERT_FALSE(missing.ok());
   EXPECT_EQ(missing.status().code(), Status::Code::kNotFound);
-  EXPECT_NE(missing.status().message().find("part 3 of 4"), std::string::npos) << missing.status().message();
+  EXPECT_NE(missing.status().message().find("part 3 of 4"), std::string::npos)
+      << missing.status().message();
 
   ASSERT_TRUE(client_->Command({"SET", keys_.AnchorManifest("k2"), "{not json"}).ok());
   auto garbage = store_->Fetch("k2");
@@ -201,7 +206,8 @@ TEST_F(AnchorStoreTest, CorruptTruncatedAndMissingPartsAreNamed) {
   ASSERT_TRUE(client_->Command({"SET", keys_.AnchorManifest("k2"), R"({"model_id":"m"})"}).ok());
   auto partial = store_->FetchManifest("k2");
   ASSERT_FALSE(partial.ok());
-  EXPECT_NE(partial.status().message().find("'dtype' is missing"), std::string::npos) << partial.status().message();
+  EXPECT_NE(partial.status().message().find("'dtype' is missing"), std::string::npos)
+      << partial.status().message();
 }
 
 TEST_F(AnchorStoreTest, RepublishReplacesAndDropsSurplusParts) {
@@ -217,20 +223,25 @@ TEST_F(AnchorStoreTest, RepublishReplacesAndDropsSurplusParts) {
 TEST_F(AnchorStoreTest, FencedPublishFromStaleAttemptChangesNothing) {
   ASSERT_TRUE(client_->Command({"HSET", keys_.Attempts("job-f"), "s000-anchor", "2"}).ok());
   auto data = RandomBytes(2500, 5);
-  auto stale = store_->Publish("k4", "job-f", Manifest(), data, PublishFence{"job-f", "s000-anchor", 1});
+  auto stale =
+      store_->Publish("k4", "job-f", Manifest(), data, PublishFence{"job-f", "s000-anchor", 1});
   ASSERT_FALSE(stale.ok());
   EXPECT_EQ(stale.status().code(), Status::Code::kFailedPrecondition);
   EXPECT_EQ(stale.status().message().rfind("stale attempt", 0), 0u) << stale.status().message();
-  EXPECT_NE(stale.status().message().find("live attempt is 2"), std::string::npos) << stale.status().message();
-  EXPECT_TRUE(Keys("fairy:anchor:k4*").empty()) << "staging parts must be removed, nothing published";
-  auto live = store_->Publish("k4", "job-f", Manifest(), data, PublishFence{"job-f", "s000-anchor", 2});
+  EXPECT_NE(stale.status().message().find("live attempt is 2"), std::string::npos)
+      << stale.status().message();
+  EXPECT_TRUE(Keys("fairy:anchor:k4*").empty())
+      << "staging parts must be removed, nothing published";
+  auto live =
+      store_->Publish("k4", "job-f", Manifest(), data, PublishFence{"job-f", "s000-anchor", 2});
   ASSERT_TRUE(live.ok()) << live.status().ToString();
   auto got = store_->Fetch("k4");
   ASSERT_TRUE(got.ok());
   EXPECT_EQ(*got, data);
   // A revoked attempt (0 = none live) refuses every publisher.
   ASSERT_TRUE(client_->Command({"HSET", keys_.Attempts("job-f"), "s000-anchor", "0"}).ok());
-  auto revoked = store_->Publish("k4", "job-f", Manifest(), data, PublishFence{"job-f", "s000-anchor", 2});
+  auto revoked =
+      store_->Publish("k4", "job-f", Manifest(), data, PublishFence{"job-f", "s000-anchor", 2});
   EXPECT_EQ(revoked.status().code(), Status::Code::kFailedPrecondition);
 }
 
@@ -241,7 +252,8 @@ TEST_F(AnchorStoreTest, ExpireAttachAndDeletePerJob) {
   auto n = store_->ExpireJob("job-x", 60000);
   ASSERT_TRUE(n.ok()) << n.status().ToString();
   EXPECT_EQ(*n, 2);
-  for (const auto& k : {keys_.AnchorManifest("ka"), keys_.AnchorPart("ka", 2), keys_.AnchorPart("kb", 0)}) {
+  for (const auto& k :
+       {keys_.AnchorManifest("ka"), keys_.AnchorPart("ka", 2), keys_.AnchorPart("kb", 0)}) {
     auto ttl = client_->Command({"PTTL", k});
     ASSERT_TRUE(ttl.ok());
     EXPECT_GT(ttl->integer, 0) << k;
@@ -279,7 +291,8 @@ TEST_F(AnchorStoreTest, SharedEntryStaysUntilTheLastJobLetsGo) {
   auto last = store_->ExpireJob("job-q", 30000);  // job-q ends
   ASSERT_TRUE(last.ok());
   EXPECT_EQ(*last, 1);
-  for (const auto& k : {keys_.AnchorManifest("ks"), keys_.AnchorPart("ks", 0), keys_.AnchorPart("ks", 2)}) {
+  for (const auto& k :
+       {keys_.AnchorManifest("ks"), keys_.AnchorPart("ks", 0), keys_.AnchorPart("ks", 2)}) {
     EXPECT_GT(client_->Command({"PTTL", k})->integer, 0) << k;
   }
 }

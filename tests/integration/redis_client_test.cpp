@@ -1,11 +1,12 @@
 // fairy_redis against a real redis-server (tests/support/redis_server.h).
+#include "common/redis/redis_client.h"
+
 #include <gtest/gtest.h>
 
 #include <chrono>
 #include <string>
 #include <thread>
 
-#include "common/redis/redis_client.h"
 #include "tests/support/redis_server.h"
 
 namespace fairy::redis {
@@ -134,7 +135,8 @@ TEST_F(RedisClientTest, EvalLoadsScriptOnNoscriptAndThenUsesSha) {
   auto exists = client_->Command({"SCRIPT", "EXISTS", script.sha1()});
   ASSERT_TRUE(exists.ok());
   ASSERT_EQ(exists->elements.size(), 1u);
-  EXPECT_EQ(exists->elements[0].integer, 1) << "EVAL fallback must have loaded the script under its SHA1";
+  EXPECT_EQ(exists->elements[0].integer, 1)
+      << "EVAL fallback must have loaded the script under its SHA1";
   ASSERT_TRUE(client_->Command({"SCRIPT", "FLUSH"}).ok());
   auto b = client_->Eval(script, {"counter"}, {"2"});
   ASSERT_TRUE(b.ok()) << b.status().ToString();
@@ -162,7 +164,8 @@ TEST_F(RedisClientTest, ReconnectsAfterServerRestartAndReportsUnavailableWhileDo
   auto down = client_->Command({"GET", "durable"});
   ASSERT_FALSE(down.ok());
   EXPECT_EQ(down.status().code(), Status::Code::kUnavailable);
-  EXPECT_NE(down.status().message().find("127.0.0.1:" + std::to_string(server_->port())), std::string::npos)
+  EXPECT_NE(down.status().message().find("127.0.0.1:" + std::to_string(server_->port())),
+            std::string::npos)
       << down.status().message();
   ASSERT_TRUE(server_->Restart().ok());
   auto up = client_->Command({"GET", "durable"});
@@ -175,15 +178,17 @@ TEST_F(RedisClientTest, LargeValuesGoStraightFromAndIntoCallerBuffers) {
   std::string big(5 << 20, '\0');
   for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>((i * 2654435761u) >> 13);
   std::string small = "tiny\r\n$3\r\nfake";  // looks like RESP: must be sent as data
-  auto put = client_->PipelineLarge({{"SET", "big", big}, {"SET", "small", small}, {"SET", "empty", ""}});
+  auto put =
+      client_->PipelineLarge({{"SET", "big", big}, {"SET", "small", small}, {"SET", "empty", ""}});
   ASSERT_TRUE(put.ok()) << put.status().ToString();
   ASSERT_EQ(put->size(), 3u);
   EXPECT_EQ((*put)[0].str, "OK");
   ASSERT_TRUE(client_->Command({"HSET", "hash", "f", "v"}).ok());
 
   std::vector<uint8_t> big_out(big.size()), small_out(small.size()), wrong(10), none(4), empty_out;
-  std::vector<RedisClient::BulkTarget> t = {{big_out, -2, ""}, {small_out, -2, ""}, {wrong, -2, ""},
-                                            {none, -2, ""}, {none, -2, ""}, {empty_out, -2, ""}};
+  std::vector<RedisClient::BulkTarget> t = {{big_out, -2, ""}, {small_out, -2, ""},
+                                            {wrong, -2, ""},   {none, -2, ""},
+                                            {none, -2, ""},    {empty_out, -2, ""}};
   Status st = client_->GetInto({"big", "small", "big", "missing", "hash", "empty"}, &t);
   ASSERT_TRUE(st.ok()) << st.ToString();
   EXPECT_EQ(t[0].size, static_cast<int64_t>(big.size()));
@@ -217,8 +222,10 @@ TEST(RedisAuthTest, PasswordFromUrlAndWrongPasswordIsUnavailable) {
   auto refused = RedisClient::Connect(bad);
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.status().code(), Status::Code::kUnavailable);
-  EXPECT_NE(refused.status().message().find("AUTH"), std::string::npos) << refused.status().message();
-  EXPECT_EQ(refused.status().message().find("pw-wrong-xyz"), std::string::npos) << "password leaked";
+  EXPECT_NE(refused.status().message().find("AUTH"), std::string::npos)
+      << refused.status().message();
+  EXPECT_EQ(refused.status().message().find("pw-wrong-xyz"), std::string::npos)
+      << "password leaked";
 }
 
 TEST(RedisConnectTest, NothingListeningIsUnavailableWithEndpoint) {

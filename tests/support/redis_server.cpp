@@ -49,7 +49,8 @@ bool CanConnect(int port) {
     ok = write(fd, kPing, sizeof(kPing) - 1) == static_cast<ssize_t>(sizeof(kPing) - 1);
     char buf[64] = {};
     ssize_t n = ok ? read(fd, buf, sizeof(buf) - 1) : -1;
-    ok = n > 0 && (std::string(buf).rfind("+PONG", 0) == 0 || std::string(buf).rfind("-NOAUTH", 0) == 0);
+    ok = n > 0 &&
+         (std::string(buf).rfind("+PONG", 0) == 0 || std::string(buf).rfind("-NOAUTH", 0) == 0);
   }
   close(fd);
   return ok;
@@ -75,15 +76,24 @@ Result<std::unique_ptr<RedisServer>> RedisServer::Start(RedisServerOptions optio
 
 Status RedisServer::Launch() {
   std::vector<std::string> args = {options_.binary,
-                                   "--port", std::to_string(port_),
-                                   "--bind", host_,
-                                   "--dir", dir_,
-                                   "--appendonly", "yes",
-                                   "--appendfsync", "everysec",
-                                   "--save", "",
-                                   "--daemonize", "no",
-                                   "--logfile", dir_ + "/redis.log",
-                                   "--protected-mode", "no"};
+                                   "--port",
+                                   std::to_string(port_),
+                                   "--bind",
+                                   host_,
+                                   "--dir",
+                                   dir_,
+                                   "--appendonly",
+                                   "yes",
+                                   "--appendfsync",
+                                   "everysec",
+                                   "--save",
+                                   "",
+                                   "--daemonize",
+                                   "no",
+                                   "--logfile",
+                                   dir_ + "/redis.log",
+                                   "--protected-mode",
+                                   "no"};
   if (!options_.password.empty()) {
     args.push_back("--requirepass");
     args.push_back(options_.password);
@@ -102,7 +112,8 @@ Status RedisServer::Launch() {
 }
 
 Status RedisServer::WaitReady() {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.start_timeout_ms);
+  auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.start_timeout_ms);
   while (std::chrono::steady_clock::now() < deadline) {
     int wstatus = 0;
     if (waitpid(pid_, &wstatus, WNOHANG) == pid_) {
@@ -110,14 +121,16 @@ Status RedisServer::WaitReady() {
       std::ifstream log(dir_ + "/redis.log");
       std::string tail, line;
       while (std::getline(log, line)) tail = line;
-      return Status::Unavailable("RedisServer: " + options_.binary + " on port " + std::to_string(port_) +
-                                 " exited (status " + std::to_string(wstatus) + "): " + tail);
+      return Status::Unavailable("RedisServer: " + options_.binary + " on port " +
+                                 std::to_string(port_) + " exited (status " +
+                                 std::to_string(wstatus) + "): " + tail);
     }
     if (CanConnect(port_)) return Status::OK();
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  return Status::DeadlineExceeded("RedisServer: no PONG on port " + std::to_string(port_) + " within " +
-                                  std::to_string(options_.start_timeout_ms) + " ms (log: " + dir_ + "/redis.log)");
+  return Status::DeadlineExceeded("RedisServer: no PONG on port " + std::to_string(port_) +
+                                  " within " + std::to_string(options_.start_timeout_ms) +
+                                  " ms (log: " + dir_ + "/redis.log)");
 }
 
 std::string RedisServer::url() const {

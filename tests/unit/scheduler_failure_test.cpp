@@ -19,15 +19,19 @@ TEST_F(SchedulerFailureTest, StaleAndForeignReportsAreRefusedAndChangeNothing) {
   Status wrong_attempt = sched_->OnTaskDone({"j", a.task.task_id, 2}, "w1", "x", &out);
   EXPECT_EQ(wrong_attempt.code(), Status::Code::kFailedPrecondition);
   EXPECT_EQ(wrong_attempt.message().rfind("stale attempt", 0), 0u) << wrong_attempt.message();
-  EXPECT_EQ(sched_->OnTaskDone({"j", a.task.task_id, 1}, "w2", "x", &out).code(), Status::Code::kFailedPrecondition)
+  EXPECT_EQ(sched_->OnTaskDone({"j", a.task.task_id, 1}, "w2", "x", &out).code(),
+            Status::Code::kFailedPrecondition)
       << "another worker cannot report this attempt";
-  EXPECT_EQ(sched_->OnTaskProgress({"j", "no-such-task", 1}, "w1", 3, &out).code(), Status::Code::kFailedPrecondition);
-  EXPECT_EQ(sched_->OnTaskFailed({"nojob", "t", 1}, "w1", "e", true, &out).code(), Status::Code::kFailedPrecondition);
+  EXPECT_EQ(sched_->OnTaskProgress({"j", "no-such-task", 1}, "w1", 3, &out).code(),
+            Status::Code::kFailedPrecondition);
+  EXPECT_EQ(sched_->OnTaskFailed({"nojob", "t", 1}, "w1", "e", true, &out).code(),
+            Status::Code::kFailedPrecondition);
   EXPECT_TRUE(out.empty());
   EXPECT_EQ(sched_->stats().stale_reports, 4);
   EXPECT_EQ(StateOf("j", a.task.task_id), TaskState::kAssigned);
   Done(a);
-  EXPECT_EQ(sched_->OnTaskDone({"j", a.task.task_id, 1}, "w1", "x", &out).code(), Status::Code::kFailedPrecondition)
+  EXPECT_EQ(sched_->OnTaskDone({"j", a.task.task_id, 1}, "w1", "x", &out).code(),
+            Status::Code::kFailedPrecondition)
       << "a duplicate DONE is stale too";
 }
 
@@ -78,7 +82,8 @@ TEST_F(SchedulerFailureTest, SilentWorkerIsDeclaredDeadAndItsTaskRequeued) {
   EXPECT_EQ(again.assigns[0].task.attempt, 2);
   // The presumed-dead worker's late report is refused; it must say hello again.
   Actions out;
-  EXPECT_EQ(sched_->OnTaskDone({"j", a.task.task_id, 1}, "w1", "late", &out).code(), Status::Code::kFailedPrecondition);
+  EXPECT_EQ(sched_->OnTaskDone({"j", a.task.task_id, 1}, "w1", "late", &out).code(),
+            Status::Code::kFailedPrecondition);
   EXPECT_EQ(sched_->OnHeartbeat("w1", &out).code(), Status::Code::kNotFound);
   EXPECT_EQ(sched_->OnWorkerReady("w1", 1, &out).code(), Status::Code::kNotFound);
   Done(again.assigns[0]);
@@ -102,13 +107,16 @@ TEST_F(SchedulerFailureTest, RetriesBackOffExponentiallyThenGiveUp) {
   AssignAction second = Ready("w").assigns.at(0);
   EXPECT_EQ(second.task.attempt, 2);
   Fail(second, "cuda oom");
-  EXPECT_EQ(sched_->FindTask("j", "s000-anchor")->ready_at_ms, clock_.NowMs() + 1500) << "2000 capped at 1500";
+  EXPECT_EQ(sched_->FindTask("j", "s000-anchor")->ready_at_ms, clock_.NowMs() + 1500)
+      << "2000 capped at 1500";
   clock_.Advance(1500);
   Collected last = Fail(Ready("w").assigns.at(0), "cuda oom again");
   EXPECT_EQ(StateOf("j", "s000-anchor"), TaskState::kFailed);
   // The anchor failed for good: its frames can never run, so the job ends FAILED naming the task.
   EXPECT_EQ(JobStateOf("j"), JobState::kFailed);
-  EXPECT_NE(sched_->FindJob("j")->error.find("s000-anchor failed after 3 attempt(s): cuda oom again"), std::string::npos)
+  EXPECT_NE(
+      sched_->FindJob("j")->error.find("s000-anchor failed after 3 attempt(s): cuda oom again"),
+      std::string::npos)
       << sched_->FindJob("j")->error;
   EXPECT_TRUE(last.HasEvent("task.gave_up"));
   EXPECT_TRUE(last.HasEvent("job.failed"));
@@ -206,8 +214,10 @@ TEST_F(SchedulerFailureTest, ReconnectingWorkerKeepsReportedTasksAndLosesTheOthe
   ASSERT_EQ(c.assigns.size(), 2u);
   // It reconnects reporting only the first task, plus one it cannot have (wrong attempt).
   Actions out;
-  ASSERT_TRUE(sched_->OnWorkerHello(WorkerInfo{"w", "h", "cpu", 0, {}, {}, 2},
-                                    {{"j", c.assigns[0].task.task_id, 1}, {"j", "s000-f000020-000029", 7}}, &out)
+  ASSERT_TRUE(sched_
+                  ->OnWorkerHello(
+                      WorkerInfo{"w", "h", "cpu", 0, {}, {}, 2},
+                      {{"j", c.assigns[0].task.task_id, 1}, {"j", "s000-f000020-000029", 7}}, &out)
                   .ok());
   Collected h(std::move(out));
   EXPECT_EQ(StateOf("j", c.assigns[0].task.task_id), TaskState::kAssigned);
@@ -238,7 +248,9 @@ TEST_F(SchedulerFailureTest, RecoveryReadoptsReportedTasksAndRequeuesOrphansAfte
   Actions out;
   ASSERT_TRUE(b.Recover({snap}, &out).ok());
   EXPECT_EQ(b.Tasks("j").front()->task_id, "s000-anchor") << "plan order is rebuilt";
-  ASSERT_TRUE(b.OnWorkerHello(WorkerInfo{"w1", "h", "cpu", 0, {}, {}, 1}, {{"j", a1.task.task_id, 1}}, &out).ok());
+  ASSERT_TRUE(
+      b.OnWorkerHello(WorkerInfo{"w1", "h", "cpu", 0, {}, {}, 1}, {{"j", a1.task.task_id, 1}}, &out)
+          .ok());
   clock_.Advance(2000);
   out.clear();
   b.Tick(&out);
@@ -247,7 +259,8 @@ TEST_F(SchedulerFailureTest, RecoveryReadoptsReportedTasksAndRequeuesOrphansAfte
   out.clear();
   ASSERT_TRUE(b.OnHeartbeat("w1", &out).ok());
   b.Tick(&out);
-  EXPECT_EQ(b.FindTask("j", a1.task.task_id)->state, TaskState::kAssigned) << "re-adopted task stays";
+  EXPECT_EQ(b.FindTask("j", a1.task.task_id)->state, TaskState::kAssigned)
+      << "re-adopted task stays";
   const TaskRecord* orphan = b.FindTask("j", a2.task.task_id);
   EXPECT_EQ(orphan->state, TaskState::kReady) << "w2 never came back";
   EXPECT_EQ(orphan->failures, 0);

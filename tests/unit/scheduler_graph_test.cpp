@@ -39,9 +39,10 @@ TEST_F(SchedulerGraphTest, PlanMakesAnchorThenChunkedFramesPerShot) {
   SubmitPlanned("j", 50, {50, 30}, 24);
   std::vector<std::string> ids;
   for (const TaskRecord* t : sched_->Tasks("j")) ids.push_back(t->task_id);
-  EXPECT_EQ(ids, (std::vector<std::string>{"s000-anchor", "s000-f000000-000023", "s000-f000024-000047",
-                                           "s000-f000048-000049", "s001-anchor", "s001-f000050-000073",
-                                           "s001-f000074-000079"}));
+  EXPECT_EQ(ids,
+            (std::vector<std::string>{"s000-anchor", "s000-f000000-000023", "s000-f000024-000047",
+                                      "s000-f000048-000049", "s001-anchor", "s001-f000050-000073",
+                                      "s001-f000074-000079"}));
   EXPECT_EQ(StateOf("j", "s000-anchor"), TaskState::kReady);
   EXPECT_EQ(StateOf("j", "s000-f000024-000047"), TaskState::kPending);
   const TaskRecord* last = sched_->FindTask("j", "s001-f000074-000079");
@@ -66,7 +67,8 @@ TEST_F(SchedulerGraphTest, AnalysisResultsAreValidated) {
   EXPECT_NE(anchor.message().find("anchor frame 10"), std::string::npos) << anchor.message();
   EXPECT_EQ(sched_->OnAnalyzeDone("nope", {{0, 0, 10, {}}}, &out).code(), Status::Code::kNotFound);
   ASSERT_TRUE(sched_->OnAnalyzeDone("j", {{0, 0, 10, {0}}}, &out).ok());
-  EXPECT_EQ(sched_->OnAnalyzeDone("j", {{0, 0, 10, {0}}}, &out).code(), Status::Code::kFailedPrecondition);
+  EXPECT_EQ(sched_->OnAnalyzeDone("j", {{0, 0, 10, {0}}}, &out).code(),
+            Status::Code::kFailedPrecondition);
 }
 
 TEST_F(SchedulerGraphTest, FramesWaitForTheirShotsAnchorThenTheJobStitchesAndEnds) {
@@ -109,7 +111,8 @@ TEST_F(SchedulerGraphTest, FramesWaitForTheirShotsAnchorThenTheJobStitchesAndEnd
   EXPECT_EQ(JobStateOf("j"), JobState::kDone);
   EXPECT_EQ(sched_->FindJob("j")->output, "/out/j.mp4");
   ASSERT_EQ(end.drops.size(), 1u);
-  EXPECT_FALSE(end.drops[0].delete_now) << "a finished job's cache expires, it is not deleted at once";
+  EXPECT_FALSE(end.drops[0].delete_now)
+      << "a finished job's cache expires, it is not deleted at once";
   EXPECT_TRUE(end.HasEvent("job.done"));
   EXPECT_TRUE(Ready("w1").assigns.empty());
 }
@@ -272,7 +275,8 @@ TEST_F(SchedulerGraphTest, CancelStopsLiveTasksAndDeletesTheCache) {
   ASSERT_EQ(x.drops.size(), 1u);
   EXPECT_TRUE(x.drops[0].delete_now);
   EXPECT_EQ(JobStateOf("j"), JobState::kCancelled);
-  for (const TaskRecord* t : sched_->Tasks("j")) EXPECT_EQ(t->state, TaskState::kCancelled) << t->task_id;
+  for (const TaskRecord* t : sched_->Tasks("j"))
+    EXPECT_EQ(t->state, TaskState::kCancelled) << t->task_id;
   // The cancelled attempts' reports are stale now; the worker's slots are free again.
   Actions out;
   EXPECT_EQ(sched_->OnTaskDone({"j", c.assigns[0].task.task_id, 1}, "w1", "x", &out).code(),
@@ -293,7 +297,8 @@ TEST_F(SchedulerGraphTest, RetryOfACancelledJobRecomputesTheDeletedAnchorsFirst)
   Collected x = Control("j", ControlOp::kCancel);
   ASSERT_TRUE(x.drops.at(0).delete_now);
   Control("j", ControlOp::kRetryFailed);
-  EXPECT_EQ(StateOf("j", "s000-anchor"), TaskState::kReady) << "its cache was deleted and frames remain";
+  EXPECT_EQ(StateOf("j", "s000-anchor"), TaskState::kReady)
+      << "its cache was deleted and frames remain";
   EXPECT_EQ(StateOf("j", "s000-f000010-000019"), TaskState::kPending);
   EXPECT_EQ(StateOf("j", "s001-anchor"), TaskState::kDone) << "shot 1 needs no cache any more";
   EXPECT_EQ(StateOf("j", "s000-f000000-000009"), TaskState::kDone) << "finished chunks are kept";
@@ -328,7 +333,8 @@ TEST_F(SchedulerGraphTest, RetryWholeJobRerunsEverythingWithNewAttempts) {
   EXPECT_EQ(sched_->FindJob("j")->tasks_done, 0);
   Collected c = Ready("w");
   EXPECT_EQ(c.assigns.at(0).task.task_id, "s000-anchor");
-  EXPECT_EQ(c.assigns.at(0).task.attempt, 2) << "attempts only grow, so old reports stay fenced out";
+  EXPECT_EQ(c.assigns.at(0).task.attempt, 2)
+      << "attempts only grow, so old reports stay fenced out";
   Done(c.assigns[0]);
   Done(Ready("w").assigns.at(0));
   EXPECT_EQ(sched_->FindJob("j")->phase, JobPhase::kStitch);

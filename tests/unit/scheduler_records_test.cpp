@@ -8,12 +8,13 @@ namespace fairy::scheduler {
 namespace {
 
 TEST(RecordsTest, StateNamesRoundTrip) {
-  for (JobState s : {JobState::kQueued, JobState::kRunning, JobState::kPaused, JobState::kDone, JobState::kFailed,
-                     JobState::kCancelled}) {
+  for (JobState s : {JobState::kQueued, JobState::kRunning, JobState::kPaused, JobState::kDone,
+                     JobState::kFailed, JobState::kCancelled}) {
     EXPECT_EQ(*ParseJobState(Name(s)), s);
   }
-  for (TaskState s : {TaskState::kPending, TaskState::kReady, TaskState::kAssigned, TaskState::kRunning,
-                      TaskState::kDone, TaskState::kFailed, TaskState::kCancelled}) {
+  for (TaskState s :
+       {TaskState::kPending, TaskState::kReady, TaskState::kAssigned, TaskState::kRunning,
+        TaskState::kDone, TaskState::kFailed, TaskState::kCancelled}) {
     EXPECT_EQ(*ParseTaskState(Name(s)), s);
   }
   EXPECT_STREQ(Name(JobState::kCancelled), "CANCELLED");
@@ -34,17 +35,20 @@ TEST(RecordsTest, DamagedJsonNamesTheField) {
   auto missing = TaskRecord::FromJson(j);
   ASSERT_FALSE(missing.ok());
   EXPECT_EQ(missing.status().code(), Status::Code::kCorruption);
-  EXPECT_NE(missing.status().message().find("'attempt' is missing"), std::string::npos) << missing.status().message();
+  EXPECT_NE(missing.status().message().find("'attempt' is missing"), std::string::npos)
+      << missing.status().message();
   j = t.ToJson();
   j["state"] = "SLEEPING";
   auto state = TaskRecord::FromJson(j);
   ASSERT_FALSE(state.ok());
-  EXPECT_NE(state.status().message().find("'state'"), std::string::npos) << state.status().message();
+  EXPECT_NE(state.status().message().find("'state'"), std::string::npos)
+      << state.status().message();
   j = t.ToJson();
   j["shot"] = "three";
   auto type = TaskRecord::FromJson(j);
   ASSERT_FALSE(type.ok());
-  EXPECT_NE(type.status().message().find("'shot' has the wrong type"), std::string::npos) << type.status().message();
+  EXPECT_NE(type.status().message().find("'shot' has the wrong type"), std::string::npos)
+      << type.status().message();
   EXPECT_FALSE(TaskRecord::FromJson(nlohmann::json::array()).ok());
   EXPECT_FALSE(JobRecord::FromJson(nlohmann::json{{"job_id", "j"}}).ok());
   EXPECT_FALSE(WorkerRecord::FromJson(nlohmann::json{{"host", "h"}}).ok());

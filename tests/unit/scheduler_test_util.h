@@ -60,8 +60,8 @@ class SchedulerFixture : public ::testing::Test {
   }
 
   // Submits a job and finishes its analysis with shots of the given frame counts.
-  void SubmitPlanned(const std::string& id, int priority, std::vector<int64_t> shot_frames, int64_t chunk,
-                     WorkerRequirements req = {}, bool wait_for_anchor = true) {
+  void SubmitPlanned(const std::string& id, int priority, std::vector<int64_t> shot_frames,
+                     int64_t chunk, WorkerRequirements req = {}, bool wait_for_anchor = true) {
     JobSubmission s;
     s.job_id = id;
     s.name = id;
@@ -82,10 +82,11 @@ class SchedulerFixture : public ::testing::Test {
     ASSERT_TRUE(st.ok()) << st.ToString();
   }
 
-  void Hello(const std::string& worker, std::vector<std::string> tags = {}, int slots = 1, std::string device = "cpu",
-             int64_t memory_mb = 8000) {
+  void Hello(const std::string& worker, std::vector<std::string> tags = {}, int slots = 1,
+             std::string device = "cpu", int64_t memory_mb = 8000) {
     Actions out;
-    Status st = sched_->OnWorkerHello(WorkerInfo{worker, "host-" + worker, device, memory_mb, tags, {}, slots}, {}, &out);
+    Status st = sched_->OnWorkerHello(
+        WorkerInfo{worker, "host-" + worker, device, memory_mb, tags, {}, slots}, {}, &out);
     ASSERT_TRUE(st.ok()) << st.ToString();
   }
 
@@ -98,14 +99,16 @@ class SchedulerFixture : public ::testing::Test {
 
   Collected Done(const AssignAction& a, const std::string& result = "ok") {
     Actions out;
-    Status st = sched_->OnTaskDone({a.task.job_id, a.task.task_id, a.task.attempt}, a.worker_id, result, &out);
+    Status st = sched_->OnTaskDone({a.task.job_id, a.task.task_id, a.task.attempt}, a.worker_id,
+                                   result, &out);
     EXPECT_TRUE(st.ok()) << st.ToString();
     return Collected(std::move(out));
   }
 
   Collected Fail(const AssignAction& a, const std::string& error = "boom", bool retryable = true) {
     Actions out;
-    Status st = sched_->OnTaskFailed({a.task.job_id, a.task.task_id, a.task.attempt}, a.worker_id, error, retryable, &out);
+    Status st = sched_->OnTaskFailed({a.task.job_id, a.task.task_id, a.task.attempt}, a.worker_id,
+                                     error, retryable, &out);
     EXPECT_TRUE(st.ok()) << st.ToString();
     return Collected(std::move(out));
   }
@@ -116,7 +119,8 @@ class SchedulerFixture : public ::testing::Test {
     return Collected(std::move(out));
   }
 
-  Collected Control(const std::string& job, ControlOp op, int priority = 0, Status* status = nullptr) {
+  Collected Control(const std::string& job, ControlOp op, int priority = 0,
+                    Status* status = nullptr) {
     Actions out;
     Status st = sched_->Control(job, op, priority, &out);
     if (status != nullptr) {

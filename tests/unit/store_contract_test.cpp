@@ -72,7 +72,8 @@ class StoreContractTest : public ::testing::Test {
     return r;
   }
 
-  static TaskRecord Task(const std::string& job, const std::string& id, TaskState state, int64_t attempt) {
+  static TaskRecord Task(const std::string& job, const std::string& id, TaskState state,
+                         int64_t attempt) {
     TaskRecord t;
     t.job_id = job;
     t.task_id = id;
@@ -237,7 +238,8 @@ TEST_F(StoreContractTest, WorkersExpireAfterTheirTtl) {
   auto ws = store_->LoadWorkers();
   ASSERT_TRUE(ws.ok()) << ws.status().ToString();
   ASSERT_EQ(ws->size(), 2u);
-  std::sort(ws->begin(), ws->end(), [](auto& a, auto& b) { return a.info.worker_id < b.info.worker_id; });
+  std::sort(ws->begin(), ws->end(),
+            [](auto& a, auto& b) { return a.info.worker_id < b.info.worker_id; });
   EXPECT_EQ((*ws)[0].ToJson(), w.ToJson());
   Elapse(500);
   ASSERT_TRUE(store_->PutWorker(w, 1000).ok());  // heartbeat refresh
@@ -256,7 +258,8 @@ TEST_F(StoreContractTest, EventsAndLogsPageInOrder) {
   for (int i = 0; i < 25; ++i) {
     Mutation m;
     m.job_id = "j";
-    m.events.push_back(Event{i, "test.n", "j", "t" + std::to_string(i), "w", i, "detail " + std::to_string(i), ""});
+    m.events.push_back(Event{i, "test.n", "j", "t" + std::to_string(i), "w", i,
+                             "detail " + std::to_string(i), ""});
     ASSERT_TRUE(store_->Apply(m).ok());
     ASSERT_TRUE(store_->AppendLog("j", LogLine{i, "t", "w", "line " + std::to_string(i), ""}).ok());
   }
@@ -293,7 +296,8 @@ TEST_F(StoreContractTest, EventsAndLogsPageInOrder) {
 TEST_F(StoreContractTest, PersistedSchedulerStateRecoversAfterRestart) {
   scheduler::FakeClock clock(1'000'000);
   scheduler::SchedulerOptions opts;
-  auto execute = [&](const scheduler::Actions& actions, std::vector<scheduler::AssignAction>* assigns) {
+  auto execute = [&](const scheduler::Actions& actions,
+                     std::vector<scheduler::AssignAction>* assigns) {
     for (const auto& a : actions) {
       if (auto* p = std::get_if<scheduler::PersistAction>(&a)) {
         ASSERT_TRUE(store_->Apply(p->mutation).ok()) << store_->Apply(p->mutation).ToString();
@@ -332,7 +336,9 @@ TEST_F(StoreContractTest, PersistedSchedulerStateRecoversAfterRestart) {
   scheduler::Scheduler b(opts, &clock);
   scheduler::Actions out;
   ASSERT_TRUE(b.Recover(*snaps, &out).ok());
-  ASSERT_TRUE(b.OnWorkerHello({"w1", "h", "cpu", 0, {}, {}, 1}, {{"movie", "s000-f000000-000009", 1}}, &out).ok());
+  ASSERT_TRUE(
+      b.OnWorkerHello({"w1", "h", "cpu", 0, {}, {}, 1}, {{"movie", "s000-f000000-000009", 1}}, &out)
+          .ok());
   EXPECT_EQ(b.FindTask("movie", "s000-f000000-000009")->state, TaskState::kAssigned);
   ASSERT_TRUE(b.OnTaskDone({"movie", "s000-f000000-000009", 1}, "w1", "/c/0.mkv", &out).ok());
   // The other frames task was never assigned: it is READY and goes out now.
