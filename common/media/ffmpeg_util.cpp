@@ -1,8 +1,11 @@
 #include "common/media/ffmpeg_util.h"
 
+#include <fcntl.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <mutex>
 #include <random>
@@ -96,11 +99,29 @@ std::string TempPathFor(const std::string& path) {
   return path + ".tmp-" + std::to_string(::getpid()) + "-" + suffix;
 }
 
+namespace {
+
+// fsync of a file or folder by path (a read-only descriptor suffices on Linux).
+Status SyncPath(const std::string& path, bool directory) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | (directory ? O_DIRECTORY : 0));
+  if (fd < 0)
+    return Status::IOError("cannot open " + path + " to sync it: " + std::strerror(errno));
+  int rc = ::fsync(fd);
+  int err = errno;
+  ::close(fd);
+  if (rc != 0) return Status::IOError("fsync of " + path + " failed: " + std::strerror(err));
+  return Status::OK();
+}
+
+}  // namespace
+
 Status RenameInto(const std::string& tmp, const std::string& path) {
+  FAIRY_RETURN_IF_ERROR(SyncPath(tmp, false));
   std::error_code ec;
   std::filesystem::rename(tmp, path, ec);
   if (ec) return Status::IOError("cannot rename " + tmp + " to " + path + ": " + ec.message());
-  return Status::OK();
+  std::string dir = std::filesystem::path(path).parent_path().string();
+  return SyncPath(dir.empty() ? "." : dir, true);
 }
 
 }  // namespace fairy::media::internal

@@ -63,7 +63,8 @@ Result<CodecContextPtr> OpenDecoder(const std::string& path, AVFormatContext* fm
                                     int threads);
 // A temporary name beside `path`: "PATH.tmp-<pid>-<random>".
 std::string TempPathFor(const std::string& path);
-// rename(tmp, path); IOError naming both on failure.
+// fsync(tmp), rename(tmp, path), fsync(the folder): the file is complete on disk before it
+// becomes visible, and stays visible after a crash. IOError naming the files on failure.
 Status RenameInto(const std::string& tmp, const std::string& path);
 
 }  // namespace fairy::media::internal
