@@ -169,6 +169,7 @@ Result<VideoInfo> Probe(const std::string& path, const ProbeOptions& options) {
   internal::PacketPtr pkt(av_packet_alloc());
   std::vector<PacketStamp> stamps;
   int64_t missing = 0;
+  int64_t discarded = 0;
   bool last_missing = false;
   int read_error = 0;
   for (;;) {
@@ -177,7 +178,9 @@ Result<VideoInfo> Probe(const std::string& path, const ProbeOptions& options) {
       if (rc != AVERROR_EOF) read_error = rc;
       break;
     }
-    if (pkt->stream_index == info.stream_index && !(pkt->flags & AV_PKT_FLAG_DISCARD)) {
+    if (pkt->stream_index == info.stream_index && (pkt->flags & AV_PKT_FLAG_DISCARD)) {
+      ++discarded;  // in the file (and the header's count) but trimmed by an edit list
+    } else if (pkt->stream_index == info.stream_index) {
       last_missing = pkt->pts == AV_NOPTS_VALUE;
       if (last_missing)
         ++missing;
@@ -195,10 +198,10 @@ Result<VideoInfo> Probe(const std::string& path, const ProbeOptions& options) {
     return Status::Corruption(path + ": video stream #" + std::to_string(info.stream_index) +
                               " has no frames");
   }
-  if (vs->nb_frames > 0 && counted < vs->nb_frames) {
+  if (vs->nb_frames > 0 && counted + discarded < vs->nb_frames) {
     return Status::Corruption(path + ": truncated: the header lists " +
                               std::to_string(vs->nb_frames) + " video frames but only " +
-                              std::to_string(counted) + " can be read" +
+                              std::to_string(counted + discarded) + " can be read" +
                               (read_error ? " (" + internal::AvError(read_error) + ")" : ""));
   }
   if (missing > 0 &&

@@ -90,6 +90,33 @@ TEST(MediaProbe, DisplaySizeAppliesSarAndRotation) {
   EXPECT_EQ(fire->display_height, 720);
 }
 
+// A stream-copied trim (`ffmpeg -ss 1.3 -c copy`) keeps the packets before the cut and an edit
+// list that discards them: they are in the header's count but are not frames.
+TEST(MediaProbe, EditListTrimmedFramesAreNotCounted) {
+  const std::string dir = fairy::testing::MakeTempDir("media-trim");
+  const std::string path = dir + "/trim.mp4";
+  int rc = 0;
+  testing::Run("ffmpeg -v error -y -ss 1.3 -i " + testing::Quote(MediaPath("bikes.mp4")) +
+                   " -c copy " + testing::Quote(path),
+               &rc);
+  ASSERT_EQ(rc, 0);
+  nlohmann::json probe = testing::FFprobe(path);
+  ASSERT_FALSE(probe.is_discarded());
+  const int64_t ffprobe_frames =
+      std::stoll(probe["streams"][0]["nb_read_frames"].get<std::string>());
+  ASSERT_LT(ffprobe_frames, std::stoll(probe["streams"][0]["nb_frames"].get<std::string>()));
+  Result<VideoInfo> info = Probe(path);
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  EXPECT_EQ(info->frame_count, ffprobe_frames);
+  DecodeOptions small;
+  small.long_side = 64;
+  auto frames = testing::DecodeAll(path, small, 0, info->frame_count);
+  EXPECT_EQ(static_cast<int64_t>(frames.size()), ffprobe_frames);
+  auto tail = testing::DecodeAll(path, small, info->frame_count - 40, info->frame_count);
+  ASSERT_EQ(tail.size(), 40u);
+  EXPECT_TRUE(tail[0].pixels == frames[frames.size() - 40].pixels);
+}
+
 TEST(MediaProbe, HeaderOnlyProbeSkipsCounting) {
   ProbeOptions o;
   o.count_frames = false;
