@@ -241,9 +241,28 @@ TEST(MediaDecode, QuarterTurnsMatchFFmpegAutorotate) {
 // Colour: a full decode of the FFV1 RGB clip is lossless end to end (no YUV matrix involved), and
 // a YUV clip matches ffmpeg's own RGB conversion closely.
 TEST(MediaDecode, ColourMatchesFFmpeg) {
-  for (const char* name : {"ffv1_0.mov", "carphone_pristine.mp4"}) {
-    SCOPED_TRACE(name);
-    const std::string path = MediaPath(name);
+  // Plus generated full-range (MJPEG yuvj422p), 10-bit and BT.709-tagged HD sources.
+  const std::string dir = fairy::testing::MakeTempDir("media-colour");
+  int made = 0;
+  testing::Run(
+      "ffmpeg -v error -y -f lavfi -i testsrc2=d=0.2:s=320x240:r=10 -c:v mjpeg "
+      "-pix_fmt yuvj422p " +
+          dir +
+          "/full.avi && "
+          "ffmpeg -v error -y -f lavfi -i testsrc2=d=0.2:s=320x240:r=10 -c:v libx264 "
+          "-pix_fmt yuv420p10le " +
+          dir +
+          "/ten.mp4 && "
+          "ffmpeg -v error -y -f lavfi -i testsrc2=d=0.2:s=1280x720:r=10 -c:v libx264 "
+          "-colorspace bt709 -color_primaries bt709 -color_trc bt709 " +
+          dir + "/hd.mp4",
+      &made);
+  ASSERT_EQ(made, 0);
+  for (const std::string& path :
+       std::vector<std::string>{MediaPath("ffv1_0.mov"), MediaPath("carphone_pristine.mp4"),
+                                dir + "/full.avi", dir + "/ten.mp4", dir + "/hd.mp4"}) {
+    SCOPED_TRACE(path);
+    const std::string name = path.substr(path.rfind('/') + 1);
     DecodeOptions o;
     o.apply_sar = false;
     auto ours = testing::DecodeAll(path, o, 0, 1);
