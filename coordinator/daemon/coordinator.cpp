@@ -52,12 +52,14 @@ Status Coordinator::Init() {
     FAIRY_LOG(kWarn, "coordinator") << "no redis_url: using the in-memory store (state is lost on exit)";
     store_ = store::NewMemoryStore(&clock_);
   } else {
-    FAIRY_ASSIGN_OR_RETURN(auto client, redis::RedisClient::Connect(options_.redis_url));
+    FAIRY_ASSIGN_OR_RETURN(redis::RedisOptions ro, redis::ParseRedisUrl(options_.redis_url));
+    if (!options_.redis_password.empty()) ro.password = options_.redis_password;
+    FAIRY_ASSIGN_OR_RETURN(auto client, redis::RedisClient::Connect(ro));
     FAIRY_RETURN_IF_ERROR(client->Ping());
     store::RedisStoreOptions so;
     so.key_prefix = options_.key_prefix;
     store_ = store::NewRedisStore(std::move(client), so);
-    FAIRY_ASSIGN_OR_RETURN(anchor_redis_, redis::RedisClient::Connect(options_.redis_url));
+    FAIRY_ASSIGN_OR_RETURN(anchor_redis_, redis::RedisClient::Connect(ro));
     anchor::AnchorStoreOptions ao;
     ao.key_prefix = options_.key_prefix;
     anchors_ = std::make_unique<anchor::AnchorStore>(anchor_redis_.get(), ao);

@@ -38,6 +38,7 @@ struct CoordinatorOptions {
   api::HttpServerOptions api;                      // control API (token required)
   scheduler::SchedulerOptions scheduler;
   std::string redis_url;        // "" = in-memory store: nothing survives a restart (tests, demos)
+  std::string redis_password;   // AUTH password ("" = none or given in the URL)
   std::string key_prefix = "fairy:";
   SubmitContext submit;         // storage roots, work root, default model
   int media_threads = 2;        // analyze/stitch pool size

@@ -26,6 +26,8 @@ json JobPlan::ToJson() const {
               {"shot_max_length", shot_max_length},
               {"crf", crf},
               {"preset", preset},
+              {"scale_to_source", scale_to_source},
+              {"copy_audio", copy_audio},
               {"tags", tags},
               {"device", device},
               {"min_memory_mb", min_memory_mb}};
@@ -56,6 +58,8 @@ Result<JobPlan> JobPlan::FromJson(const json& j) {
     p.shot_max_length = j.at("shot_max_length").get<int>();
     p.crf = j.at("crf").get<int>();
     p.preset = j.at("preset").get<std::string>();
+    p.scale_to_source = j.value("scale_to_source", true);
+    p.copy_audio = j.value("copy_audio", true);
     p.tags = j.value("tags", std::vector<std::string>{});
     p.device = j.value("device", "");
     p.min_memory_mb = j.value("min_memory_mb", int64_t{0});

@@ -38,6 +38,8 @@ struct JobPlan {
   int shot_max_length = 0;
   int crf = 18;
   std::string preset = "medium";
+  bool scale_to_source = true;
+  bool copy_audio = true;
   std::vector<std::string> tags;
   std::string device;         // required device prefix ("" = any)
   int64_t min_memory_mb = 0;

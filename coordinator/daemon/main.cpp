@@ -12,7 +12,7 @@
 
 int main(int argc, char** argv) {
   CLI::App app{"fairy-coordinator: the Fairy Farm coordinator"};
-  fairy::coordinator::DaemonFlags flags;
+  fairy::config::ConfigFlags flags;
   fairy::coordinator::AddCoordinatorFlags(app, &flags);
   try {
     app.parse(argc, argv);

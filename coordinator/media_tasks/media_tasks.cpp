@@ -13,7 +13,8 @@ namespace fs = std::filesystem;
 
 Result<AnalyzeResult> Analyze(const JobPlan& plan) {
   std::error_code ec;
-  if (!fs::exists(fs::path(plan.model) / "model_index.json", ec)) {
+  // A model named by id (e.g. the embedded "fairy-tiny") is resolved by each worker's models_dir.
+  if (fs::path(plan.model).is_absolute() && !fs::exists(fs::path(plan.model) / "model_index.json", ec)) {
     return Status::NotFound("model folder '" + plan.model + "' has no model_index.json (not a diffusers model)");
   }
   media::ShotOptions so;
@@ -53,6 +54,8 @@ Result<StitchResult> Stitch(const JobPlan& plan, const std::vector<std::string>&
   media::EncodeOptions eo;
   eo.crf = plan.crf;
   eo.preset = plan.preset;
+  eo.scale_to_source = plan.scale_to_source;
+  eo.copy_audio = plan.copy_audio;
   FAIRY_ASSIGN_OR_RETURN(media::EncodeReport report, media::EncodeFinal(plan.input, chunks, plan.output, eo));
   StitchResult out;
   out.frames = report.frames;

@@ -1,0 +1,322 @@
+// The farm tests 1-7: real redis-server, real fairy-coordinator and fairy-worker processes
+// on loopback, a real clip from ../shared/media and the tiny fixture model for real edits. The
+// reference for "identical" is `fairy-engine edit` with the same settings, run once per suite.
+#include <gtest/gtest.h>
+
+#include <signal.h>
+
+#include <filesystem>
+#include <fstream>
+#include <thread>
+#include <zmq.hpp>
+#include <zmq_addon.hpp>
+
+#include "common/media/probe.h"
+#include "common/protocol/protocol.h"
+#include "common/redis/redis_client.h"
+#include "tests/e2e/farm_harness.h"
+#include "tests/support/test_paths.h"
+
+namespace fairy::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+// bigbuckbunny.mp4: 132 frames with audio, one detected shot; max_length 50 splits it into three
+// shots (44 frames each), so every test has several shots, anchor tasks and frames tasks.
+const char* kClip = "bigbuckbunny.mp4";
+const char* kInstruction = "turn it into a winter scene";
+
+std::string JobYaml(const std::string& output, const std::string& anchor_mode = "cache", int priority = 50,
+                    const std::string& input = "") {
+  std::ostringstream y;
+  y << "input: " << (input.empty() ? MediaPath(kClip) : input) << "\n"
+    << "output: " << output << "\n"
+    << "instruction: " << kInstruction << "\n"
+    << "priority: " << priority << "\n"
+    << "chunk_frames: 16\n"
+    << "edit: {resolution: 128, steps: 3, seed: 7, anchors: 3, anchor_mode: " << anchor_mode << "}\n"
+    << "shots: {max_length: 50}\n";
+  return y.str();
+}
+
+class FarmE2ETest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    reference_dir_ = new std::string(MakeTempDir("fairy-farm-ref"));
+    std::string ref = *reference_dir_ + "/reference.mp4";
+    auto edit = ChildProcess::Spawn(
+        {BinDir() + "/fairy-engine", "edit", "--model", SharedDir() + "/fixtures/pix2pix-tiny", "--input",
+         MediaPath(kClip), "--output", ref, "--instruction", kInstruction, "--steps", "3", "--seed", "7",
+         "--anchors", "3", "--resolution", "128", "--max-shot", "50", "--batch", "4", "--no-progress"},
+        *reference_dir_ + "/edit.log");
+    ASSERT_TRUE(edit.ok()) << edit.status().ToString();
+    ASSERT_EQ((*edit)->Wait(600s), 0) << "fairy-engine edit failed; see " << *reference_dir_ << "/edit.log";
+    auto frames = DecodeAllFrames(ref);
+    ASSERT_TRUE(frames.ok()) << frames.status().ToString();
+    reference_ = new std::vector<std::string>(std::move(frames).value());
+  }
+  static void TearDownTestSuite() {
+    delete reference_;
+    reference_ = nullptr;
+  }
+
+  void ExpectIdenticalToReference(const std::string& output) {
+    ASSERT_NE(reference_, nullptr);
+    auto frames = DecodeAllFrames(output);
+    ASSERT_TRUE(frames.ok()) << frames.status().ToString();
+    auto source = media::Probe(MediaPath(kClip));
+    ASSERT_TRUE(source.ok());
+    EXPECT_EQ(static_cast<int64_t>(frames->size()), source->frame_count);
+    ASSERT_EQ(frames->size(), reference_->size());
+    size_t differing = 0;
+    for (size_t i = 0; i < frames->size(); ++i) differing += (*frames)[i] != (*reference_)[i];
+    EXPECT_EQ(differing, 0u) << "frames differing from fairy-engine edit";
+    auto out = media::Probe(output);
+    ASSERT_TRUE(out.ok());
+    EXPECT_EQ(out->audio.size(), source->audio.size()) << "the source's audio must be in the output";
+  }
+
+  static std::string* reference_dir_;
+  static std::vector<std::string>* reference_;
+};
+
+std::string* FarmE2ETest::reference_dir_ = nullptr;
+std::vector<std::string>* FarmE2ETest::reference_ = nullptr;
+
+std::string RunningWorkerOfFramesTask(const json& status) {
+  for (const auto& t : status["tasks"]) {
+    if (t["kind"] == "FRAMES" && t["state"] == "RUNNING" && t["frames_done"].get<int64_t>() > 0) {
+      return t["worker"].get<std::string>();
+    }
+  }
+  return "";
+}
+
+// 1. Two workers, a clip with several shots: identical to fairy-engine edit, frame count, audio.
+TEST_F(FarmE2ETest, TwoWorkersMatchTheSingleProcessEdit) {
+  auto farm = FarmHarness::Start();
+  ASSERT_TRUE(farm.ok()) << farm.status().ToString();
+  std::string out = (*farm)->dir() + "/out/two.mp4";
+  auto job = (*farm)->Submit(JobYaml(out));
+  ASSERT_TRUE(job.ok()) << job.status().ToString();
+  auto done = (*farm)->WaitForState(*job, {"DONE", "FAILED", "CANCELLED"}, 600s);
+  ASSERT_TRUE(done.ok()) << done.status().ToString();
+  ASSERT_EQ((*done)["state"], "DONE") << done->dump(1);
+  EXPECT_GE((*done)["shots"].size(), 2u);
+  std::set<std::string> workers;
+  for (const auto& t : (*done)["tasks"]) workers.insert(t["worker"].get<std::string>());
+  EXPECT_EQ(workers.size(), 2u) << "both workers should have taken tasks";
+  ExpectIdenticalToReference(out);
+}
+
+// 2. A worker killed with SIGKILL in the middle of a frames task.
+TEST_F(FarmE2ETest, WorkerKilledMidTaskStillGivesTheSameOutput) {
+  auto farm = FarmHarness::Start();
+  ASSERT_TRUE(farm.ok()) << farm.status().ToString();
+  std::string out = (*farm)->dir() + "/out/killed-worker.mp4";
+  auto job = (*farm)->Submit(JobYaml(out));
+  ASSERT_TRUE(job.ok()) << job.status().ToString();
+  auto running = (*farm)->WaitFor(*job, [](const json& j) { return !RunningWorkerOfFramesTask(j).empty(); }, 600s);
+  ASSERT_TRUE(running.ok()) << running.status().ToString();
+  std::string victim = RunningWorkerOfFramesTask(*running);
+  int index = victim == "w0" ? 0 : 1;
+  (*farm)->worker(index)->Signal(SIGKILL);
+  ASSERT_EQ((*farm)->worker(index)->Wait(5s), 128 + SIGKILL);
+  auto done = (*farm)->WaitForState(*job, {"DONE", "FAILED", "CANCELLED"}, 600s);
+  ASSERT_TRUE(done.ok()) << done.status().ToString();
+  ASSERT_EQ((*done)["state"], "DONE") << done->dump(1);
+  int retried = 0;
+  for (const auto& t : (*done)["tasks"]) retried += t["attempt"].get<int64_t>() > 1;
+  EXPECT_GE(retried, 1) << "the killed worker's task must have been reassigned";
+  ExpectIdenticalToReference(out);
+}
+
+// 3. The coordinator killed with SIGKILL mid-job and restarted.
+TEST_F(FarmE2ETest, CoordinatorKilledMidJobResumes) {
+  auto farm = FarmHarness::Start();
+  ASSERT_TRUE(farm.ok()) << farm.status().ToString();
+  std::string out = (*farm)->dir() + "/out/killed-coordinator.mp4";
+  auto job = (*farm)->Submit(JobYaml(out));
+  ASSERT_TRUE(job.ok()) << job.status().ToString();
+  auto some = (*farm)->WaitFor(*job, [](const json& j) { return j["tasks_done"].get<int>() >= 3; }, 600s);
+  ASSERT_TRUE(some.ok()) << some.status().ToString();
+  (*farm)->coordinator()->Signal(SIGKILL);
+  ASSERT_EQ((*farm)->coordinator()->Wait(5s), 128 + SIGKILL);
+  ASSERT_TRUE((*farm)->StartCoordinator().ok());
+  auto done = (*farm)->WaitForState(*job, {"DONE", "FAILED", "CANCELLED"}, 600s);
+  ASSERT_TRUE(done.ok()) << done.status().ToString();
+  ASSERT_EQ((*done)["state"], "DONE") << done->dump(1);
+  ExpectIdenticalToReference(out);
+}
+
+// 4. Cancel mid-job: no task keeps running, the job's anchor cache keys are gone.
+TEST_F(FarmE2ETest, CancelStopsEverythingAndDropsTheCache) {
+  auto farm = FarmHarness::Start();
+  ASSERT_TRUE(farm.ok()) << farm.status().ToString();
+  auto job = (*farm)->Submit(JobYaml((*farm)->dir() + "/out/cancelled.mp4"));
+  ASSERT_TRUE(job.ok()) << job.status().ToString();
+  auto redis = redis::RedisClient::Connect((*farm)->redis().url());
+  ASSERT_TRUE(redis.ok());
+  auto anchor_keys = [&]() -> size_t {
+    auto r = (*redis)->Command({"KEYS", "fairy:anchor*"});
+    return r.ok() ? r->elements.size() : 0;
+  };
+  auto started = (*farm)->WaitFor(*job, [&](const json& j) { return !RunningWorkerOfFramesTask(j).empty(); }, 600s);
+  ASSERT_TRUE(started.ok()) << started.status().ToString();
+  EXPECT_GT(anchor_keys(), 0u) << "an anchor task should have published its cache";
+  auto c = (*farm)->Client().Json("POST", "/v1/jobs/" + *job + "/cancel");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  auto cancelled = (*farm)->WaitForState(*job, {"CANCELLED"}, 30s);
+  ASSERT_TRUE(cancelled.ok()) << cancelled.status().ToString();
+  // Workers drop their attempts: none reports a running task after a short while.
+  bool idle = false;
+  for (int i = 0; i < 100 && !idle; ++i) {
+    auto w = (*farm)->Client().Json("GET", "/v1/workers");
+    ASSERT_TRUE(w.ok());
+    idle = true;
+    for (const auto& x : (*w)["workers"]) idle = idle && x["running"].empty();
+    if (!idle) std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_TRUE(idle) << "a worker still runs a task of the cancelled job";
+  for (const auto& t : (*farm)->Job(*job).value()["tasks"]) {
+    EXPECT_NE(t["state"], "RUNNING");
+    EXPECT_NE(t["state"], "ASSIGNED");
+  }
+  EXPECT_EQ(anchor_keys(), 0u) << "the cancelled job's anchor cache must be deleted";
+}
+
+// 5. A higher-priority job submitted later starts before a queued lower-priority one.
+TEST_F(FarmE2ETest, HigherPriorityJobStartsFirst) {
+  FarmHarnessOptions o;
+  o.workers = 0;  // nothing runs until both jobs are queued
+  auto farm = FarmHarness::Start(o);
+  ASSERT_TRUE(farm.ok()) << farm.status().ToString();
+  auto low = (*farm)->Submit(JobYaml((*farm)->dir() + "/out/low.mp4", "cache", 10), "low.yaml");
+  ASSERT_TRUE(low.ok()) << low.status().ToString();
+  auto high = (*farm)->Submit(JobYaml((*farm)->dir() + "/out/high.mp4", "cache", 90), "high.yaml");
+  ASSERT_TRUE(high.ok()) << high.status().ToString();
+  // Both analyzed and waiting.
+  for (const auto& id : {*low, *high}) {
+    ASSERT_TRUE((*farm)->WaitFor(id, [](const json& j) { return j["tasks_total"].get<int>() > 0; }, 60s).ok());
+  }
+  ASSERT_TRUE((*farm)->StartWorker(0).ok());
+  auto high_started = (*farm)->WaitFor(*high, [](const json& j) { return j["started_ms"].get<int64_t>() > 0; }, 120s);
+  ASSERT_TRUE(high_started.ok()) << high_started.status().ToString();
+  auto low_now = (*farm)->Job(*low);
+  ASSERT_TRUE(low_now.ok());
+  int64_t low_started = (*low_now)["started_ms"].get<int64_t>();
+  EXPECT_TRUE(low_started == 0 || low_started >= (*high_started)["started_ms"].get<int64_t>())
+      << "the low-priority job started first";
+}
+
+// 6. anchor_mode recompute gives output identical to cache (and to the reference).
+TEST_F(FarmE2ETest, RecomputeModeIsIdenticalToCacheMode) {
+  auto farm = FarmHarness::Start();
+  ASSERT_TRUE(farm.ok()) << farm.status().ToString();
+  std::string out = (*farm)->dir() + "/out/recompute.mp4";
+  auto job = (*farm)->Submit(JobYaml(out, "recompute"));
+  ASSERT_TRUE(job.ok()) << job.status().ToString();
+  auto done = (*farm)->WaitForState(*job, {"DONE", "FAILED", "CANCELLED"}, 600s);
+  ASSERT_TRUE(done.ok()) << done.status().ToString();
+  ASSERT_EQ((*done)["state"], "DONE") << done->dump(1);
+  ExpectIdenticalToReference(out);
+}
+
+// 7. Bad input: each with a clear message, and the farm keeps serving.
+TEST_F(FarmE2ETest, BadInputIsRejectedClearlyAndTheFarmKeepsServing) {
+  FarmHarnessOptions o;
+  o.workers = 1;
+  auto farm = FarmHarness::Start(o);
+  ASSERT_TRUE(farm.ok()) << farm.status().ToString();
+  const std::string dir = (*farm)->dir();
+  auto api = (*farm)->Client();
+
+  // Invalid YAML: rejected at submit with file:line.
+  auto bad_yaml = api.Json("POST", "/v1/jobs?name=broken.yaml", "input: [unclosed\noutput: x\n");
+  ASSERT_FALSE(bad_yaml.ok());
+  EXPECT_EQ(bad_yaml.status().code(), Status::Code::kInvalidArgument);
+  EXPECT_NE(bad_yaml.status().message().find("broken.yaml:"), std::string::npos) << bad_yaml.status().message();
+
+  // Output outside the storage roots: rejected at submit, naming the field.
+  auto outside = api.Json("POST", "/v1/jobs?name=outside.yaml", JobYaml("/etc/fairy-out.mp4"));
+  ASSERT_FALSE(outside.ok());
+  EXPECT_NE(outside.status().message().find("outside the storage roots"), std::string::npos);
+  EXPECT_NE(outside.status().message().find("outside.yaml:2:"), std::string::npos) << outside.status().message();
+
+  // Missing input video, corrupt video, unknown model folder: the job FAILS naming the cause.
+  std::string corrupt = dir + "/corrupt.mp4";
+  {
+    std::ifstream in(MediaPath(kClip), std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), {});
+    std::ofstream(corrupt, std::ios::binary) << bytes.substr(bytes.size() / 3, bytes.size() / 3);
+  }
+  std::string missing = dir + "/no-such-clip.mp4";
+  std::string no_model_yaml = JobYaml(dir + "/out/m.mp4") + "model: " + dir + "/no-such-model\n";
+  struct Case {
+    std::string yaml, expect;
+  };
+  std::vector<Case> cases = {{JobYaml(dir + "/out/a.mp4", "cache", 50, missing), missing},
+                             {JobYaml(dir + "/out/b.mp4", "cache", 50, corrupt), corrupt},
+                             {no_model_yaml, "no-such-model"}};
+  for (const auto& c : cases) {
+    auto id = (*farm)->Submit(c.yaml);
+    ASSERT_TRUE(id.ok()) << id.status().ToString();
+    auto failed = (*farm)->WaitForState(*id, {"FAILED", "DONE"}, 60s);
+    ASSERT_TRUE(failed.ok()) << failed.status().ToString();
+    EXPECT_EQ((*failed)["state"], "FAILED");
+    EXPECT_NE((*failed)["error"].get<std::string>().find(c.expect), std::string::npos) << (*failed)["error"];
+  }
+
+  // A worker speaking another protocol version gets a DISCONNECT naming the versions; a malformed
+  // message is dropped.
+  {
+    zmq::context_t ctx;
+    zmq::socket_t s(ctx, zmq::socket_type::dealer);
+    s.set(zmq::sockopt::linger, 0);
+    s.set(zmq::sockopt::routing_id, "intruder");
+    s.set(zmq::sockopt::rcvtimeo, 5000);
+    s.connect((*farm)->worker_endpoint());
+    protocol::Ready ready;
+    ready.worker_id = "intruder";
+    ready.device = "cpu";
+    s.send(zmq::str_buffer("\x00\xff garbage"), zmq::send_flags::none);  // dropped as malformed
+    auto frames = protocol::Encode(ready);
+    frames[1] = "99";
+    for (size_t i = 0; i < frames.size(); ++i) {
+      s.send(zmq::buffer(frames[i]), i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
+    }
+    std::vector<zmq::message_t> reply;
+    ASSERT_TRUE(zmq::recv_multipart(s, std::back_inserter(reply)));
+    std::vector<std::string> reply_frames;
+    for (auto& p : reply) reply_frames.push_back(p.to_string());
+    auto decoded = protocol::Decode(reply_frames);
+    ASSERT_TRUE(decoded.ok());
+    ASSERT_TRUE(std::holds_alternative<protocol::Disconnect>(*decoded));
+    EXPECT_NE(std::get<protocol::Disconnect>(*decoded).reason.find("version 99"), std::string::npos);
+  }
+
+  // Without or with a wrong token: 401.
+  for (const std::string& token : {std::string(), std::string("not-the-token")}) {
+    auto r = (*farm)->Client(token).Request("GET", "/v1/jobs");
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->status, 401);
+  }
+
+  // Still serving: a good job completes on the same farm, and the rejects were counted.
+  std::string out = dir + "/out/good.mp4";
+  auto good = (*farm)->Submit(JobYaml(out));
+  ASSERT_TRUE(good.ok()) << good.status().ToString();
+  auto done = (*farm)->WaitForState(*good, {"DONE", "FAILED", "CANCELLED"}, 600s);
+  ASSERT_TRUE(done.ok()) << done.status().ToString();
+  EXPECT_EQ((*done)["state"], "DONE") << done->dump(1);
+  auto metrics = api.Request("GET", "/metrics");
+  ASSERT_TRUE(metrics.ok());
+  EXPECT_NE(metrics->body.find("fairy_protocol_messages_rejected_total 2"), std::string::npos) << metrics->body;
+  EXPECT_TRUE((*farm)->coordinator()->Running());
+}
+
+}  // namespace
+}  // namespace fairy::testing

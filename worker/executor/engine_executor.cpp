@@ -1,0 +1,365 @@
+#include "worker/executor/engine_executor.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <filesystem>
+
+#include "common/anchor_store/anchor_store.h"
+#include "common/log.h"
+#include "common/media/chunk.h"
+#include "common/media/frame_reader.h"
+#include "common/media/probe.h"
+#include "common/redis/redis_client.h"
+#include "worker/engine/pipeline.h"
+#include "worker/engine/weights.h"
+
+namespace fairy::worker {
+namespace {
+
+// A shot's anchors: the cache and (when computed here) the anchors' edited images.
+struct ShotAnchors {
+  std::string key;
+  std::vector<int64_t> indices;
+  engine::AnchorCache cache;
+  torch::Tensor outputs;  // [K, H, W, 3] in [0, 1] on the CPU; undefined when fetched from Redis
+  int64_t cache_bytes = 0;
+};
+
+// RGB24 -> [1, 3, H, W] float32 in [-1, 1] (as fairy-engine edit).
+torch::Tensor FrameToTensor(const media::RgbFrame& frame) {
+  auto t = torch::from_blob(const_cast<uint8_t*>(frame.pixels.data()), {frame.height, frame.width, 3}, torch::kUInt8);
+  return t.permute({2, 0, 1}).unsqueeze(0).to(torch::kFloat32).div(255.0).mul(2.0).sub(1.0);
+}
+
+// [H, W, 3] in [0, 1] -> RGB24, x * 255 rounded (as fairy-engine edit).
+media::RgbFrame TensorToFrame(const torch::Tensor& image, int64_t index) {
+  media::RgbFrame frame;
+  frame.height = static_cast<int>(image.size(0));
+  frame.width = static_cast<int>(image.size(1));
+  frame.index = index;
+  auto bytes = image.mul(255.0).round().clamp(0, 255).to(torch::kUInt8).contiguous();
+  frame.pixels.assign(bytes.data_ptr<uint8_t>(), bytes.data_ptr<uint8_t>() + bytes.numel());
+  return frame;
+}
+
+Result<torch::Tensor> DecodeFrames(media::FrameReader& reader, const std::vector<int64_t>& indices) {
+  std::vector<torch::Tensor> out;
+  media::RgbFrame frame;
+  for (int64_t index : indices) {
+    if (reader.index() != index) FAIRY_RETURN_IF_ERROR(reader.Seek(index));
+    FAIRY_ASSIGN_OR_RETURN(bool got, reader.Next(&frame));
+    if (!got) return Status::Corruption(reader.info().path + ": frame " + std::to_string(index) + " could not be decoded");
+    out.push_back(FrameToTensor(frame));
+  }
+  return torch::cat(out, 0);
+}
+
+std::string SourceIdentity(const std::string& path) {
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0) return path;
+  return path + "|" + std::to_string(st.st_size) + "|" + std::to_string(st.st_mtim.tv_sec) + "." +
+         std::to_string(st.st_mtim.tv_nsec);
+}
+
+bool UnderRoots(const std::string& path, const std::vector<std::string>& roots) {
+  if (roots.empty()) return true;
+  std::error_code ec;
+  std::filesystem::path p = std::filesystem::weakly_canonical(path, ec);
+  if (ec) p = std::filesystem::path(path).lexically_normal();
+  for (const auto& root : roots) {
+    std::filesystem::path rel = p.lexically_relative(root);
+    if (!rel.empty() && *rel.begin() != "..") return true;
+  }
+  return false;
+}
+
+bool IsAnchor(const std::vector<int64_t>& anchors, int64_t i) {
+  return std::binary_search(anchors.begin(), anchors.end(), i);
+}
+
+}  // namespace
+
+struct EngineExecutor::State {
+  torch::Device device{torch::kCPU};
+  torch::ScalarType dtype = torch::kFloat32;
+  mutable std::mutex mutex;
+  std::map<std::string, std::shared_ptr<engine::Model>> models;  // GUARDED_BY(mutex)
+  std::shared_ptr<ShotAnchors> last;                             // GUARDED_BY(mutex)
+};
+
+EngineExecutor::EngineExecutor(EngineExecutorOptions options)
+    : options_(std::move(options)), state_(std::make_unique<State>()) {}
+
+EngineExecutor::~EngineExecutor() = default;
+
+Result<std::unique_ptr<EngineExecutor>> EngineExecutor::Create(EngineExecutorOptions options) {
+  if (options.batch < 1) return Status::InvalidArgument("batch must be >= 1");
+  FAIRY_ASSIGN_OR_RETURN(torch::Device device, engine::ParseDevice(options.device));
+  FAIRY_ASSIGN_OR_RETURN(torch::ScalarType dtype, engine::ParseScalarType(options.dtype));
+  std::unique_ptr<EngineExecutor> e(new EngineExecutor(std::move(options)));
+  e->state_->device = device;
+  e->state_->dtype = dtype;
+  return e;
+}
+
+std::vector<std::string> EngineExecutor::LoadedModels() const {
+  std::lock_guard<std::mutex> lock(state_->mutex);
+  std::vector<std::string> out;
+  for (const auto& [dir, model] : state_->models) out.push_back(dir);
+  return out;
+}
+
+namespace {
+
+struct RunState {
+  const TaskContext* ctx;
+  const protocol::TaskSettings* s;
+  engine::Model* model;
+  engine::EditSettings edit;
+  media::FrameReader* reader;
+  std::string key;
+};
+
+Result<std::shared_ptr<ShotAnchors>> ComputeAnchors(RunState& r, const engine::StepCallback& on_step) {
+  auto a = std::make_shared<ShotAnchors>();
+  a->key = r.key;
+  a->indices = r.s->anchor_frames;
+  FAIRY_ASSIGN_OR_RETURN(torch::Tensor images, DecodeFrames(*r.reader, a->indices));
+  FAIRY_ASSIGN_OR_RETURN(a->outputs, engine::RunAnchorPass(*r.model, images, a->indices, r.edit, &a->cache, on_step));
+  a->cache_bytes = a->cache.ByteSize();
+  return a;
+}
+
+Status WriteAnchorOutputs(const protocol::TaskSettings& s, const ShotAnchors& a) {
+  std::error_code ec;
+  std::filesystem::create_directories(s.work_dir, ec);
+  if (ec) return Status::IOError("cannot create '" + s.work_dir + "': " + ec.message());
+  for (size_t k = 0; k < a.indices.size(); ++k) {
+    media::RgbFrame frame = TensorToFrame(a.outputs[static_cast<int64_t>(k)], a.indices[k]);
+    media::ChunkWriterOptions o;
+    o.width = frame.width;
+    o.height = frame.height;
+    o.first_index = a.indices[k];
+    FAIRY_ASSIGN_OR_RETURN(auto writer, media::ChunkWriter::Create(protocol::AnchorOutputPath(s.work_dir, a.indices[k]), o));
+    FAIRY_RETURN_IF_ERROR(writer->Append(frame));
+    FAIRY_RETURN_IF_ERROR(writer->Finish());
+  }
+  return Status::OK();
+}
+
+Result<media::RgbFrame> ReadAnchorOutput(const std::string& work_dir, int64_t index) {
+  std::string path = protocol::AnchorOutputPath(work_dir, index);
+  FAIRY_ASSIGN_OR_RETURN(auto reader, media::ChunkReader::Open(path));
+  media::RgbFrame frame;
+  FAIRY_ASSIGN_OR_RETURN(bool got, reader->Next(&frame));
+  if (!got) return Status::Corruption(path + ": empty anchor output");
+  frame.index = index;
+  return frame;
+}
+
+}  // namespace
+
+Result<TaskOutcome> EngineExecutor::Run(const TaskContext& ctx) {
+  try {
+    c10::InferenceMode inference;
+    const protocol::TaskSettings& s = *ctx.settings;
+    const protocol::Task& task = *ctx.task;
+    const bool cache_mode = s.anchor_mode == "cache" && !options_.redis_url.empty();
+
+    for (const std::string* path : {&s.input, &s.work_dir}) {
+      if (!UnderRoots(*path, options_.storage_roots)) {
+        return Status::PermissionDenied("'" + *path + "' is outside this worker's storage roots");
+      }
+    }
+    const std::string model_dir = std::filesystem::path(s.model).is_absolute() || options_.models_dir.empty()
+                                      ? s.model
+                                      : (std::filesystem::path(options_.models_dir) / s.model).string();
+    std::shared_ptr<engine::Model> model;
+    {
+      std::lock_guard<std::mutex> lock(state_->mutex);
+      auto it = state_->models.find(model_dir);
+      if (it != state_->models.end()) model = it->second;
+    }
+    if (!model) {
+      engine::ModelOptions mo;
+      mo.device = state_->device;
+      mo.dtype = state_->dtype;
+      FAIRY_ASSIGN_OR_RETURN(model, engine::Model::Load(model_dir, mo));
+      std::lock_guard<std::mutex> lock(state_->mutex);
+      state_->models.emplace(model_dir, model);
+    }
+
+    RunState r{&ctx, &s, model.get(), {}, nullptr, {}};
+    r.edit.instruction = s.instruction;
+    r.edit.steps = static_cast<int>(s.steps);
+    r.edit.guidance_text = s.guidance_text;
+    r.edit.guidance_image = s.guidance_image;
+    r.edit.seed = s.seed;
+    r.edit.fp16_cache = options_.fp16_cache;
+    FAIRY_RETURN_IF_ERROR(r.edit.Validate());
+
+    FAIRY_ASSIGN_OR_RETURN(media::VideoInfo info, media::Probe(s.input));
+    media::DecodeOptions decode;
+    decode.long_side = static_cast<int>(s.long_side);
+    decode.multiple_of = static_cast<int>(model->vae_scale_factor() * model->unet().DownsampleFactor());
+    FAIRY_ASSIGN_OR_RETURN(auto reader, media::FrameReader::Open(s.input, decode, &info));
+    r.reader = reader.get();
+
+    anchor::AnchorKeyFields kf;
+    kf.model_id = model_dir;
+    kf.instruction = s.instruction;
+    kf.width = reader->output_width();
+    kf.height = reader->output_height();
+    kf.steps = s.steps;
+    kf.guidance_text = s.guidance_text;
+    kf.guidance_image = s.guidance_image;
+    kf.seed = s.seed;
+    kf.anchor_frames = s.anchor_frames;
+    kf.source_identity = SourceIdentity(s.input);
+    kf.dtype = options_.dtype + (options_.fp16_cache ? "/fp16-cache" : "");
+    kf.engine_version = "fairy-anchor-cache/1 " + options_.device;
+    r.key = anchor::AnchorCacheKey(kf);
+
+    const int64_t total = task.kind == protocol::TaskKind::kAnchor ? static_cast<int64_t>(s.anchor_frames.size())
+                                                                     : task.frame_end - task.frame_begin;
+    std::unique_ptr<redis::RedisClient> redis_client;
+    std::unique_ptr<anchor::AnchorStore> anchors_store;
+    auto store = [&]() -> Result<anchor::AnchorStore*> {
+      if (!anchors_store) {
+        FAIRY_ASSIGN_OR_RETURN(redis::RedisOptions ro, redis::ParseRedisUrl(options_.redis_url));
+        if (!options_.redis_password.empty()) ro.password = options_.redis_password;
+        FAIRY_ASSIGN_OR_RETURN(redis_client, redis::RedisClient::Connect(ro));
+        anchor::AnchorStoreOptions ao;
+        ao.key_prefix = options_.key_prefix;
+        ao.max_part_bytes = options_.max_part_bytes;
+        anchors_store = std::make_unique<anchor::AnchorStore>(redis_client.get(), ao);
+      }
+      return anchors_store.get();
+    };
+
+    if (task.kind == protocol::TaskKind::kAnchor) {
+      auto on_step = [&](int step, int steps) {
+        if (step == steps) ctx.progress(total, total, "");
+      };
+      FAIRY_ASSIGN_OR_RETURN(std::shared_ptr<ShotAnchors> a, ComputeAnchors(r, on_step));
+      FAIRY_RETURN_IF_ERROR(WriteAnchorOutputs(s, *a));
+      TaskOutcome out;
+      out.frames = total;
+      out.output = r.key;
+      if (cache_mode) {
+        std::vector<uint8_t> bytes = a->cache.Serialize();
+        anchor::AnchorManifest manifest;
+        manifest.model_id = model_dir;
+        manifest.dtype = kf.dtype;
+        manifest.steps = s.steps;
+        manifest.layers = static_cast<int64_t>(a->cache.layer_names().size());
+        manifest.job_id = task.ref.job_id;
+        FAIRY_ASSIGN_OR_RETURN(anchor::AnchorStore * st, store());
+        FAIRY_ASSIGN_OR_RETURN(anchor::AnchorManifest stored,
+                               st->Publish(r.key, task.ref.job_id, manifest, bytes,
+                                           anchor::PublishFence{task.ref.job_id, task.ref.task_id, task.ref.attempt}));
+        out.cache_bytes = static_cast<int64_t>(stored.byte_size);
+        ctx.progress(total, total, "anchor cache " + std::to_string(stored.byte_size) + " bytes published as " + r.key);
+      }
+      std::lock_guard<std::mutex> lock(state_->mutex);
+      state_->last = a;
+      return out;
+    }
+
+    // ---- frames task ----
+    std::shared_ptr<ShotAnchors> a;
+    {
+      std::lock_guard<std::mutex> lock(state_->mutex);
+      if (state_->last && state_->last->key == r.key) a = state_->last;
+    }
+    if (!a && cache_mode) {
+      FAIRY_ASSIGN_OR_RETURN(anchor::AnchorStore * st, store());
+      auto bytes = st->Fetch(r.key);
+      if (bytes.ok()) {
+        FAIRY_ASSIGN_OR_RETURN(engine::AnchorCache cache, engine::AnchorCache::Deserialize(*bytes, state_->device));
+        a = std::make_shared<ShotAnchors>();
+        a->key = r.key;
+        a->indices = s.anchor_frames;
+        a->cache = std::move(cache);
+        a->cache_bytes = static_cast<int64_t>(bytes->size());
+        ctx.progress(0, total, "fetched the anchor cache (" + std::to_string(bytes->size()) + " bytes)");
+      } else if (bytes.status().code() == Status::Code::kNotFound) {
+        ctx.progress(0, total, "anchor cache " + r.key + " not in Redis; recomputing the anchors");
+      } else {
+        return bytes.status();
+      }
+    }
+    if (!a) {
+      FAIRY_ASSIGN_OR_RETURN(a, ComputeAnchors(r, {}));
+    }
+    {
+      std::lock_guard<std::mutex> lock(state_->mutex);
+      state_->last = a;
+    }
+    FAIRY_RETURN_IF_ERROR(a->cache.CheckUsableFor(model->unet().SelfAttentionLayers(), static_cast<int>(s.steps)));
+
+    // The engine's grouping: the shot's non-anchor frames in order, `batch` per call.
+    std::vector<int64_t> non_anchor;
+    for (int64_t i = s.shot_first; i < s.shot_first + s.shot_count; ++i) {
+      if (!IsAnchor(s.anchor_frames, i)) non_anchor.push_back(i);
+    }
+    std::map<int64_t, media::RgbFrame> edited;
+    int64_t done = 0;
+    for (size_t g = 0; g < non_anchor.size(); g += static_cast<size_t>(options_.batch)) {
+      size_t g_end = std::min(non_anchor.size(), g + static_cast<size_t>(options_.batch));
+      std::vector<int64_t> group(non_anchor.begin() + static_cast<int64_t>(g), non_anchor.begin() + static_cast<int64_t>(g_end));
+      bool touches = std::any_of(group.begin(), group.end(),
+                                 [&](int64_t i) { return i >= task.frame_begin && i < task.frame_end; });
+      if (!touches) continue;
+      if (ctx.cancel->load()) return Status::Cancelled("task cancelled");
+      FAIRY_ASSIGN_OR_RETURN(torch::Tensor images, DecodeFrames(*reader, group));
+      FAIRY_ASSIGN_OR_RETURN(torch::Tensor out,
+                             engine::RunFramePass(*model, a->cache, images, group, r.edit, options_.batch));
+      for (size_t j = 0; j < group.size(); ++j) {
+        if (group[j] >= task.frame_begin && group[j] < task.frame_end) {
+          edited[group[j]] = TensorToFrame(out[static_cast<int64_t>(j)], group[j]);
+          ++done;
+        }
+      }
+      ctx.progress(done, total, "");
+    }
+    if (ctx.cancel->load()) return Status::Cancelled("task cancelled");
+
+    std::error_code ec;
+    std::filesystem::create_directories(s.work_dir, ec);
+    const std::string path = protocol::ChunkPath(s.work_dir, task.ref.task_id);
+    media::ChunkWriterOptions co;
+    co.width = reader->output_width();
+    co.height = reader->output_height();
+    co.first_index = task.frame_begin;
+    co.frame_rate = info.frame_rate.valid() ? info.frame_rate : media::Rational{25, 1};
+    FAIRY_ASSIGN_OR_RETURN(auto writer, media::ChunkWriter::Create(path, co));
+    for (int64_t i = task.frame_begin; i < task.frame_end; ++i) {
+      if (IsAnchor(s.anchor_frames, i)) {
+        if (a->outputs.defined()) {
+          auto k = std::lower_bound(a->indices.begin(), a->indices.end(), i) - a->indices.begin();
+          FAIRY_RETURN_IF_ERROR(writer->Append(TensorToFrame(a->outputs[k], i)));
+        } else {
+          FAIRY_ASSIGN_OR_RETURN(media::RgbFrame frame, ReadAnchorOutput(s.work_dir, i));
+          FAIRY_RETURN_IF_ERROR(writer->Append(frame));
+        }
+        ++done;
+        continue;
+      }
+      auto it = edited.find(i);
+      if (it == edited.end()) return Status::Internal("frame " + std::to_string(i) + " was not edited");
+      FAIRY_RETURN_IF_ERROR(writer->Append(it->second));
+    }
+    FAIRY_RETURN_IF_ERROR(writer->Finish());
+    ctx.progress(total, total, "");
+    TaskOutcome out;
+    out.output = path;
+    out.frames = total;
+    return out;
+  } catch (const std::exception& e) {
+    return Status::Internal(std::string("engine: ") + e.what());
+  }
+}
+
+}  // namespace fairy::worker
