@@ -70,7 +70,9 @@ Result<std::unique_ptr<ChunkWriter>> ChunkWriter::Create(const std::string& path
   }
   if (!options.frame_rate.valid())
     return Status::InvalidArgument(path + ": chunk frame rate must be positive");
-  auto d = std::make_unique<Impl>();
+  // Owned by the writer from here on, so any failure below removes the temporary file.
+  std::unique_ptr<ChunkWriter> writer(new ChunkWriter(std::make_unique<Impl>()));
+  Impl* d = writer->impl_.get();
   d->path = path;
   d->tmp = internal::TempPathFor(path);
   d->options = options;
@@ -112,7 +114,7 @@ Result<std::unique_ptr<ChunkWriter>> ChunkWriter::Create(const std::string& path
   d->frame->height = options.height;
   rc = av_frame_get_buffer(d->frame.get(), 0);
   if (rc < 0) return Status::Internal(path + ": out of memory for a frame");
-  return std::unique_ptr<ChunkWriter>(new ChunkWriter(std::move(d)));
+  return writer;
 }
 
 Status ChunkWriter::Append(const RgbFrame& frame) {

@@ -193,6 +193,20 @@ TEST(MediaChunk, DamagedChunkIsAnErrorNotWrongPixels) {
   EXPECT_NE(failure.message().find(path), std::string::npos);
 }
 
+TEST(MediaChunk, UnwritableFolderIsAnIOErrorAndLeavesNothing) {
+  const std::string dir = fairy::testing::MakeTempDir("media-chunk-nofolder");
+  ChunkWriterOptions co;
+  co.width = co.height = 16;
+  auto writer = ChunkWriter::Create(dir + "/missing/sub/c.mkv", co);
+  ASSERT_FALSE(writer.ok());
+  EXPECT_EQ(writer.status().code(), Status::Code::kIOError);
+  EXPECT_NE(writer.status().message().find(dir + "/missing/sub/c.mkv"), std::string::npos);
+  EXPECT_TRUE(std::filesystem::is_empty(dir));
+  co.width = 0;
+  EXPECT_EQ(ChunkWriter::Create(dir + "/c.mkv", co).status().code(),
+            Status::Code::kInvalidArgument);
+}
+
 TEST(MediaChunk, AbandonedWriterLeavesNothing) {
   const std::string dir = fairy::testing::MakeTempDir("media-chunk-abandon");
   {
