@@ -121,6 +121,7 @@ json JobRecord::ToJson(bool include_spec, bool include_plan) const {
   json j{{"job_id", job_id},
          {"name", name},
          {"output", output},
+         {"model", model},
          {"priority", priority},
          {"state", Name(state)},
          {"phase", Name(phase)},
@@ -163,6 +164,7 @@ Result<JobRecord> JobRecord::FromJson(const json& j) {
   FAIRY_RETURN_IF_ERROR(Get(j, r, "name", &job.name, false));
   FAIRY_RETURN_IF_ERROR(Get(j, r, "spec", &job.spec, false));
   FAIRY_RETURN_IF_ERROR(Get(j, r, "output", &job.output, false));
+  FAIRY_RETURN_IF_ERROR(Get(j, r, "model", &job.model, false));
   FAIRY_RETURN_IF_ERROR(Get(j, r, "priority", &job.priority));
   FAIRY_RETURN_IF_ERROR(GetEnum(j, r, "state", &job.state, &ParseJobState));
   FAIRY_RETURN_IF_ERROR(GetEnum(j, r, "phase", &job.phase, &ParseJobPhase));

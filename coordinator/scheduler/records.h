@@ -84,6 +84,7 @@ struct JobRecord {
   std::string name;    // for listings
   std::string spec;    // the job as submitted (YAML/JSON text); opaque to the scheduler
   std::string output;  // output path, for listings
+  std::string model;   // model id the job uses ("" = unknown); for model affinity
   int priority = 50;   // 0..100, higher runs first
   JobState state = JobState::kQueued;
   JobPhase phase = JobPhase::kAnalyze;

@@ -100,6 +100,7 @@ Status Scheduler::Submit(const JobSubmission& s, Actions* out) {
   r.name = s.name;
   r.spec = s.spec;
   r.output = s.output;
+  r.model = s.model;
   r.priority = std::clamp(s.priority, 0, 100);
   r.requirements = s.requirements;
   r.chunk_frames = s.chunk_frames;

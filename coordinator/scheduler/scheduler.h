@@ -13,7 +13,9 @@
 // Queue order: among jobs a worker may take (state QUEUED/RUNNING, requirements met, not
 // blacklisted), the highest effective priority wins, then the earliest submit time.
 // effective = priority + (now - max(submit, last assignment to the job)) / aging_ms_per_point,
-// so a low-priority job waiting long enough gets a task and nothing starves. Within a job: ANCHOR
+// so a low-priority job waiting long enough gets a task and nothing starves; a worker that has the
+// job's model loaded adds model_affinity_points (default 0.5: breaks ties, never beats a whole
+// priority point). Within a job: ANCHOR
 // tasks first, then FRAMES tasks of the shot the worker worked on last (it holds that shot's anchor
 // cache), then frame order.
 //
@@ -56,6 +58,7 @@ struct SchedulerOptions {
   int64_t progress_timeout_ms = 0;       // an attempt silent this long is stopped (0 = no limit)
   int blacklist_threshold = 3;           // failures of one worker in one job before it is kept off
   int64_t aging_ms_per_point = 60000;    // waiting this long adds one priority point (0 = off)
+  double model_affinity_points = 0.5;    // bonus for a job whose model the worker has loaded
   int64_t recovery_grace_ms = 0;         // after Recover(), how long tasks that were out wait for
                                          // their worker to reconnect (0 = interval x liveness)
 };
@@ -102,6 +105,7 @@ struct JobSubmission {
   std::string name;
   std::string spec;  // stored verbatim
   std::string output;
+  std::string model;  // model id ("" = unknown): workers with it loaded prefer the job
   int priority = 50;  // clamped to 0..100
   WorkerRequirements requirements;
   int64_t chunk_frames = 24;

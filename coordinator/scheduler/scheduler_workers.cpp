@@ -225,7 +225,13 @@ Status Scheduler::OnWorkerReady(const std::string& worker_id, int free_slots, Ac
     for (const std::string& id : active_jobs_) {
       JobEntry& job = *jobs_.at(id);
       if (!job.HasReady() || !Eligible(job, *w)) continue;
-      const double p = EffectivePriority(job, now);
+      double p = EffectivePriority(job, now);
+      if (options_.model_affinity_points > 0 && !job.rec.model.empty()) {
+        const auto& models = w->rec.info.models;
+        if (std::find(models.begin(), models.end(), job.rec.model) != models.end()) {
+          p += options_.model_affinity_points;
+        }
+      }
       if (best == nullptr || p > best_priority ||
           (p == best_priority &&
            (job.rec.submit_ms < best->rec.submit_ms ||

@@ -197,6 +197,36 @@ TEST_F(SchedulerGraphTest, AgingLetsALowPriorityJobThroughEventually) {
   }
 }
 
+TEST_F(SchedulerGraphTest, WorkersPreferJobsWhoseModelTheyHaveLoaded) {
+  auto submit = [&](const std::string& id, int priority, const std::string& model) {
+    JobSubmission s;
+    s.job_id = id;
+    s.priority = priority;
+    s.model = model;
+    Actions out;
+    ASSERT_TRUE(sched_->Submit(s, &out).ok());
+    ASSERT_TRUE(sched_->OnAnalyzeDone(id, {{0, 0, 10, {0}}}, &out).ok());
+    clock_.Advance(1);
+  };
+  submit("sd15-job", 50, "sd15");
+  submit("tiny-job", 50, "pix2pix-tiny");
+  submit("urgent-sd15", 51, "sd15");
+  Actions out;
+  ASSERT_TRUE(
+      sched_->OnWorkerHello({"has-tiny", "h", "cuda:0", 24000, {}, {"pix2pix-tiny"}, 1}, {}, &out)
+          .ok());
+  ASSERT_TRUE(sched_->OnWorkerHello({"fresh", "h", "cuda:0", 24000, {}, {}, 1}, {}, &out).ok());
+  // A whole priority point still wins over the loaded model...
+  AssignAction first = Ready("has-tiny").assigns.at(0);
+  EXPECT_EQ(first.task.job_id, "urgent-sd15");
+  Done(first);  // urgent-sd15's frames now wait behind nothing: finish that job first
+  Done(Ready("has-tiny").assigns.at(0));
+  // ...but between equal priorities the loaded model beats the earlier submit.
+  EXPECT_EQ(Ready("has-tiny").assigns.at(0).task.job_id, "tiny-job");
+  EXPECT_EQ(Ready("fresh").assigns.at(0).task.job_id, "sd15-job");
+  EXPECT_EQ(sched_->FindJob("tiny-job")->model, "pix2pix-tiny");
+}
+
 TEST_F(SchedulerGraphTest, SeveralJobsShareWorkers) {
   SubmitPlanned("a", 50, {10}, 10, {}, false);
   SubmitPlanned("b", 50, {10}, 10, {}, false);
