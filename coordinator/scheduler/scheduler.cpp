@@ -450,6 +450,18 @@ Status Scheduler::Retry(JobEntry& job, bool whole_job, Actions* out) {
   return Status::OK();
 }
 
+Status Scheduler::Forget(const std::string& job_id) {
+  JobEntry* job = MutableJob(job_id);
+  if (job == nullptr) return Status::NotFound("job " + job_id + " is unknown");
+  if (!IsFinal(job->rec.state)) {
+    return Status::FailedPrecondition("job " + job_id + " is " + Name(job->rec.state) +
+                                      ": only finished jobs can be forgotten");
+  }
+  active_jobs_.erase(job_id);
+  jobs_.erase(job_id);  // delayed_ entries of it are skipped when they come due
+  return Status::OK();
+}
+
 // ---- Task reports ----
 
 Status Scheduler::CheckLive(const RunningTask& task, const std::string& worker_id,

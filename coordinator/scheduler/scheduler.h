@@ -147,6 +147,11 @@ class Scheduler {
   // RUNNING job), InvalidArgument (priority out of 0..100).
   Status Control(const std::string& job_id, ControlOp op, int priority, Actions* out);
 
+  // Drops a finished (DONE/FAILED/CANCELLED) job from memory, e.g. after the daemon archived or
+  // deleted it in the store; a long-running coordinator calls it so memory stays bounded.
+  // NotFound / FailedPrecondition (job not finished).
+  Status Forget(const std::string& job_id);
+
   // ---- Workers ----
   // A worker (re)connects. `running` lists the attempts it still runs: those that are the live
   // attempt of their task are re-adopted (stay on it), the others get a CancelTask.

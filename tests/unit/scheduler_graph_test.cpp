@@ -337,6 +337,21 @@ TEST_F(SchedulerGraphTest, RetryOfACancelledJobRecomputesTheDeletedAnchorsFirst)
   EXPECT_EQ(sched_->FindJob("j")->phase, JobPhase::kStitch);
 }
 
+TEST_F(SchedulerGraphTest, OnlyFinishedJobsCanBeForgotten) {
+  SubmitPlanned("j", 50, {10}, 10);
+  EXPECT_EQ(sched_->Forget("j").code(), Status::Code::kFailedPrecondition);
+  Control("j", ControlOp::kCancel);
+  ASSERT_TRUE(sched_->Forget("j").ok());
+  EXPECT_EQ(sched_->FindJob("j"), nullptr);
+  EXPECT_TRUE(sched_->Tasks("j").empty());
+  EXPECT_EQ(sched_->Forget("j").code(), Status::Code::kNotFound);
+  Actions out;
+  Tick();
+  JobSubmission again;
+  again.job_id = "j";
+  EXPECT_TRUE(sched_->Submit(again, &out).ok()) << "the id is free again";
+}
+
 TEST_F(SchedulerGraphTest, PriorityChangeReordersTheQueue) {
   SubmitPlanned("a", 50, {10}, 10);
   SubmitPlanned("b", 40, {10}, 10);
