@@ -15,6 +15,7 @@
 #include "coordinator/daemon/coordinator.h"
 #include "tests/support/redis_server.h"
 #include "tests/support/test_paths.h"
+#include "worker/link/dealer_link.h"
 #include "worker/runner/worker.h"
 
 namespace fairy {
@@ -214,6 +215,78 @@ TEST_F(FarmCoordinatorTest, RestartedCoordinatorResumesTheJob) {
   StartCoordinator(bind, port);
   json done = WaitFor(job, [](const json& j) { return j["state"] == "DONE" || j["state"] == "FAILED"; });
   ASSERT_EQ(done["state"], "DONE") << done.dump(1);
+  auto got = media::Probe(out);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->frame_count, 132);
+}
+
+
+// A worker that takes a task and dies silently: the coordinator declares it dead after
+// interval x liveness, requeues the attempt to a live worker, and a late DONE of the dead attempt
+// is fenced off (counted as stale) without disturbing the result.
+TEST_F(FarmCoordinatorTest, DeadWorkersTasksAreRequeuedAndLateReportsAreFenced) {
+  std::mutex mutex;
+  std::optional<protocol::Task> taken;
+  link::DealerOptions d;
+  d.endpoint = coordinator_->worker_endpoint();
+  d.worker_id = "doomed";
+  d.heartbeat_interval_ms = 100;
+  auto doomed = link::DealerLink::Start(
+      d,
+      [] {
+        protocol::Ready r;
+        r.worker_id = "doomed";
+        r.device = "cpu";
+        return r;
+      },
+      [&](protocol::Message m) {
+        if (auto* t = std::get_if<protocol::Task>(&m)) {
+          std::lock_guard<std::mutex> lock(mutex);
+          if (!taken) taken = *t;
+        }
+      });
+  ASSERT_TRUE(doomed.ok());
+  std::string out = dir_ + "/out/dead.mp4";
+  std::string job = Submit(out);
+  AddWorker("alive", 5);
+  for (int i = 0; i < 1000; ++i) {
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      if (taken) break;
+    }
+    std::this_thread::sleep_for(10ms);
+  }
+  ASSERT_TRUE(taken.has_value()) << "the doomed worker never got a task";
+  (*doomed)->Stop(nullptr, 0);  // silent death: no DISCONNECT, no more heartbeats
+  json done = WaitFor(job, [](const json& j) { return j["state"] == "DONE" || j["state"] == "FAILED"; });
+  ASSERT_EQ(done["state"], "DONE") << done.dump(1);
+  for (const auto& t : done["tasks"]) {
+    if (t["id"] == taken->ref.task_id) {
+      EXPECT_GE(t["attempt"].get<int64_t>(), 2);
+      EXPECT_EQ(t["worker"], "alive");
+    }
+  }
+  // The dead attempt reports DONE late (e.g. it was only partitioned away): fenced, not counted.
+  d.worker_id = "doomed";
+  auto late = link::DealerLink::Start(
+      d, [] { protocol::Ready r; r.worker_id = "doomed"; r.device = "cpu"; return r; }, [](protocol::Message) {});
+  ASSERT_TRUE(late.ok());
+  (*late)->Send(protocol::Done{taken->ref, "/nonexistent/stale-chunk.mkv", 1, 1, 0});
+  bool fenced = false;
+  for (int i = 0; i < 200 && !fenced; ++i) {
+    auto m = Api().Request("GET", "/metrics");
+    fenced = m.ok() && m->body.find("fairy_stale_reports_total 0") == std::string::npos;
+    if (!fenced) std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_TRUE(fenced) << "the late DONE should be counted as stale";
+  auto after = Api().Json("GET", "/v1/jobs/" + job);
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ((*after)["state"], "DONE");
+  for (const auto& t : (*after)["tasks"]) {
+    if (t["id"] == taken->ref.task_id) {
+      EXPECT_NE(t["result"], "/nonexistent/stale-chunk.mkv");
+    }
+  }
   auto got = media::Probe(out);
   ASSERT_TRUE(got.ok());
   EXPECT_EQ(got->frame_count, 132);
