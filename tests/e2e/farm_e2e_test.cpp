@@ -3,7 +3,10 @@
 // reference for "identical" is `fairy-engine edit` with the same settings, run once per suite.
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -42,18 +45,28 @@ std::string JobYaml(const std::string& output, const std::string& anchor_mode = 
   return y.str();
 }
 
+// The farm e2e tests run one at a time even under `ctest -j` (each starts a farm of processes
+// that all want the CPU), and share one reference edit on disk (rebuilt when fairy-engine changes).
 class FarmE2ETest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    reference_dir_ = new std::string(MakeTempDir("fairy-farm-ref"));
-    std::string ref = *reference_dir_ + "/reference.mp4";
-    auto edit = ChildProcess::Spawn(
-        {BinDir() + "/fairy-engine", "edit", "--model", SharedDir() + "/fixtures/pix2pix-tiny", "--input",
-         MediaPath(kClip), "--output", ref, "--instruction", kInstruction, "--steps", "3", "--seed", "7",
-         "--anchors", "3", "--resolution", "128", "--max-shot", "50", "--batch", "4", "--no-progress"},
-        *reference_dir_ + "/edit.log");
-    ASSERT_TRUE(edit.ok()) << edit.status().ToString();
-    ASSERT_EQ((*edit)->Wait(600s), 0) << "fairy-engine edit failed; see " << *reference_dir_ << "/edit.log";
+    lock_fd_ = open((fs::temp_directory_path() / "fairy-farm-e2e.lock").c_str(), O_CREAT | O_RDWR, 0666);
+    ASSERT_GE(lock_fd_, 0);
+    ASSERT_EQ(flock(lock_fd_, LOCK_EX), 0);
+    std::string engine = BinDir() + "/fairy-engine";
+    std::string ref = BinDir() + "/../tests/farm-e2e-reference.mp4";
+    std::error_code ec;
+    bool fresh = fs::exists(ref, ec) && fs::last_write_time(ref, ec) > fs::last_write_time(engine, ec);
+    if (!fresh) {
+      std::string log = BinDir() + "/../tests/farm-e2e-reference.log";
+      auto edit = ChildProcess::Spawn(
+          {engine, "edit", "--model", SharedDir() + "/fixtures/pix2pix-tiny", "--input", MediaPath(kClip),
+           "--output", ref, "--instruction", kInstruction, "--steps", "3", "--seed", "7", "--anchors", "3",
+           "--resolution", "128", "--max-shot", "50", "--batch", "4", "--no-progress"},
+          log);
+      ASSERT_TRUE(edit.ok()) << edit.status().ToString();
+      ASSERT_EQ((*edit)->Wait(900s), 0) << "fairy-engine edit failed; see " << log;
+    }
     auto frames = DecodeAllFrames(ref);
     ASSERT_TRUE(frames.ok()) << frames.status().ToString();
     reference_ = new std::vector<std::string>(std::move(frames).value());
@@ -61,6 +74,8 @@ class FarmE2ETest : public ::testing::Test {
   static void TearDownTestSuite() {
     delete reference_;
     reference_ = nullptr;
+    if (lock_fd_ >= 0) close(lock_fd_);  // releases the lock
+    lock_fd_ = -1;
   }
 
   void ExpectIdenticalToReference(const std::string& output) {
@@ -79,11 +94,11 @@ class FarmE2ETest : public ::testing::Test {
     EXPECT_EQ(out->audio.size(), source->audio.size()) << "the source's audio must be in the output";
   }
 
-  static std::string* reference_dir_;
+  static int lock_fd_;
   static std::vector<std::string>* reference_;
 };
 
-std::string* FarmE2ETest::reference_dir_ = nullptr;
+int FarmE2ETest::lock_fd_ = -1;
 std::vector<std::string>* FarmE2ETest::reference_ = nullptr;
 
 std::string RunningWorkerOfFramesTask(const json& status) {
