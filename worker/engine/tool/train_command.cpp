@@ -12,6 +12,7 @@
 #include "worker/engine/tool/args.h"
 #include "worker/engine/tool/commands.h"
 #include "worker/engine/train/checkpoint.h"
+#include "worker/engine/train/evaluate.h"
 #include "worker/engine/train/trainer.h"
 #include "worker/engine/train/vae_model.h"
 
@@ -26,6 +27,8 @@ constexpr const char* kUsage = R"(Usage:
   fairy-engine train vae    --model DIR --output DIR [OPTIONS]   VAE reconstruction (small models)
   fairy-engine train fairy-tiny --output DIR [--videos PATHS] [--tokenizer DIR] [--scale X]
                                                                  the embedded default model, all stages
+  fairy-engine train eval --model DIR --videos A,B [--frames N (8)] [--size N (128)] [--steps N (10)]
+                          [--seed N (0)] [--device D]   PSNR and flicker per edit on real clips
 
 --model DIR is a diffusers folder; parts without weights are initialised from their config.json.
 Common options (default):
@@ -44,6 +47,7 @@ unet options:
   --max-rotation DEG (5)  --max-translate FRAC (0.05)  --min-scale X (0.95)  --max-scale X (1.05)
   --max-shear DEG (5)
   --cond-dropout X     conditioning dropout q: 5% text, 5% both, 5% image at 0.05 (0.05)
+  --snr-gamma X        Min-SNR loss weighting, 0 = plain MSE as upstream (0)
   --train-text-encoder also optimise the text encoder
   --ema X              EMA decay, 0 = off (0)
   --eval-every N       sample and print PSNR per edit every N steps (0 = only with fairy-tiny)
@@ -110,7 +114,8 @@ bool ParseUNet(Args& args, train::TrainUNetOptions* o, std::string* error) {
          ParseNumber(args, "--min-scale", &o->augment.min_scale, error) &&
          ParseNumber(args, "--max-scale", &o->augment.max_scale, error) &&
          ParseNumber(args, "--max-shear", &o->augment.max_shear_deg, error) &&
-         ParseNumber(args, "--cond-dropout", &o->text_dropout, error) && ParseNumber(args, "--ema", &o->ema_decay, error) &&
+         ParseNumber(args, "--cond-dropout", &o->text_dropout, error) &&
+         ParseNumber(args, "--snr-gamma", &o->snr_gamma, error) && ParseNumber(args, "--ema", &o->ema_decay, error) &&
          ParseNumber(args, "--eval-every", &o->eval_every, error) &&
          ParseNumber(args, "--eval-steps", &o->eval_steps, error);
 }
@@ -157,6 +162,33 @@ Status WriteFairyTinyConfig(const std::string& dir) {
   return train::WriteJsonFile(dir + "/scheduler/scheduler_config.json", sched);
 }
 
+int RunEval(Args& args) {
+  train::EvalOptions o;
+  std::string error;
+  o.model_dir = args.Value("--model");
+  o.videos = SplitComma(args.Value("--videos"));
+  o.device = args.Value("--device", o.device);
+  if (!ParseNumber(args, "--frames", &o.frames, &error) || !ParseNumber(args, "--size", &o.long_side, &error) ||
+      !ParseNumber(args, "--steps", &o.steps, &error) || !ParseNumber(args, "--seed", &o.seed, &error) ||
+      !args.Finish(&error)) {
+    std::fprintf(stderr, "fairy-engine train eval: %s\n\n%s", error.c_str(), kUsage);
+    return kExitUsage;
+  }
+  ConfigureTorchThreads();
+  auto rows = train::EvaluateModel(o);
+  if (!rows.ok()) return Fail(rows.status());
+  std::printf("%-40s %-9s %9s %9s %9s %9s %s\n", "video", "edit", "PSNR dB", "VAE dB", "flicker", "exact", "verdict");
+  int failed = 0;
+  for (const auto& r : *rows) {
+    bool ok = r.psnr_db >= 25.0 && r.flicker <= 1.1 * r.target_flicker && r.flicker >= 0.9 * r.target_flicker;
+    failed += ok ? 0 : 1;
+    std::printf("%-40s %-9s %9.2f %9.2f %9.4f %9.4f %s\n", fs::path(r.video).filename().string().c_str(),
+                train::EditOpName(r.op), r.psnr_db, r.vae_psnr_db, r.flicker, r.target_flicker, ok ? "pass" : "FAIL");
+  }
+  std::printf("%d of %zu (clip, edit) pairs below PSNR 25 dB or outside flicker +-10%%\n", failed, rows->size());
+  return failed == 0 ? kExitOk : kExitFailed;
+}
+
 int RunFairyTiny(Args& args) {
   std::string error;
   CommonTrainOptions common;
@@ -182,10 +214,10 @@ int RunFairyTiny(Args& args) {
   train::TrainVAEOptions vae;
   vae.common = common;
   vae.common.model_dir = config_dir;
-  vae.common.steps = steps(2000);
+  vae.common.steps = steps(4000);
   vae.common.learning_rate = 1e-3;
   vae.common.warmup_steps = 50;
-  vae.common.checkpoint_every = 500;
+  vae.common.checkpoint_every = 1000;
   auto vr = train::RunVAETraining(vae);
   if (!vr.ok()) return Fail(vr.status());
   PrintReport("fairy-tiny vae", *vr);
@@ -201,7 +233,8 @@ int RunFairyTiny(Args& args) {
   unet.common.checkpoint_every = 500;
   unet.train_text_encoder = true;
   unet.eval_every = steps(1000);
-  unet.ema_decay = 0.999;
+  unet.ema_decay = 0;
+  unet.snr_gamma = 5.0;
   unet.eval_steps = 10;
   auto ur = train::RunUNetTraining(unet);
   if (!ur.ok()) return Fail(ur.status());
@@ -225,6 +258,7 @@ int RunTrainCommand(int argc, char** argv) {
     return kExitOk;
   }
   if (mode == "fairy-tiny") return RunFairyTiny(args);
+  if (mode == "eval") return RunEval(args);
   std::string error;
   if (mode == "vae") {
     train::TrainVAEOptions o;

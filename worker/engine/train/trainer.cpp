@@ -287,7 +287,14 @@ Result<TrainReport> RunUNetTraining(const TrainUNetOptions& options) {
       auto x_t = parts.schedule.AddNoise(z, noise, t);
       auto input = torch::cat({x_t, cond * image_keep}, 1);  // [B, 2L, h, w]
       auto pred = parts.unet->forward(input, t.to(torch::kFloat32), emb);
-      loss = torch::mse_loss(pred.to(torch::kFloat32), noise);
+      auto per_sample = (pred.to(torch::kFloat32) - noise).square().mean({1, 2, 3});  // [B]
+      if (options.snr_gamma > 0) {
+        // Min-SNR weighting (Hang et al. 2023) for epsilon prediction: min(SNR, gamma) / SNR.
+        auto ac = parts.schedule.alphas_cumprod.to(device).index_select(0, t);
+        auto snr = ac / (1 - ac);
+        per_sample = per_sample * (snr.clamp_max(options.snr_gamma) / snr);
+      }
+      loss = per_sample.mean();
     }
     for (auto& group : optimizer.param_groups()) {
       static_cast<torch::optim::AdamWOptions&>(group.options()).lr(WarmupLearningRate(step, o.learning_rate, o.warmup_steps));
