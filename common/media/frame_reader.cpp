@@ -4,6 +4,7 @@
 #include <array>
 #include <cmath>
 #include <cstring>
+#include <future>
 #include <utility>
 
 extern "C" {
@@ -131,6 +132,37 @@ struct FrameReader::Impl {
   bool has_pending = false;  // `decoded` holds frame next_index (left by Seek)
   int64_t mismatch_pts = 0;  // for the error message of a -3 index
 
+  // Decode-ahead: while the caller's thread converts frame i, one helper decodes frame i + 1 into
+  // `ahead`. Only the helper touches the demuxer/decoder state while `ahead_job` is running;
+  // every other path first waits for it (FinishAhead). Declared last: destroyed (joined) first.
+  struct Ahead {
+    Status status;
+    bool got = false;
+    int64_t index = 0;
+  };
+  internal::FramePtr ahead{av_frame_alloc()};
+  std::future<Ahead> ahead_job;
+
+  void StartAhead() {
+    ahead_job = std::async(std::launch::async, [this] {
+      Ahead a;
+      Result<bool> got = DecodeOne(ahead.get(), &a.index);
+      if (got.ok())
+        a.got = *got;
+      else
+        a.status = got.status();
+      return a;
+    });
+  }
+
+  // Waits for a running decode-ahead and makes its frame `decoded`. false when none was running.
+  bool FinishAhead(Ahead* out) {
+    if (!ahead_job.valid()) return false;
+    *out = ahead_job.get();
+    std::swap(decoded, ahead);
+    return true;
+  }
+
   Status OpenStreams() {
     FAIRY_ASSIGN_OR_RETURN(fmt, internal::OpenInput(path));
     for (unsigned i = 0; i < fmt->nb_streams; ++i) {
@@ -145,12 +177,12 @@ struct FrameReader::Impl {
     return Status::OK();
   }
 
-  // Decodes the next frame into `decoded` and assigns its index. false at the end of the stream.
-  Result<bool> DecodeOne(int64_t* index) {
+  // Decodes the next frame into `target` and assigns its index. false at the end of the stream.
+  Result<bool> DecodeOne(AVFrame* target, int64_t* index) {
     for (;;) {
-      int rc = avcodec_receive_frame(codec.get(), decoded.get());
+      int rc = avcodec_receive_frame(codec.get(), target);
       if (rc == 0) {
-        *index = AssignIndex(decoded.get());
+        *index = AssignIndex(target);
         if (*index == -3) {
           const int64_t n = decode_counter - 1;
           return Status::Corruption(
@@ -280,7 +312,7 @@ struct FrameReader::Impl {
   Status DecodeUntil(int64_t target) {
     for (;;) {
       int64_t idx = 0;
-      FAIRY_ASSIGN_OR_RETURN(bool got, DecodeOne(&idx));
+      FAIRY_ASSIGN_OR_RETURN(bool got, DecodeOne(decoded.get(), &idx));
       if (!got) {
         if (!counting_from_start) return Status::FailedPrecondition("end of stream after a seek");
         return Status::Corruption(path + ": the stream ended before frame " +
@@ -297,8 +329,18 @@ struct FrameReader::Impl {
   }
 
   Status SeekTo(int64_t target) {
-    if (target == next_index && !has_pending) return Status::OK();
-    if (target == next_index && has_pending) return Status::OK();
+    Ahead a;
+    if (FinishAhead(&a)) {
+      // The frame decoded ahead is frame next_index: keep it as the pending frame.
+      has_pending = a.status.ok() && a.got && a.index == next_index;
+      if (!a.status.ok() || (a.got && a.index != next_index)) return RestartAt(target);
+    }
+    if (target == next_index) return Status::OK();
+    if (has_pending && target > next_index) {
+      has_pending = false;  // skip the pending frame: the decoder is one past it
+      ++next_index;
+      if (target == next_index) return Status::OK();  // the decoder stands at the target
+    }
     // Forward and close: decoding on is cheaper than a seek.
     if (target > next_index && target - next_index <= 32 && !has_pending) {
       Status s = DecodeUntil(target);
@@ -402,7 +444,15 @@ Result<bool> FrameReader::Next(RgbFrame* frame) {
   Impl& d = *impl_;
   if (!d.has_pending) {
     int64_t idx = 0;
-    FAIRY_ASSIGN_OR_RETURN(bool got, d.DecodeOne(&idx));
+    bool got = false;
+    Impl::Ahead a;
+    if (d.FinishAhead(&a)) {
+      FAIRY_RETURN_IF_ERROR(a.status);
+      got = a.got;
+      idx = a.index;
+    } else {
+      FAIRY_ASSIGN_OR_RETURN(got, d.DecodeOne(d.decoded.get(), &idx));
+    }
     if (!got) {
       if (d.info.frame_count_exact && d.next_index < d.info.frame_count) {
         return Status::Corruption(d.path + ": the stream ended after " +
@@ -421,6 +471,7 @@ Result<bool> FrameReader::Next(RgbFrame* frame) {
     }
   }
   d.has_pending = false;
+  if (d.options.decode_ahead) d.StartAhead();  // frame next_index + 1, while this one converts
   FAIRY_RETURN_IF_ERROR(d.Convert(d.decoded.get(), d.next_index, frame));
   ++d.next_index;
   return true;

@@ -46,6 +46,9 @@ struct DecodeOptions {
   bool high_quality_scaling = true;
   // Decoder threads; 0 = one per core. Default 0.
   int threads = 0;
+  // Decode frame i + 1 on a helper thread while frame i is converted to RGB (and while the
+  // caller works on it). Output is identical either way. Default true.
+  bool decode_ahead = true;
 };
 
 // Computes the output size for a source of display size (dw, dh) [already oriented and with SAR

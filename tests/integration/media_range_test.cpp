@@ -81,6 +81,35 @@ TEST(MediaRange, RangesConcatenateToTheFullDecodeBitForBit) {
   }
 }
 
+// Decode-ahead on or off, and every way Seek meets a frame decoded ahead (the next one, the one
+// after it, further on, backwards), give the same frames.
+TEST(MediaRange, DecodeAheadAndSeeksAroundItGiveTheSameFrames) {
+  const std::string path = MediaPath("bikes.mp4");
+  DecodeOptions o;
+  o.long_side = 96;
+  o.decode_ahead = false;
+  const std::vector<RgbFrame> plain = DecodeAll(path, o, 0, 250);
+  ASSERT_EQ(plain.size(), 250u);
+  o.decode_ahead = true;
+  auto reader = FrameReader::Open(path, o);
+  ASSERT_TRUE(reader.ok());
+  RgbFrame f;
+  auto next_is = [&](int64_t want) {
+    auto got = (*reader)->Next(&f);
+    ASSERT_TRUE(got.ok() && *got) << got.status().ToString();
+    ASSERT_EQ(f.index, want);
+    EXPECT_TRUE(f.pixels == plain[want].pixels) << "frame " << want;
+  };
+  for (int64_t i = 0; i < 10; ++i) next_is(i);
+  for (int64_t target : {10, 12, 13, 40, 5, 6, 249}) {
+    ASSERT_TRUE((*reader)->Seek(target).ok()) << target;
+    next_is(target);
+  }
+  auto end = (*reader)->Next(&f);
+  ASSERT_TRUE(end.ok());
+  EXPECT_FALSE(*end);
+}
+
 TEST(MediaRange, OutputSizeIsAMultipleOfEightWithAspectKept) {
   DecodeOptions o;
   o.long_side = 512;
