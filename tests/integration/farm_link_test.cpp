@@ -4,6 +4,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
+#include <set>
 #include <thread>
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
@@ -145,15 +146,27 @@ TEST(FarmLinkTest, WorkerReconnectsAfterCoordinatorRestartAndReportsRunningTasks
       FastDealer(endpoint, "w2"), [&] { return MakeReady("w2", {running}); }, [](protocol::Message) {});
   ASSERT_TRUE(dealer.ok());
   ASSERT_TRUE(first_in.WaitFor(Is<protocol::Ready>));
+  for (int i = 0; i < 200 && !(*dealer)->connected(); ++i) std::this_thread::sleep_for(10ms);
+  ASSERT_TRUE((*dealer)->connected());
   (*router)->Stop();
   router->reset();
   for (int i = 0; i < 100 && (*dealer)->connected(); ++i) std::this_thread::sleep_for(10ms);
   EXPECT_FALSE((*dealer)->connected());
 
+  // Like the coordinator: a peer that talks before saying READY (its TCP connection came back
+  // before it noticed the restart) is told to send READY.
   Inbox<Received> second_in;
+  std::atomic<RouterLink*> second{nullptr};
+  std::set<std::string> known;  // link thread only
   auto router2 = RouterLink::Start(FastRouter(endpoint), [&](const std::string& p, protocol::Message m) {
+    if (std::holds_alternative<protocol::Ready>(m)) {
+      known.insert(p);
+    } else if (!known.count(p) && second.load() != nullptr) {
+      second.load()->Send(p, protocol::Disconnect{"unknown worker: send READY", {}});
+    }
     second_in.Push({p, std::move(m)});
   });
+  if (router2.ok()) second.store(router2->get());
   ASSERT_TRUE(router2.ok()) << router2.status().ToString();
   auto ready = second_in.WaitFor(Is<protocol::Ready>);
   ASSERT_TRUE(ready);
