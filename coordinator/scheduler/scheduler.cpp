@@ -316,7 +316,8 @@ Status Scheduler::Control(const std::string& job_id, ControlOp op, int priority,
   switch (op) {
     case ControlOp::kCancel: {
       if (r.state == JobState::kDone || r.state == JobState::kCancelled) return refuse("cancel");
-      CancelLiveTasks(*job, "job cancelled", &m, out);
+      Actions cancels;  // sent only after the cancellation is persisted
+      CancelLiveTasks(*job, "job cancelled", &m, &cancels);
       for (TaskRecord& t : job->tasks) {
         if (t.state == TaskState::kPending || t.state == TaskState::kReady) {
           t.state = TaskState::kCancelled;
@@ -327,6 +328,7 @@ Status Scheduler::Control(const std::string& job_id, ControlOp op, int priority,
       job->ready_frames.clear();
       job->ready_frames_by_shot.clear();
       FinishJob(*job, JobState::kCancelled, "cancelled", &m, out);
+      out->insert(out->end(), cancels.begin(), cancels.end());
       return Status::OK();
     }
     case ControlOp::kPause:
@@ -370,10 +372,11 @@ Status Scheduler::Retry(JobEntry& job, bool whole_job, Actions* out) {
   }
   const TimeMs now = clock_->NowMs();
   Mutation m;
+  Actions after;  // acted on only after the retry is persisted
   if (whole_job) {
-    CancelLiveTasks(job, "whole job retried", &m, out);
+    CancelLiveTasks(job, "whole job retried", &m, &after);
     m.tasks.clear();
-    out->push_back(DropAnchorCacheAction{job_id, true});
+    after.push_back(DropAnchorCacheAction{job_id, true});
   }
   const bool was_final = IsFinal(r.state);
   if (r.phase == JobPhase::kAnalyze || r.shots.empty()) {
@@ -384,6 +387,7 @@ Status Scheduler::Retry(JobEntry& job, bool whole_job, Actions* out) {
     m.job = r;
     AddEvent(&m, "job.retry", job_id, "", "", 0, "from analysis");
     PushPersist(job, std::move(m), out);
+    out->insert(out->end(), after.begin(), after.end());
     out->push_back(AnalyzeAction{job_id});
     return Status::OK();
   }
@@ -446,6 +450,7 @@ Status Scheduler::Retry(JobEntry& job, bool whole_job, Actions* out) {
            std::string(whole_job ? "whole job" : "failed tasks") + ": " + std::to_string(reset) +
                " task(s)");
   PushPersist(job, std::move(m), out);
+  out->insert(out->end(), after.begin(), after.end());
   if (r.phase == JobPhase::kStitch) out->push_back(StitchAction{job_id});
   return Status::OK();
 }

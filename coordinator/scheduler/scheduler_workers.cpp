@@ -277,6 +277,7 @@ void Scheduler::Tick(Actions* out) {
   for (auto& [id, job] : jobs_) {
     if (job->live.empty()) continue;
     Mutation m;
+    Actions cancels;
     for (int index : std::vector<int>(job->live.begin(), job->live.end())) {
       TaskRecord& t = job->tasks[index];
       WorkerEntry* w = FindWorkerEntry(t.worker_id);
@@ -300,12 +301,13 @@ void Scheduler::Tick(Actions* out) {
       }
       if (why.empty()) continue;
       ++stats_.tasks_timed_out;
-      out->push_back(CancelTaskAction{t.worker_id, t.job_id, t.task_id, t.attempt, why});
+      cancels.push_back(CancelTaskAction{t.worker_id, t.job_id, t.task_id, t.attempt, why});
       FailAttempt(*job, index, why, true, true, "task.timeout", &m);
     }
     if (m.tasks.empty()) continue;
     m.job = job->rec;
     MaybeFinishRender(*job, &m, out);
+    out->insert(out->end(), cancels.begin(), cancels.end());  // after the requeue is persisted
   }
 }
 

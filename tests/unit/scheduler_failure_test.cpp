@@ -159,6 +159,7 @@ TEST_F(SchedulerFailureTest, TaskOverMaxTimeOrWithoutProgressIsStoppedAndRetried
     Collected c = Tick();
     if (i == 1) {
       ASSERT_EQ(c.cancels.size(), 1u) << "w2 reported nothing for 5 s";
+      EXPECT_NE(std::get_if<PersistAction>(&c.all.front()), nullptr) << "requeue persisted first";
       EXPECT_EQ(c.cancels[0].worker_id, "w2");
       EXPECT_EQ(c.cancels[0].attempt, stuck.task.attempt);
       EXPECT_NE(c.cancels[0].reason.find("progress_timeout_ms"), std::string::npos);

@@ -302,6 +302,9 @@ TEST_F(SchedulerGraphTest, CancelStopsLiveTasksAndDeletesTheCache) {
   ASSERT_EQ(c.assigns.size(), 2u);
   Collected x = Control("j", ControlOp::kCancel);
   EXPECT_EQ(x.cancels.size(), 2u);
+  ASSERT_FALSE(x.all.empty());
+  EXPECT_NE(std::get_if<PersistAction>(&x.all.front()), nullptr)
+      << "the cancellation is written before any worker is told";
   ASSERT_EQ(x.drops.size(), 1u);
   EXPECT_TRUE(x.drops[0].delete_now);
   EXPECT_EQ(JobStateOf("j"), JobState::kCancelled);
