@@ -201,6 +201,29 @@ TEST_F(FarmE2ETest, CancelStopsEverythingAndDropsTheCache) {
     EXPECT_NE(t["state"], "ASSIGNED");
   }
   EXPECT_EQ(anchor_keys(), 0u) << "the cancelled job's anchor cache must be deleted";
+  // The worker processes really stopped their attempts (not only the coordinator's bookkeeping):
+  // every "cancelling" in a worker log is followed by "stopped".
+  auto read = [](const std::string& path) {
+    std::ifstream in(path);
+    return std::string((std::istreambuf_iterator<char>(in)), {});
+  };
+  int cancelled_attempts = 0;
+  bool all_stopped = false;
+  for (int i = 0; i < 100 && !all_stopped; ++i) {
+    all_stopped = true;
+    cancelled_attempts = 0;
+    for (int w = 0; w < 2; ++w) {
+      std::string log = read((*farm)->WorkerLog(w));
+      size_t at = log.find("cancelling " + *job);
+      if (at == std::string::npos) continue;
+      ++cancelled_attempts;
+      all_stopped = all_stopped && (log.find("stopped " + *job, at) != std::string::npos ||
+                                    log.find("finished after a cancel request", at) != std::string::npos);
+    }
+    if (!all_stopped) std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_GE(cancelled_attempts, 1) << "a running attempt should have been told to stop";
+  EXPECT_TRUE(all_stopped) << "a worker did not stop its cancelled attempt";
 }
 
 // 5. A higher-priority job submitted later starts before a queued lower-priority one.
