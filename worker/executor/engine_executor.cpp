@@ -13,6 +13,7 @@
 #include "common/redis/redis_client.h"
 #include "worker/engine/pipeline.h"
 #include "worker/engine/weights.h"
+#include "worker/runner/frame_groups.h"
 
 namespace fairy::worker {
 namespace {
@@ -299,19 +300,12 @@ Result<TaskOutcome> EngineExecutor::Run(const TaskContext& ctx) {
     }
     FAIRY_RETURN_IF_ERROR(a->cache.CheckUsableFor(model->unet().SelfAttentionLayers(), static_cast<int>(s.steps)));
 
-    // The engine's grouping: the shot's non-anchor frames in order, `batch` per call.
-    std::vector<int64_t> non_anchor;
-    for (int64_t i = s.shot_first; i < s.shot_first + s.shot_count; ++i) {
-      if (!IsAnchor(s.anchor_frames, i)) non_anchor.push_back(i);
-    }
+    // Exactly the engine's UNet batches that touch this task's range (frame_groups.h).
     std::map<int64_t, media::RgbFrame> edited;
     int64_t done = 0;
-    for (size_t g = 0; g < non_anchor.size(); g += static_cast<size_t>(options_.batch)) {
-      size_t g_end = std::min(non_anchor.size(), g + static_cast<size_t>(options_.batch));
-      std::vector<int64_t> group(non_anchor.begin() + static_cast<int64_t>(g), non_anchor.begin() + static_cast<int64_t>(g_end));
-      bool touches = std::any_of(group.begin(), group.end(),
-                                 [&](int64_t i) { return i >= task.frame_begin && i < task.frame_end; });
-      if (!touches) continue;
+    const auto groups = GroupsTouching(
+        FramePassGroups(s.shot_first, s.shot_count, s.anchor_frames, options_.batch), task.frame_begin, task.frame_end);
+    for (const std::vector<int64_t>& group : groups) {
       if (ctx.cancel->load()) return Status::Cancelled("task cancelled");
       FAIRY_ASSIGN_OR_RETURN(torch::Tensor images, DecodeFrames(*reader, group));
       FAIRY_ASSIGN_OR_RETURN(torch::Tensor out,
