@@ -161,7 +161,9 @@ class RedisStore final : public Store {
     std::vector<JobSnapshot> out;
     for (size_t i = 0; i < ids.elements.size(); ++i) {
       const std::string& id = ids.elements[i].str;
-      if (replies[2 * i].elements.empty()) continue;  // deleted meanwhile
+      if (replies[2 * i].type == Reply::Type::kArray && replies[2 * i].elements.empty()) {
+        continue;  // deleted meanwhile
+      }
       FAIRY_ASSIGN_OR_RETURN(JobSnapshot s, Decode(id, replies[2 * i], replies[2 * i + 1]));
       if (unfinished_only && IsFinal(s.job.state)) continue;
       out.push_back(std::move(s));
@@ -304,6 +306,12 @@ class RedisStore final : public Store {
 
   Result<JobSnapshot> Decode(const std::string& job_id, const Reply& job_hash,
                              const Reply& tasks_hash) {
+    if (job_hash.is_error()) {
+      return Status::Corruption("store: " + keys_.Job(job_id) + ": " + job_hash.str);
+    }
+    if (tasks_hash.is_error()) {
+      return Status::Corruption("store: " + keys_.Tasks(job_id) + ": " + tasks_hash.str);
+    }
     if (job_hash.elements.empty())
       return Status::NotFound("store: job " + job_id + " is unknown (" + keys_.Job(job_id) + ")");
     json j = json::object();

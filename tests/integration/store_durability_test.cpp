@@ -98,5 +98,45 @@ TEST(StoreDurabilityTest, StateSurvivesARedisCrashAndTheStoreReconnects) {
   EXPECT_TRUE(store->Apply(late).ok());
 }
 
+TEST(StoreDurabilityTest, DamagedRecordsAreReportedByKeyAndFieldNotCrashed) {
+  auto server = testing::RedisServer::Start();
+  ASSERT_TRUE(server.ok()) << server.status().ToString();
+  auto raw = redis::RedisClient::Connect((*server)->url());
+  ASSERT_TRUE(raw.ok());
+  auto client = redis::RedisClient::Connect((*server)->url());
+  ASSERT_TRUE(client.ok());
+  auto store = NewRedisStore(std::move(*client));
+  Mutation m;
+  m.job_id = "durable";
+  m.job = MakeJob();
+  m.tasks = {MakeTask(TaskState::kReady, 0)};
+  ASSERT_TRUE(store->Apply(m).ok());
+
+  ASSERT_TRUE((*raw)->Command({"HSET", "fairy:job:durable", "priority", "{not json"}).ok());
+  auto bad_field = store->LoadJob("durable");
+  ASSERT_FALSE(bad_field.ok());
+  EXPECT_EQ(bad_field.status().code(), Status::Code::kCorruption);
+  EXPECT_NE(bad_field.status().message().find("fairy:job:durable field priority"),
+            std::string::npos)
+      << bad_field.status().message();
+
+  ASSERT_TRUE((*raw)->Command({"HSET", "fairy:job:durable", "priority", "70"}).ok());
+  ASSERT_TRUE((*raw)
+                  ->Command({"HSET", "fairy:job:durable:tasks", "s000-f000000-000023",
+                             R"({"job_id":"durable","task_id":"x","kind":"FRAMES"})"})
+                  .ok());
+  auto bad_task = store->LoadAll(true);
+  ASSERT_FALSE(bad_task.ok());
+  EXPECT_NE(bad_task.status().message().find("s000-f000000-000023"), std::string::npos)
+      << bad_task.status().message();
+  EXPECT_NE(bad_task.status().message().find("'shot' is missing"), std::string::npos)
+      << bad_task.status().message();
+
+  ASSERT_TRUE((*raw)->Command({"HSET", "fairy:job:durable:attempts", "t", "seven"}).ok());
+  EXPECT_EQ(store->LiveAttempt("durable", "t").status().code(), Status::Code::kCorruption);
+  ASSERT_TRUE((*raw)->Command({"SET", "fairy:job:durable:tasks", "not a hash"}).ok());
+  EXPECT_FALSE(store->LoadJob("durable").ok());
+}
+
 }  // namespace
 }  // namespace fairy::store
