@@ -98,8 +98,9 @@ int main(int argc, char** argv) {
   const std::string ff_rgb =
       ffmpeg + " -hide_banner -nostats -loglevel error -i " + quoted +
       " -an -sws_flags bicubic+accurate_rnd+full_chroma_int -pix_fmt rgb24 -f null -";
-  auto decode_all = [&](bool quality) {
+  auto decode_all = [&](bool quality, bool ahead = true) {
     fairy::media::DecodeOptions o;
+    o.decode_ahead = ahead;
     o.apply_sar = false;  // native size: colour conversion only
     o.apply_rotation = false;
     o.high_quality_scaling = quality;
@@ -110,7 +111,8 @@ int main(int argc, char** argv) {
       if (!got.ok() || !*got) break;
     }
   };
-  Samples ours_shots, ff_shots, ours_quality, ours_fast, ff_null, ff_rgb24, ours_probe;
+  Samples ours_shots, ff_shots, ours_quality, ours_quality_serial, ours_fast, ff_null, ff_rgb24,
+      ours_probe;
   int64_t frames = 0;
   size_t cuts = 0;
   for (int r = 0; r < repeat; ++r) {  // interleaved, so load changes hit both sides alike
@@ -127,6 +129,7 @@ int main(int argc, char** argv) {
     ours_fast.Add(Seconds([&] { decode_all(false); }));
     ff_null.Add(Seconds([&] { Shell(ff_decode); }));
     ours_quality.Add(Seconds([&] { decode_all(true); }));
+    ours_quality_serial.Add(Seconds([&] { decode_all(true, false); }));
     ff_rgb24.Add(Seconds([&] { Shell(ff_rgb); }));
     ours_probe.Add(Seconds([&] { (void)fairy::media::Probe(clip); }));
   }
@@ -143,6 +146,8 @@ int main(int argc, char** argv) {
          ff_shots);
   report("full decode, RGB24 fast", ours_fast, "ffmpeg -f null", ff_null);
   report("full decode, RGB24 quality", ours_quality, "ffmpeg -pix_fmt rgb24 same flags", ff_rgb24);
+  report("  same, decode_ahead off", ours_quality_serial, "ffmpeg -pix_fmt rgb24 same flags",
+         ff_rgb24);
   std::printf("probe (exact count by demuxing): %.4f s\n", Median(ours_probe.wall));
   return 0;
 }
