@@ -23,6 +23,7 @@ class ScriptedFarm : public api::ControlHandler {
   Result<json> Submit(const std::string& yaml, const std::string& source, std::optional<int> priority) override {
     if (yaml.find("broken") != std::string::npos) return Status::InvalidArgument(source + ":2:3: edit.steps: must be between 1 and 200, got 0");
     submitted_priority = priority.value_or(-1);
+    if (yaml.find("finishes") != std::string::npos) return json{{"jobs", {"job-done"}}};
     return json{{"jobs", {"job-1"}}};
   }
   Result<json> ListJobs() override {
@@ -34,6 +35,10 @@ class ScriptedFarm : public api::ControlHandler {
                   {{"id", "job-22"}, {"name", "a-much-longer-name"}, {"state", "QUEUED"}, {"priority", 5}}}}};
   }
   Result<json> JobStatus(const std::string& id) override {
+    if (id == "job-done" || id == "job-failed") {
+      return json{{"id", id}, {"state", id == "job-done" ? "DONE" : "FAILED"}, {"frames_done", 10},
+                  {"frames_total", 10}, {"frames_per_s", 4.0}, {"error", id == "job-done" ? "" : "stitch: chunk missing"}};
+    }
     if (id != "job-1") return Status::NotFound("no job '" + id + "'");
     json j = (*ListJobs())["jobs"][0];
     j["phase"] = "RENDER";
@@ -173,6 +178,20 @@ TEST_F(FarmCliTest, ControlCommandsAndExitCodes) {
   Output logs = Run("logs job-1");
   EXPECT_EQ(logs.exit_code, 0);
   EXPECT_NE(logs.text.find("s000-anchor [gpu01] anchor cache published"), std::string::npos) << logs.text;
+}
+
+
+TEST_F(FarmCliTest, WatchAndWaitEndWithTheJobsOutcome) {
+  Output done = Run("watch job-done");
+  EXPECT_EQ(done.exit_code, 0) << done.text;
+  EXPECT_NE(done.text.find("job-done DONE 10/10 frames 4.0 frames/s"), std::string::npos) << done.text;
+  Output failed = Run("watch job-failed --json");
+  EXPECT_EQ(failed.exit_code, 1);
+  EXPECT_EQ(json::parse(failed.text.substr(0, failed.text.find('\n')))["state"], "FAILED");
+  std::ofstream(dir_ + "/finishes.yaml") << "finishes: soon\n";
+  Output wait = Run("submit --wait " + dir_ + "/finishes.yaml");
+  EXPECT_EQ(wait.exit_code, 0) << wait.text;
+  EXPECT_NE(wait.text.find("job-done DONE"), std::string::npos) << wait.text;
 }
 
 }  // namespace
