@@ -11,6 +11,7 @@
 #include "common/media/frame_reader.h"
 #include "common/media/probe.h"
 #include "common/redis/redis_client.h"
+#include "worker/engine/engine_info.h"
 #include "worker/engine/pipeline.h"
 #include "worker/engine/weights.h"
 #include "worker/runner/frame_groups.h"
@@ -98,6 +99,10 @@ Result<std::unique_ptr<EngineExecutor>> EngineExecutor::Create(EngineExecutorOpt
   if (options.batch < 1) return Status::InvalidArgument("batch must be >= 1");
   FAIRY_ASSIGN_OR_RETURN(torch::Device device, engine::ParseDevice(options.device));
   FAIRY_ASSIGN_OR_RETURN(torch::ScalarType dtype, engine::ParseScalarType(options.dtype));
+  // The same process-wide numerics as fairy-engine edit (thread count, denormals flushed), so a farm
+  // edit is bit-identical to the single-process one.
+  engine::ConfigureTorchThreads();
+  at::globalContext().setFlushDenormal(true);
   std::unique_ptr<EngineExecutor> e(new EngineExecutor(std::move(options)));
   e->state_->device = device;
   e->state_->dtype = dtype;
@@ -163,6 +168,8 @@ Result<media::RgbFrame> ReadAnchorOutput(const std::string& work_dir, int64_t in
 
 Result<TaskOutcome> EngineExecutor::Run(const TaskContext& ctx) {
   try {
+    // MXCSR is per thread: task threads flush denormals too (and pass it on to the threads they start).
+    at::globalContext().setFlushDenormal(true);
     c10::InferenceMode inference;
     const protocol::TaskSettings& s = *ctx.settings;
     const protocol::Task& task = *ctx.task;
