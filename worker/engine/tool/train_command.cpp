@@ -48,6 +48,7 @@ unet options:
   --max-shear DEG (5)
   --cond-dropout X     conditioning dropout q: 5% text, 5% both, 5% image at 0.05 (0.05)
   --snr-gamma X        Min-SNR loss weighting, 0 = plain MSE as upstream (0)
+  --snr-floor X        weight the x0 error by at least X (truncated SNR), 0 = off (0)
   --train-text-encoder also optimise the text encoder
   --ema X              EMA decay, 0 = off (0)
   --eval-every N       sample and print PSNR per edit every N steps (0 = only with fairy-tiny)
@@ -115,7 +116,8 @@ bool ParseUNet(Args& args, train::TrainUNetOptions* o, std::string* error) {
          ParseNumber(args, "--max-scale", &o->augment.max_scale, error) &&
          ParseNumber(args, "--max-shear", &o->augment.max_shear_deg, error) &&
          ParseNumber(args, "--cond-dropout", &o->text_dropout, error) &&
-         ParseNumber(args, "--snr-gamma", &o->snr_gamma, error) && ParseNumber(args, "--ema", &o->ema_decay, error) &&
+         ParseNumber(args, "--snr-gamma", &o->snr_gamma, error) &&
+         ParseNumber(args, "--snr-floor", &o->snr_floor, error) && ParseNumber(args, "--ema", &o->ema_decay, error) &&
          ParseNumber(args, "--eval-every", &o->eval_every, error) &&
          ParseNumber(args, "--eval-steps", &o->eval_steps, error);
 }
@@ -235,6 +237,7 @@ int RunFairyTiny(Args& args) {
   unet.eval_every = steps(1000);
   unet.ema_decay = 0;
   unet.snr_gamma = 5.0;
+  unet.snr_floor = 1.0;
   unet.eval_steps = 10;
   auto ur = train::RunUNetTraining(unet);
   if (!ur.ok()) return Fail(ur.status());

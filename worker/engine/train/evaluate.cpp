@@ -66,6 +66,31 @@ Result<std::vector<EvalRow>> EvaluateModel(const EvalOptions& o) {
         recon.push_back((parts.vae->Decode(parts.vae->Encode(tgt).first) / 2 + 0.5).clamp(0, 1).cpu());
       }
       auto out = torch::cat(outputs);
+      {
+        // Diagnostics: one denoising prediction from the exact target noised to t, and the VAE posterior spread.
+        auto src = (source * 2 - 1).to(device);
+        auto tgt = (target * 2 - 1).to(device);
+        auto cond = parts.vae->Encode(src).first;
+        auto [mean, logvar] = parts.vae->Encode(tgt);
+        auto z = mean * parts.scaling_factor();
+        std::string line;
+        auto gen = at::make_generator<at::CPUGeneratorImpl>(o.seed + 99);
+        for (int64_t t : {50, 250, 500, 750, 950}) {
+          auto noise = torch::randn(z.sizes(), gen).to(device);
+          auto tt = torch::full({z.size(0)}, t, torch::TensorOptions().dtype(torch::kInt64).device(device));
+          auto x_t = parts.schedule.AddNoise(z, noise, tt);
+          auto eps = parts.unet->forward(torch::cat({x_t, cond}, 1), tt.to(torch::kFloat32), emb.expand({z.size(0), -1, -1}));
+          double ac = parts.schedule.alphas_cumprod[t].item<double>();
+          auto x0 = (x_t - std::sqrt(1 - ac) * eps) / std::sqrt(ac);
+          auto img = (parts.vae->Decode(x0 / parts.scaling_factor()) / 2 + 0.5).clamp(0, 1).cpu();
+          char buf[64];
+          std::snprintf(buf, sizeof buf, " t%lld %.1f", static_cast<long long>(t), Psnr(img, target));
+          line += buf;
+        }
+        std::fprintf(stderr, "eval: %s %-8s one-step x0 PSNR:%s | latent std %.3f posterior std %.3f (scaled)\n",
+                     video.c_str(), EditOpName(op), line.c_str(), z.std().item<double>(),
+                     ((0.5 * logvar).exp().mean() * parts.scaling_factor()).item<double>());
+      }
       EvalRow row;
       row.video = video;
       row.op = op;

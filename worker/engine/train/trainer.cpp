@@ -288,11 +288,17 @@ Result<TrainReport> RunUNetTraining(const TrainUNetOptions& options) {
       auto input = torch::cat({x_t, cond * image_keep}, 1);  // [B, 2L, h, w]
       auto pred = parts.unet->forward(input, t.to(torch::kFloat32), emb);
       auto per_sample = (pred.to(torch::kFloat32) - noise).square().mean({1, 2, 3});  // [B]
-      if (options.snr_gamma > 0) {
-        // Min-SNR weighting (Hang et al. 2023) for epsilon prediction: min(SNR, gamma) / SNR.
+      if (options.snr_gamma > 0 || options.snr_floor > 0) {
+        // |eps error|^2 = SNR |x0 error|^2, so weighting the epsilon loss by clamp(SNR, floor, gamma) / SNR
+        // weights the x0 error by clamp(SNR, floor, gamma): gamma caps the low-noise steps (Min-SNR,
+        // Hang et al. 2023), floor keeps the high-noise steps, which decide the colours, from
+        // vanishing (truncated SNR, Salimans & Ho 2022).
         auto ac = parts.schedule.alphas_cumprod.to(device).index_select(0, t);
         auto snr = ac / (1 - ac);
-        per_sample = per_sample * (snr.clamp_max(options.snr_gamma) / snr);
+        auto w = snr;
+        if (options.snr_gamma > 0) w = w.clamp_max(options.snr_gamma);
+        if (options.snr_floor > 0) w = w.clamp_min(options.snr_floor);
+        per_sample = per_sample * (w / snr);
       }
       loss = per_sample.mean();
     }

@@ -53,6 +53,7 @@ struct TrainUNetOptions {
   double text_dropout = 0.05;         // conditioning dropout q (see top of file)
   bool train_text_encoder = false;    // also optimise the text encoder (small models from scratch)
   double snr_gamma = 0;               // > 0: Min-SNR loss weighting min(SNR_t, gamma) / SNR_t (0: plain MSE)
+  double snr_floor = 0;               // > 0: weight max(SNR_t, floor) / SNR_t too (x0 error weighted >= floor)
   double ema_decay = 0;               // > 0: keep EMA weights and save them as the model
   int64_t eval_every = 0;             // > 0: sample edits on held-out data and log PSNR per op
   int64_t eval_steps = 10;            // denoising steps of that evaluation
