@@ -13,6 +13,7 @@
 #include "worker/engine/tool/commands.h"
 #include "worker/engine/train/checkpoint.h"
 #include "worker/engine/train/evaluate.h"
+#include "worker/engine/train/model_parts.h"
 #include "worker/engine/train/trainer.h"
 #include "worker/engine/train/vae_model.h"
 
@@ -26,6 +27,7 @@ constexpr const char* kUsage = R"(Usage:
   fairy-engine train [unet] --model DIR --output DIR [OPTIONS]   InstructPix2Pix objective
   fairy-engine train vae    --model DIR --output DIR [OPTIONS]   VAE reconstruction (small models)
   fairy-engine train fairy-tiny --output DIR [--videos PATHS] [--tokenizer DIR] [--scale X]
+                             [--vae-steps N (4000)] [--unet-steps N (6000)] [--resume]
                                                                  the embedded default model, all stages
   fairy-engine train eval --model DIR --videos A,B [--frames N (8)] [--size N (128)] [--steps N (10)]
                           [--seed N (0)] [--device D]   PSNR and flicker per edit on real clips
@@ -200,7 +202,10 @@ int RunFairyTiny(Args& args) {
   common.data.procedural_fraction = 0.3;
   common.batch_size = 8;
   double scale = 1.0;  // multiplies every step count (quick trials: 0.1)
-  if (!ParseCommon(args, &common, &error) || !ParseNumber(args, "--scale", &scale, &error) || !args.Finish(&error)) {
+  int64_t vae_steps = 4000, unet_steps = 6000;
+  if (!ParseCommon(args, &common, &error) || !ParseNumber(args, "--scale", &scale, &error) ||
+      !ParseNumber(args, "--vae-steps", &vae_steps, &error) || !ParseNumber(args, "--unet-steps", &unet_steps, &error) ||
+      !args.Finish(&error)) {
     std::fprintf(stderr, "fairy-engine train fairy-tiny: %s\n\n%s", error.c_str(), kUsage);
     return kExitUsage;
   }
@@ -216,19 +221,27 @@ int RunFairyTiny(Args& args) {
   train::TrainVAEOptions vae;
   vae.common = common;
   vae.common.model_dir = config_dir;
-  vae.common.steps = steps(4000);
+  vae.common.steps = steps(vae_steps);
   vae.common.learning_rate = 1e-3;
   vae.common.warmup_steps = 50;
   vae.common.checkpoint_every = 1000;
-  auto vr = train::RunVAETraining(vae);
-  if (!vr.ok()) return Fail(vr.status());
-  PrintReport("fairy-tiny vae", *vr);
+  // --resume: the VAE stage is skipped once the state says the UNet stage began (both stages are
+  // deterministic, so a resumed run ends with the weights of an uninterrupted one).
+  auto state = train::ReadJson(common.output_dir + "/training_state/state.json");
+  bool vae_done = common.resume && state.ok() && state->value("kind", std::string()) == "unet";
+  vae.common.resume = common.resume && !vae_done && state.ok();
+  if (!vae_done) {
+    auto vr = train::RunVAETraining(vae);
+    if (!vr.ok()) return Fail(vr.status());
+    PrintReport("fairy-tiny vae", *vr);
+  }
 
   train::TrainUNetOptions unet;
   unet.common = common;
   unet.common.model_dir = common.output_dir;
   unet.common.tokenizer_dir = common.output_dir + "/tokenizer";
-  unet.common.steps = steps(6000);
+  unet.common.steps = steps(unet_steps);
+  unet.common.resume = vae_done;
   unet.common.batch_size = 16;
   unet.common.learning_rate = 1e-3;
   unet.common.warmup_steps = 100;
