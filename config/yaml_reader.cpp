@@ -3,6 +3,7 @@
 #include <cctype>
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 #include <set>
 
 namespace fairy::config {
@@ -33,10 +34,131 @@ std::string JoinAllowed(const std::vector<std::string_view>& allowed) {
 
 bool IsNullScalar(const YAML::Node& node) { return node.IsNull(); }
 
+// yaml-cpp 0.7 loops forever, allocating without bound, when a ',' stands where a token may start
+// in block context (found by the fuzzer: ", a: b", "&a, b", "'x' ,b", "[a],b", "- 3\n, x").
+// Such input is invalid YAML, so it is refused before yaml-cpp sees it. This scanner follows
+// yaml-cpp's view of block context: token starts (line start, after "- ", "? ", ": ", after a
+// property, a quoted scalar or a flow collection), plain scalars (where ',' is content), quoted
+// scalars, flow collections (where ',' separates) and block scalars. Returns the 1-based line
+// and column of the ',' or {0, 0}.
+std::pair<int, int> FindStrayComma(std::string_view text) {
+  auto blank = [](char c) { return c == ' ' || c == '\t' || c == '\r'; };
+  int flow_depth = 0;
+  char quote = 0;          // the open quote character, or 0
+  int block_indent = -1;   // >= 0 while inside a block scalar whose header line had this indent
+  int line = 0;
+  size_t pos = text.substr(0, 3) == "\xEF\xBB\xBF" ? 3 : 0;
+  while (pos <= text.size()) {
+    ++line;
+    size_t end = text.find('\n', pos);
+    if (end == std::string_view::npos) end = text.size();
+    const std::string_view l = text.substr(pos, end - pos);
+    pos = end + 1;
+    size_t i = 0;
+    while (i < l.size() && blank(l[i])) ++i;
+    const size_t indent = i;
+    if (block_indent >= 0) {
+      if (i == l.size() || static_cast<int>(i) > block_indent) continue;
+      block_indent = -1;
+    }
+    if (l.substr(0, 3) == "---" || l.substr(0, 3) == "...") {
+      quote = 0;  // a document marker ends every quote and flow collection
+      flow_depth = 0;
+      i = 3;
+    }
+    bool token_start = quote == 0 && flow_depth == 0;
+    for (; i < l.size(); ++i) {
+      const char c = l[i];
+      const bool next_blank = i + 1 == l.size() || blank(l[i + 1]);
+      if (quote != 0) {
+        if (quote == '"' && c == '\\') {
+          ++i;
+        } else if (quote == '\'' && c == '\'' && i + 1 < l.size() && l[i + 1] == '\'') {
+          ++i;
+        } else if (c == quote) {
+          quote = 0;
+          token_start = flow_depth == 0;
+        }
+        continue;
+      }
+      if (flow_depth > 0) {
+        if (c == '"' || c == '\'') quote = c;
+        else if (c == '[' || c == '{') ++flow_depth;
+        else if (c == ']' || c == '}') token_start = --flow_depth == 0;
+        else if (c == '#' && (i == 0 || blank(l[i - 1]))) break;
+        continue;
+      }
+      if (blank(c)) continue;
+      if (token_start) {
+        if (c == ',') return {line, static_cast<int>(i) + 1};
+        if (c == '#') break;
+        if ((c == '-' || c == '?' || c == ':') && next_blank) continue;
+        if (c == '&' || c == '!' || c == '*') {  // a property or alias: still between tokens
+          while (i + 1 < l.size() && !blank(l[i + 1]) &&
+                 std::string_view(",\"'[]{}").find(l[i + 1]) == std::string_view::npos) {
+            ++i;
+          }
+          continue;
+        }
+        if (c == '"' || c == '\'') {
+          quote = c;
+          continue;
+        }
+        if (c == '[' || c == '{') {
+          flow_depth = 1;
+          continue;
+        }
+        if (c == '|' || c == '>') {  // a block scalar header: `|`, `>-`, `|2+`
+          size_t j = i + 1;
+          while (j < l.size() && (l[j] == '-' || l[j] == '+' || (l[j] >= '0' && l[j] <= '9'))) ++j;
+          while (j < l.size() && blank(l[j])) ++j;
+          if (j == l.size() || l[j] == '#') {
+            block_indent = static_cast<int>(indent);
+            break;
+          }
+        }
+        token_start = false;  // a plain scalar: ',' is content from here
+        continue;
+      }
+      // Inside a plain scalar: ": " starts a value, " #" a comment.
+      if (c == ':' && next_blank) token_start = true;
+      else if (c == '#' && (i == 0 || blank(l[i - 1]))) break;
+    }
+  }
+  return {0, 0};
+}
+
 }  // namespace
 
 std::optional<YAML::Node> YamlReader::Parse(std::string_view text) {
   std::vector<YAML::Node> docs;
+  // YAML is text: control characters are invalid, and yaml-cpp mishandles some (NUL hangs it).
+  for (size_t i = 0, line = 1, column = 1; i < text.size(); ++i, ++column) {
+    const unsigned char c = static_cast<unsigned char>(text[i]);
+    if (c == '\n') {
+      ++line;
+      column = 0;
+    } else if ((c < 0x20 && c != '\t' && c != '\r') || c == 0x7f) {
+      Diagnostic d;
+      d.file = file_;
+      d.line = static_cast<int>(line);
+      d.column = static_cast<int>(column);
+      char hex[8];
+      std::snprintf(hex, sizeof(hex), "0x%02x", c);
+      d.message = std::string("control character ") + hex + " in the file (YAML is text)";
+      diags_->Add(std::move(d));
+      return std::nullopt;
+    }
+  }
+  if (auto [line, column] = FindStrayComma(text); line > 0) {
+    Diagnostic d;
+    d.file = file_;
+    d.line = line;
+    d.column = column;
+    d.message = "YAML syntax error: unexpected ',' outside a [list] or {mapping}";
+    diags_->Add(std::move(d));
+    return std::nullopt;
+  }
   try {
     docs = YAML::LoadAll(std::string(text));
   } catch (const YAML::Exception& e) {

@@ -237,6 +237,26 @@ TEST_F(JobsTest, DocumentLevelErrors) {
   EXPECT_EQ(syntax.diagnostics.items()[0].line, 2);
   EXPECT_NE(Text(syntax).find("YAML syntax error"), std::string::npos);
   EXPECT_NE(Text(Parse(Job() + "---\n" + Job())).find("one YAML document"), std::string::npos);
+  // yaml-cpp 0.7 never returns on these (found by the fuzzer); they must fail fast instead.
+  EXPECT_EQ(Text(Parse(", a: b\n")),
+            "t.yaml:1:1: YAML syntax error: unexpected ',' outside a [list] or {mapping}\n");
+  EXPECT_EQ(Text(Parse("# c\n--- , a\n")),
+            "t.yaml:2:5: YAML syntax error: unexpected ',' outside a [list] or {mapping}\n");
+  EXPECT_EQ(Text(Parse("'x' , b\n")),
+            "t.yaml:1:5: YAML syntax error: unexpected ',' outside a [list] or {mapping}\n");
+  EXPECT_EQ(Text(Parse("[a,\n b], c\n")),
+            "t.yaml:2:4: YAML syntax error: unexpected ',' outside a [list] or {mapping}\n");
+  EXPECT_EQ(Text(Parse(std::string("a: 1\nb: x\0y\n", 11))),
+            "t.yaml:2:5: control character 0x00 in the file (YAML is text)\n");
+  EXPECT_EQ(Text(Parse("&anchor, b\n")),
+            "t.yaml:1:8: YAML syntax error: unexpected ',' outside a [list] or {mapping}\n");
+  EXPECT_EQ(Text(Parse("- {a: 1}\n- 3\n  , {b: 2}\n")),
+            "t.yaml:3:3: YAML syntax error: unexpected ',' outside a [list] or {mapping}\n");
+  // ... but a ',' inside quotes, flow collections and block scalars is fine.
+  ParseResult fine = Parse(
+      "input: footage/cat.mp4\noutput: o.mp4\ninstruction: |-\n  turn it's cat\n  , into a lion\n"
+      "name: \"it's\"\nworker_tags: [a\n  , b]\nedit: {steps: 3\n  , seed: 1}\n");
+  EXPECT_EQ(Text(fine), "t.yaml:6:7: name: must be 1..64 characters of A-Z a-z 0-9 . _ -, got \"it's\"\n");
 }
 
 TEST_F(JobsTest, PathsEscapingTheRootsAreDenied) {
