@@ -1,5 +1,13 @@
 #include "config/yaml_reader.h"
 
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
+
 #include <cctype>
 #include <charconv>
 #include <cmath>
@@ -128,10 +136,48 @@ std::pair<int, int> FindStrayComma(std::string_view text) {
   return {0, 0};
 }
 
+enum class ChildParse { kFinished, kHung, kFailed, kNotRun };
+
+// Lets yaml-cpp read `text` in a forked child. The child only parses and exits (no locks of the
+// parent are taken: yaml-cpp allocates, and glibc's malloc is fork-safe).
+ChildParse ParseInChild(const std::string& text, int limit_ms) {
+  const pid_t pid = fork();
+  if (pid < 0) return ChildParse::kNotRun;
+  if (pid == 0) {
+    const rlimit limit{1ull << 30, 1ull << 30};
+    setrlimit(RLIMIT_AS, &limit);
+    try {
+      (void)YAML::LoadAll(text);
+    } catch (...) {
+    }
+    _exit(0);
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(limit_ms);
+  for (;;) {
+    int status = 0;
+    const pid_t r = waitpid(pid, &status, WNOHANG);
+    if (r == pid) {
+      return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? ChildParse::kFinished : ChildParse::kFailed;
+    }
+    if (r < 0) return ChildParse::kNotRun;
+    if (std::chrono::steady_clock::now() >= deadline) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      return ChildParse::kHung;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
+
 }  // namespace
 
 std::optional<YAML::Node> YamlReader::Parse(std::string_view text) {
   std::vector<YAML::Node> docs;
+  if (text.size() > kMaxBytes) {
+    diags_->Add(Diagnostic::FileError(file_, "the file is larger than " +
+                                                 std::to_string(kMaxBytes >> 20) + " MiB"));
+    return std::nullopt;
+  }
   // YAML is text: control characters are invalid, and yaml-cpp mishandles some (NUL hangs it).
   for (size_t i = 0, line = 1, column = 1; i < text.size(); ++i, ++column) {
     const unsigned char c = static_cast<unsigned char>(text[i]);
@@ -158,6 +204,16 @@ std::optional<YAML::Node> YamlReader::Parse(std::string_view text) {
     d.message = "YAML syntax error: unexpected ',' outside a [list] or {mapping}";
     diags_->Add(std::move(d));
     return std::nullopt;
+  }
+  if (isolated_parse_limit_ms_ > 0) {
+    const ChildParse child = ParseInChild(std::string(text), isolated_parse_limit_ms_);
+    if (child == ChildParse::kHung || child == ChildParse::kFailed) {
+      diags_->Add(Diagnostic::FileError(
+          file_, child == ChildParse::kHung
+                     ? "YAML syntax error: the YAML parser did not finish (malformed input)"
+                     : "YAML syntax error: the YAML parser failed on this input"));
+      return std::nullopt;
+    }
   }
   try {
     docs = YAML::LoadAll(std::string(text));

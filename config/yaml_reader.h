@@ -28,8 +28,16 @@ class YamlReader {
   YamlReader(std::string file, Diagnostics* diags) : file_(std::move(file)), diags_(diags) {}
 
   // Parses a whole document. A syntax error becomes a diagnostic at its position and the result
-  // is nullopt. An empty document is an error ("the file is empty").
+  // is nullopt. An empty document is an error ("the file is empty"), so is one over kMaxBytes.
   std::optional<YAML::Node> Parse(std::string_view text);
+
+  static constexpr size_t kMaxBytes = 4 << 20;
+
+  // yaml-cpp 0.7 never returns on some malformed input. With a limit > 0, Parse first lets
+  // yaml-cpp read the text in a forked child process (address space capped at 1 GiB) and reports
+  // a syntax error when the child does not finish within `ms`; 0 (the default) parses in this
+  // process only. Use it where untrusted files are parsed in a long-lived process.
+  void set_isolated_parse_limit_ms(int ms) { isolated_parse_limit_ms_ = ms; }
 
   // Marks `path` and everything under it as given on the command line: diagnostics there carry
   // `label` (e.g. "--set redis.url=x") as their location instead of a file position.
@@ -93,6 +101,7 @@ class YamlReader {
   std::string file_;
   Diagnostics* diags_;
   std::map<std::string, std::string> override_labels_;  // field path -> command-line label
+  int isolated_parse_limit_ms_ = 0;
 };
 
 }  // namespace fairy::config

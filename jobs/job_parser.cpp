@@ -214,6 +214,7 @@ ParseResult ParseJobText(std::string_view text, const std::string& file_name,
                          const ParseOptions& options) {
   ParseResult result;
   YamlReader r(file_name, &result.diagnostics);
+  r.set_isolated_parse_limit_ms(options.isolated_parse_limit_ms);
   auto root = r.Parse(text);
   if (!root) return result;
   JobReader reader(&r, options);

@@ -1,5 +1,6 @@
 // Job files: every rule of docs/job-files.md, the exact error format, multi-error collection,
 // did-you-mean, storage-root confinement (.., absolute, symlink), lists of jobs, JSON round trip.
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 
@@ -257,6 +258,22 @@ TEST_F(JobsTest, DocumentLevelErrors) {
       "input: footage/cat.mp4\noutput: o.mp4\ninstruction: |-\n  turn it's cat\n  , into a lion\n"
       "name: \"it's\"\nworker_tags: [a\n  , b]\nedit: {steps: 3\n  , seed: 1}\n");
   EXPECT_EQ(Text(fine), "t.yaml:6:7: name: must be 1..64 characters of A-Z a-z 0-9 . _ -, got \"it's\"\n");
+}
+
+TEST_F(JobsTest, IsolatedParseStopsYamlCppHangs) {
+  // An input (found by the fuzzer) on which yaml-cpp 0.7 never returns and that the pre-scan
+  // does not catch: with isolation it is a syntax error after the time limit.
+  std::ifstream in(testing::SourceDir() + "/tests/unit/jobs_hang_input.yaml", std::ios::binary);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ASSERT_FALSE(text.empty());
+  options_.isolated_parse_limit_ms = 500;
+  const auto start = std::chrono::steady_clock::now();
+  ParseResult hung = Parse(text);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
+  EXPECT_EQ(Text(hung), "t.yaml: YAML syntax error: the YAML parser did not finish (malformed input)\n");
+  // Good and ordinarily bad files are unaffected by isolation.
+  EXPECT_TRUE(Parse(Job()).ok());
+  EXPECT_EQ(Text(Parse(Job("priority: 101\n"))), "t.yaml:4:11: priority: must be between 0 and 100, got 101\n");
 }
 
 TEST_F(JobsTest, PathsEscapingTheRootsAreDenied) {
