@@ -148,7 +148,10 @@ ChildParse ParseInChild(const std::string& text, int limit_ms) {
     setrlimit(RLIMIT_AS, &limit);
     try {
       (void)YAML::LoadAll(text);
+    } catch (const YAML::Exception&) {
+      _exit(0);  // a syntax error: the parent reports it with its position
     } catch (...) {
+      _exit(3);  // out of memory (the address-space cap) or worse
     }
     _exit(0);
   }

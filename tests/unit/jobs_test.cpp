@@ -270,7 +270,9 @@ TEST_F(JobsTest, IsolatedParseStopsYamlCppHangs) {
   const auto start = std::chrono::steady_clock::now();
   ParseResult hung = Parse(text);
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
-  EXPECT_EQ(Text(hung), "t.yaml: YAML syntax error: the YAML parser did not finish (malformed input)\n");
+  // Over the time limit or over the child's memory cap, whichever comes first.
+  EXPECT_EQ(Text(hung).rfind("t.yaml: YAML syntax error: the YAML parser ", 0), 0u) << Text(hung);
+  EXPECT_EQ(hung.diagnostics.error_count(), 1);
   // Good and ordinarily bad files are unaffected by isolation.
   EXPECT_TRUE(Parse(Job()).ok());
   EXPECT_EQ(Text(Parse(Job("priority: 101\n"))), "t.yaml:4:11: priority: must be between 0 and 100, got 101\n");
