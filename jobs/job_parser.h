@@ -26,9 +26,9 @@ struct ParseOptions {
   std::string default_model = kEmbeddedModel;  // the model of a job that names none
   bool check_files = false;  // input must be an existing file, model an existing diffusers folder
   // > 0: yaml-cpp first reads the text in a forked child, which must finish within this time
-  // (yaml-cpp 0.7 hangs on some malformed input; see config/yaml_reader.h). Set it where
-  // untrusted files are parsed in a long-lived process (the coordinator). 0 = in process only.
-  int isolated_parse_limit_ms = 0;
+  // (yaml-cpp 0.7 hangs on some malformed input; see config/yaml_reader.h), so a malformed
+  // submitted file cannot hang the coordinator. 0 = parse in this process only (the fuzzer).
+  int isolated_parse_limit_ms = 5000;
 };
 
 struct ParseResult {

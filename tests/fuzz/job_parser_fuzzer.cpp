@@ -12,6 +12,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   fairy::jobs::ParseOptions options;
   // A root that does not exist: confinement is checked without touching real files.
   options.storage_roots = {"/nonexistent-fairy-fuzz-root"};
+  options.isolated_parse_limit_ms = 0;  // fuzz the in-process parser and its pre-scan
   fairy::jobs::ParseResult result = fairy::jobs::ParseJobText(text, "fuzz.yaml", options);
   if (result.ok() == result.jobs.empty()) std::abort();  // jobs exactly when there is no error
   for (const auto& d : result.diagnostics.items()) {
