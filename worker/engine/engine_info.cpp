@@ -1,5 +1,8 @@
 #include "worker/engine/engine_info.h"
 
+#include <cstdlib>
+#include <thread>
+
 #include <torch/torch.h>
 
 namespace fairy::engine {
@@ -12,7 +15,17 @@ std::string BuildInfo() {
   } else {
     info += ", CPU";
   }
+  info += ", " + std::to_string(at::get_num_threads()) + " thread(s)";
   return info;
+}
+
+void ConfigureTorchThreads() {
+  int threads = static_cast<int>(std::thread::hardware_concurrency());
+  if (const char* env = std::getenv("FAIRY_THREADS")) {
+    const int n = std::atoi(env);
+    if (n > 0) threads = n;
+  }
+  if (threads > 0) at::set_num_threads(threads);
 }
 
 }  // namespace fairy::engine
