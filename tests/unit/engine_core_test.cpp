@@ -1,0 +1,67 @@
+// Engine core: golden randn checks through the verifier, and bad input to the verifier and loader.
+#include <fstream>
+#include <sstream>
+
+#include <gtest/gtest.h>
+
+#include "tests/support/test_paths.h"
+#include "worker/engine/verify/verifier.h"
+#include "worker/engine/weights.h"
+
+namespace fairy::engine {
+namespace {
+
+std::string Fixture() { return testing::SharedDir() + "/fixtures/pix2pix-tiny"; }
+
+TEST(EngineCoreVerify, RandnKindsReproduceTorchStream) {
+  verify::VerifyOptions options;
+  options.fixture_dir = Fixture();
+  options.only_kinds = {"randn"};
+  std::ostringstream report;
+  auto summary = verify::RunVerify(options, report);
+  ASSERT_TRUE(summary.ok()) << summary.status().ToString();
+  EXPECT_EQ(summary->failed, 0) << report.str();
+  EXPECT_EQ(summary->passed, 4) << report.str();
+}
+
+TEST(EngineCoreVerify, MissingFolderAndUnknownFilterAreErrors) {
+  verify::VerifyOptions options;
+  options.fixture_dir = "/nonexistent/fixture";
+  std::ostringstream report;
+  EXPECT_EQ(verify::RunVerify(options, report).status().code(), Status::Code::kNotFound);
+  options.fixture_dir = Fixture();
+  options.only_checks = {"no_such_check"};
+  auto r = verify::RunVerify(options, report);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("no_such_check"), std::string::npos);
+}
+
+TEST(EngineCoreWeights, LoadReportsMissingUnexpectedAndMisshaped) {
+  torch::nn::Linear linear(4, 3);  // expects weight [3, 4], bias [3]
+  const std::string path = Fixture() + "/text_encoder/model.safetensors";
+  Status s = LoadWeights(*linear, {path}, "linear");
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("missing: "), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("unexpected: "), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("and "), std::string::npos) << s.message();  // truncated list
+}
+
+TEST(EngineCoreWeights, TruncatedFileIsRefusedWithItsName) {
+  const std::string dir = testing::MakeTempDir("engine_core");
+  std::ifstream in(Fixture() + "/vae/diffusion_pytorch_model.safetensors", std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ASSERT_GT(bytes.size(), 1000u);
+  const std::string path = dir + "/diffusion_pytorch_model.safetensors";
+  std::ofstream(path, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size() / 2));
+  torch::nn::Linear linear(4, 3);
+  Status s = LoadWeights(*linear, {path}, "vae");
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find(path), std::string::npos) << s.message();
+  auto files = FindWeightFiles(dir);
+  ASSERT_TRUE(files.ok());
+  EXPECT_EQ(FindWeightFiles(dir + "/nope").status().code(), Status::Code::kNotFound);
+  EXPECT_EQ(ReadJsonFile(path).status().code(), Status::Code::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace fairy::engine
