@@ -6,7 +6,10 @@ namespace fairy::engine::verify {
 void RegisterAllCheckKinds() {
   static const bool registered = [] {
     RegisterCoreCheckKinds();
-    // RegisterUNetCheckKinds();  // engine-unet: uncomment when verify_unet_kinds.cpp exists
+    // RegisterTokenizeCheckKinds();   // tokenizer (verify/tokenize_kinds.cpp)
+    // RegisterModelCheckKinds();      // models (verify/model_kinds.cpp)
+    // RegisterSchedulerCheckKinds();  // scheduler (verify/scheduler_kinds.cpp)
+    // RegisterUNetCheckKinds();       // pipeline (verify/unet_kinds.cpp)
     return true;
   }();
   (void)registered;

@@ -82,11 +82,12 @@ void RegisterCheckKind(const std::string& kind, CheckFn fn);
 const CheckFn* FindCheckKind(const std::string& kind);
 std::vector<std::string> RegisteredCheckKinds();
 
-// Kinds by file: tokenize, text_encoder, vae_encode, vae_decode, scheduler_schedule,
-// scheduler_step, randn (verify/core_kinds.cpp).
-void RegisterCoreCheckKinds();
-// unet, anchor_pass, frame_pass, pipeline (engine-unet's file); declared here, defined there.
-void RegisterUNetCheckKinds();
+// Kinds by file.
+void RegisterCoreCheckKinds();       // randn (verify/core_kinds.cpp)
+void RegisterTokenizeCheckKinds();   // tokenize (verify/tokenize_kinds.cpp)
+void RegisterModelCheckKinds();      // text_encoder, vae_encode, vae_decode (verify/model_kinds.cpp)
+void RegisterSchedulerCheckKinds();  // scheduler_schedule, scheduler_step (verify/scheduler_kinds.cpp)
+void RegisterUNetCheckKinds();       // unet, anchor_pass, frame_pass, pipeline (verify/unet_kinds.cpp)
 // Every kind this build has (verify/all_kinds.cpp). Idempotent.
 void RegisterAllCheckKinds();
 

@@ -1,5 +1,4 @@
-// Check kinds of the engine core: tokenize, text_encoder, vae_encode, vae_decode,
-// scheduler_schedule, scheduler_step, randn (procedures defined in the fixture's golden/README.md).
+// Check kinds of the engine core: randn
 #include "worker/engine/random.h"
 #include "worker/engine/verify/check.h"
 
