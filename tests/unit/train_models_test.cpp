@@ -1,6 +1,7 @@
-// The trainable model parts of fairy-engine train against the upstream goldens of
-// ../shared/fixtures/pix2pix-tiny (same tolerance rule as the engine: max|a-b| <= 1e-5 + 3e-5 max|b|),
-// and the weight save/load round trip.
+// The model parts as fairy-engine train uses them (the engine's CLIPTextModel and AutoencoderKL,
+// loaded through the trainer's checkpoint functions) against the upstream goldens
+// of ../shared/fixtures/pix2pix-tiny (same tolerance rule as the engine: max|a-b| <= 1e-5 + 3e-5
+// max|b|), the instruction tokenizer, and the weight save/load round trip.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -9,8 +10,9 @@
 
 #include "tests/support/test_paths.h"
 #include "worker/engine/train/checkpoint.h"
+#include "worker/engine/text_encoder.h"
 #include "worker/engine/train/text_model.h"
-#include "worker/engine/train/vae_model.h"
+#include "worker/engine/vae.h"
 
 namespace fairy::engine::train {
 namespace {
@@ -32,7 +34,7 @@ void ExpectClose(const torch::Tensor& a, const torch::Tensor& b, const std::stri
 TEST(TrainModels, VAEMatchesUpstreamGoldens) {
   auto config = VAEConfig::FromJson(ReadJson(Fixture() + "/vae/config.json"), "vae/config.json");
   ASSERT_TRUE(config.ok()) << config.status().ToString();
-  TrainVAE vae(*config);
+  AutoencoderKL vae(*config);
   auto st = LoadModuleWeights(*vae, Fixture() + "/vae/diffusion_pytorch_model.safetensors");
   ASSERT_TRUE(st.ok()) << st.ToString();
   auto golden = LoadTensors(Fixture() + "/golden/vae.safetensors");
@@ -47,7 +49,7 @@ TEST(TrainModels, VAEMatchesUpstreamGoldens) {
 TEST(TrainModels, TextEncoderMatchesUpstreamGoldens) {
   auto config = CLIPTextConfig::FromJson(ReadJson(Fixture() + "/text_encoder/config.json"), "text_encoder/config.json");
   ASSERT_TRUE(config.ok()) << config.status().ToString();
-  TrainCLIPText te(*config);
+  CLIPTextModel te(*config);
   auto st = LoadModuleWeights(*te, Fixture() + "/text_encoder/model.safetensors");
   ASSERT_TRUE(st.ok()) << st.ToString();
   auto golden = LoadTensors(Fixture() + "/golden/text_encoder.safetensors");
@@ -81,7 +83,7 @@ TEST(TrainModels, WeightsRoundTripAndMismatchesAreNamed) {
   VAEConfig config;
   config.block_out_channels = {8, 16};
   config.norm_num_groups = 4;
-  TrainVAE a(config), b(config);
+  AutoencoderKL a(config), b(config);
   std::string dir = fairy::testing::MakeTempDir("train_models");
   ASSERT_TRUE(SaveModuleWeights(*a, dir + "/vae.safetensors").ok());
   ASSERT_TRUE(LoadModuleWeights(*b, dir + "/vae.safetensors").ok());
@@ -90,7 +92,7 @@ TEST(TrainModels, WeightsRoundTripAndMismatchesAreNamed) {
   }
   VAEConfig other = config;
   other.block_out_channels = {8, 32};
-  TrainVAE c(other);
+  AutoencoderKL c(other);
   auto st = LoadModuleWeights(*c, dir + "/vae.safetensors");
   ASSERT_FALSE(st.ok());
   EXPECT_NE(st.message().find("mis-shaped"), std::string::npos) << st.message();

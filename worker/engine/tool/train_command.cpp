@@ -15,7 +15,7 @@
 #include "worker/engine/train/evaluate.h"
 #include "worker/engine/train/model_parts.h"
 #include "worker/engine/train/trainer.h"
-#include "worker/engine/train/vae_model.h"
+#include "worker/engine/vae.h"
 
 namespace fairy::engine::tool {
 namespace {
@@ -147,7 +147,7 @@ Status WriteFairyTinyConfig(const std::string& dir) {
       {"layers_per_block", 1}, {"mid_block_scale_factor", 1}, {"mid_block_type", "UNetMidBlock2DCrossAttn"},
       {"norm_eps", 1e-5}, {"norm_num_groups", 8}, {"out_channels", 4}, {"sample_size", 16},
       {"up_block_types", {"CrossAttnUpBlock2D", "UpBlock2D", "UpBlock2D"}}, {"use_linear_projection", false}};
-  train::VAEConfig vae;
+  VAEConfig vae;
   vae.block_out_channels = {16, 32};
   vae.layers_per_block = 1;
   vae.norm_num_groups = 8;

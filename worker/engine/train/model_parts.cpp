@@ -54,8 +54,8 @@ Result<ModelParts> ModelParts::Load(const std::string& dir, const torch::Device&
   }
   torch::manual_seed(seed);
   p.unet = UNet(unet_config);
-  p.vae = TrainVAE(vae_config);
-  p.text_encoder = TrainCLIPText(text_config);
+  p.vae = AutoencoderKL(vae_config);
+  p.text_encoder = CLIPTextModel(text_config);
   std::string unet_w = dir + "/unet/diffusion_pytorch_model.safetensors";
   std::string vae_w = dir + "/vae/diffusion_pytorch_model.safetensors";
   std::string text_w = dir + "/text_encoder/model.safetensors";
@@ -72,9 +72,8 @@ Result<ModelParts> ModelParts::Load(const std::string& dir, const torch::Device&
 }
 
 void ModelParts::set_scaling_factor(double s) {
-  // VAEConfig is held by value inside the module; rebuild the json and the module's copy.
   vae_config["scaling_factor"] = s;
-  const_cast<VAEConfig&>(vae->config()).scaling_factor = s;
+  vae->set_scaling_factor(s);
 }
 
 Status ModelParts::Save(const std::string& dir) {

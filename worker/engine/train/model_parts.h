@@ -1,5 +1,5 @@
-// A diffusers model folder as fairy-engine train holds it: the trainable UNet (the engine's own
-// module), VAE and text encoder, the instruction tokenizer and the noise schedule, plus the configs
+// A diffusers model folder as fairy-engine train holds it: the trainable UNet, VAE and text
+// encoder (the engine's own modules), the instruction tokenizer and the noise schedule, plus the configs
 // to write back. Internal to the trainer and its tests.
 #pragma once
 
@@ -9,10 +9,11 @@
 #include <string>
 
 #include "common/status.h"
+#include "worker/engine/text_encoder.h"
 #include "worker/engine/train/text_model.h"
 #include "worker/engine/train/train_utils.h"
-#include "worker/engine/train/vae_model.h"
 #include "worker/engine/unet.h"
+#include "worker/engine/vae.h"
 
 namespace fairy::engine::train {
 
@@ -21,8 +22,8 @@ struct ModelParts {
   std::string tokenizer_dir;  // where tokenizer files come from (default source_dir/tokenizer)
   nlohmann::json unet_config, vae_config, text_config, scheduler_config;
   UNet unet{nullptr};
-  TrainVAE vae{nullptr};
-  TrainCLIPText text_encoder{nullptr};
+  AutoencoderKL vae{nullptr};
+  CLIPTextModel text_encoder{nullptr};
   InstructionTokenizer tokenizer;
   NoiseSchedule schedule;
   // Which parts had weights on disk (false: randomly initialised from config.json).
