@@ -80,6 +80,25 @@ TEST(EngineModelsTextEncoder, Float64MatchesTheFloat32Goldens) {
   ExpectClose(out, golden["text.last_hidden_state"], "last_hidden_state (float64)");
 }
 
+// bfloat16 end to end (LayerNorm, GroupNorm, attention, nearest upsampling in the activation
+// dtype): within bfloat16's precision of the float32 goldens (measured ~2.5% relative).
+TEST(EngineModelsHalf, BFloat16StaysWithinItsPrecision) {
+  auto text = LoadCLIPTextModel(Fixture() + "/text_encoder", torch::kCPU, torch::kBFloat16);
+  ASSERT_TRUE(text.ok()) << text.status().ToString();
+  auto vae = LoadAutoencoderKL(Fixture() + "/vae", torch::kCPU, torch::kBFloat16);
+  ASSERT_TRUE(vae.ok()) << vae.status().ToString();
+  auto te = Golden("text_encoder.safetensors");
+  auto v = Golden("vae.safetensors");
+  c10::InferenceMode guard;
+  auto relative = [](const torch::Tensor& a, const torch::Tensor& b) {
+    EXPECT_EQ(a.scalar_type(), torch::kBFloat16);
+    return (a.to(torch::kFloat64) - b.to(torch::kFloat64)).abs().max().item<double>() / b.abs().max().item<double>();
+  };
+  EXPECT_LT(relative((*text)->forward(te["text.input_ids"]), te["text.last_hidden_state"]), 0.08);
+  EXPECT_LT(relative((*vae)->Encode(v["vae.image"].to(torch::kBFloat16)).first, v["vae.latent_mean"]), 0.08);
+  EXPECT_LT(relative((*vae)->Decode(v["vae.decode_input"].to(torch::kBFloat16)), v["vae.decode_out"]), 0.08);
+}
+
 TEST(EngineModelsTextEncoder, PoolerPositionFollowsEosTokenId) {
   CLIPTextConfig config;
   config.hidden_size = 8;
