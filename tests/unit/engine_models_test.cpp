@@ -1,13 +1,13 @@
 // Engine models: the CLIP text encoder and AutoencoderKL against the pix2pix-tiny goldens through
 // the library API and through the verifier, and bad model folders (missing folder, missing or
 // unsupported config values, mis-shaped and truncated weights).
+#include <gtest/gtest.h>
+
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <map>
 #include <sstream>
-
-#include <gtest/gtest.h>
 
 #include "common/safetensors.h"
 #include "tests/support/test_paths.h"
@@ -28,7 +28,8 @@ std::map<std::string, torch::Tensor> Golden(const std::string& name) {
   EXPECT_TRUE(file.ok()) << file.status().ToString();
   std::map<std::string, torch::Tensor> out;
   if (!file.ok()) return out;
-  for (const TensorInfo& info : (*file)->tensors()) out[info.name] = TensorFromSafetensors(**file, info);
+  for (const TensorInfo& info : (*file)->tensors())
+    out[info.name] = TensorFromSafetensors(**file, info);
   return out;
 }
 
@@ -53,7 +54,9 @@ std::string CopyPart(const std::string& part, const std::function<void(nlohmann:
   return dir;
 }
 
-bool Contains(const Status& s, const std::string& text) { return s.message().find(text) != std::string::npos; }
+bool Contains(const Status& s, const std::string& text) {
+  return s.message().find(text) != std::string::npos;
+}
 
 TEST(EngineModelsTextEncoder, MatchesUpstreamGoldens) {
   auto model = LoadCLIPTextModel(Fixture() + "/text_encoder", torch::kCPU, torch::kFloat32);
@@ -65,7 +68,8 @@ TEST(EngineModelsTextEncoder, MatchesUpstreamGoldens) {
   ExpectClose(out.pooler_output, golden["text.pooler_output"], "pooler_output");
   ASSERT_EQ(out.hidden_states.size(), 3u);
   for (size_t i = 0; i < out.hidden_states.size(); ++i) {
-    ExpectClose(out.hidden_states[i], golden["text.hidden_states." + std::to_string(i)], "hidden_states." + std::to_string(i));
+    ExpectClose(out.hidden_states[i], golden["text.hidden_states." + std::to_string(i)],
+                "hidden_states." + std::to_string(i));
   }
   EXPECT_TRUE(torch::equal((*model)->forward(golden["text.input_ids"]), out.last_hidden_state));
 }
@@ -92,11 +96,16 @@ TEST(EngineModelsHalf, BFloat16StaysWithinItsPrecision) {
   c10::InferenceMode guard;
   auto relative = [](const torch::Tensor& a, const torch::Tensor& b) {
     EXPECT_EQ(a.scalar_type(), torch::kBFloat16);
-    return (a.to(torch::kFloat64) - b.to(torch::kFloat64)).abs().max().item<double>() / b.abs().max().item<double>();
+    return (a.to(torch::kFloat64) - b.to(torch::kFloat64)).abs().max().item<double>() /
+           b.abs().max().item<double>();
   };
   EXPECT_LT(relative((*text)->forward(te["text.input_ids"]), te["text.last_hidden_state"]), 0.08);
-  EXPECT_LT(relative((*vae)->Encode(v["vae.image"].to(torch::kBFloat16)).first, v["vae.latent_mean"]), 0.08);
-  EXPECT_LT(relative((*vae)->Decode(v["vae.decode_input"].to(torch::kBFloat16)), v["vae.decode_out"]), 0.08);
+  EXPECT_LT(
+      relative((*vae)->Encode(v["vae.image"].to(torch::kBFloat16)).first, v["vae.latent_mean"]),
+      0.08);
+  EXPECT_LT(
+      relative((*vae)->Decode(v["vae.decode_input"].to(torch::kBFloat16)), v["vae.decode_out"]),
+      0.08);
 }
 
 TEST(EngineModelsTextEncoder, PoolerPositionFollowsEosTokenId) {
@@ -129,10 +138,12 @@ TEST(EngineModelsVAE, EncodeAndDecodeMatchUpstreamGoldens) {
   ExpectClose(mean, golden["vae.latent_mean"], "latent_mean");
   ExpectClose(logvar, golden["vae.latent_logvar"], "latent_logvar");
   ExpectClose(torch::exp(0.5 * logvar), golden["vae.latent_std"], "latent_std");
-  ExpectClose(debug["encoder.mid_block"], golden["vae.debug.encoder.mid_block"], "encoder.mid_block");
+  ExpectClose(debug["encoder.mid_block"], golden["vae.debug.encoder.mid_block"],
+              "encoder.mid_block");
   auto sample = (*vae)->Decode(golden["vae.decode_input"], &debug);
   ExpectClose(sample, golden["vae.decode_out"], "decode_out");
-  ExpectClose(debug["decoder.mid_block"], golden["vae.debug.decoder.mid_block"], "decoder.mid_block");
+  ExpectClose(debug["decoder.mid_block"], golden["vae.debug.decoder.mid_block"],
+              "decoder.mid_block");
 }
 
 TEST(EngineModelsVerify, ModelKindsPassThroughTheVerifier) {
@@ -167,7 +178,8 @@ TEST(EngineModelsBadInput, MissingFolderIsNotFound) {
   auto text = LoadCLIPTextModel("/nonexistent/text_encoder", torch::kCPU, torch::kFloat32);
   ASSERT_FALSE(text.ok());
   EXPECT_EQ(text.status().code(), Status::Code::kNotFound);
-  EXPECT_TRUE(Contains(text.status(), "/nonexistent/text_encoder/config.json")) << text.status().ToString();
+  EXPECT_TRUE(Contains(text.status(), "/nonexistent/text_encoder/config.json"))
+      << text.status().ToString();
   auto vae = LoadAutoencoderKL("/nonexistent/vae", torch::kCPU, torch::kFloat32);
   ASSERT_FALSE(vae.ok());
   EXPECT_EQ(vae.status().code(), Status::Code::kNotFound);
@@ -179,21 +191,26 @@ TEST(EngineModelsBadInput, ConfigErrorsNameFileAndKey) {
   auto r = LoadCLIPTextModel(dir, torch::kCPU, torch::kFloat32);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), Status::Code::kInvalidArgument);
-  EXPECT_TRUE(Contains(r.status(), dir + "/config.json") && Contains(r.status(), "\"hidden_size\"")) << r.status().ToString();
+  EXPECT_TRUE(Contains(r.status(), dir + "/config.json") && Contains(r.status(), "\"hidden_size\""))
+      << r.status().ToString();
 
   dir = CopyPart("text_encoder", [](nlohmann::json& j) { j["hidden_act"] = "relu"; });
   r = LoadCLIPTextModel(dir, torch::kCPU, torch::kFloat32);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), Status::Code::kUnsupported);
-  EXPECT_TRUE(Contains(r.status(), dir + "/config.json") && Contains(r.status(), "\"hidden_act\"") &&
-              Contains(r.status(), "relu")) << r.status().ToString();
+  EXPECT_TRUE(Contains(r.status(), dir + "/config.json") &&
+              Contains(r.status(), "\"hidden_act\"") && Contains(r.status(), "relu"))
+      << r.status().ToString();
 
-  dir = CopyPart("vae", [](nlohmann::json& j) { j["down_block_types"][1] = "AttnDownEncoderBlock2D"; });
+  dir = CopyPart("vae",
+                 [](nlohmann::json& j) { j["down_block_types"][1] = "AttnDownEncoderBlock2D"; });
   auto v = LoadAutoencoderKL(dir, torch::kCPU, torch::kFloat32);
   ASSERT_FALSE(v.ok());
   EXPECT_EQ(v.status().code(), Status::Code::kUnsupported);
-  EXPECT_TRUE(Contains(v.status(), dir + "/config.json") && Contains(v.status(), "\"down_block_types\"") &&
-              Contains(v.status(), "AttnDownEncoderBlock2D")) << v.status().ToString();
+  EXPECT_TRUE(Contains(v.status(), dir + "/config.json") &&
+              Contains(v.status(), "\"down_block_types\"") &&
+              Contains(v.status(), "AttnDownEncoderBlock2D"))
+      << v.status().ToString();
 
   dir = CopyPart("vae", [](nlohmann::json& j) { j["act_fn"] = "gelu"; });
   v = LoadAutoencoderKL(dir, torch::kCPU, torch::kFloat32);
@@ -204,20 +221,24 @@ TEST(EngineModelsBadInput, ConfigErrorsNameFileAndKey) {
   v = LoadAutoencoderKL(dir, torch::kCPU, torch::kFloat32);
   ASSERT_FALSE(v.ok());
   EXPECT_EQ(v.status().code(), Status::Code::kInvalidArgument);
-  EXPECT_TRUE(Contains(v.status(), "\"block_out_channels\"") && Contains(v.status(), "wide")) << v.status().ToString();
+  EXPECT_TRUE(Contains(v.status(), "\"block_out_channels\"") && Contains(v.status(), "wide"))
+      << v.status().ToString();
 }
 
 TEST(EngineModelsBadInput, MisshapedWeightsAreReportedByName) {
-  std::string dir = CopyPart("text_encoder", [](nlohmann::json& j) { j["intermediate_size"] = 40; });
+  std::string dir =
+      CopyPart("text_encoder", [](nlohmann::json& j) { j["intermediate_size"] = 40; });
   auto r = LoadCLIPTextModel(dir, torch::kCPU, torch::kFloat32);
   ASSERT_FALSE(r.ok());
-  EXPECT_TRUE(Contains(r.status(), "text_model.encoder.layers.0.mlp.fc1.weight") && Contains(r.status(), "[37, 32]") &&
-              Contains(r.status(), "[40, 32]")) << r.status().ToString();
+  EXPECT_TRUE(Contains(r.status(), "text_model.encoder.layers.0.mlp.fc1.weight") &&
+              Contains(r.status(), "[37, 32]") && Contains(r.status(), "[40, 32]"))
+      << r.status().ToString();
 
   dir = CopyPart("vae", [](nlohmann::json& j) { j["latent_channels"] = 8; });
   auto v = LoadAutoencoderKL(dir, torch::kCPU, torch::kFloat32);
   ASSERT_FALSE(v.ok());
-  EXPECT_TRUE(Contains(v.status(), "quant_conv.weight") && Contains(v.status(), dir)) << v.status().ToString();
+  EXPECT_TRUE(Contains(v.status(), "quant_conv.weight") && Contains(v.status(), dir))
+      << v.status().ToString();
 }
 
 TEST(EngineModelsBadInput, TruncatedWeightsAreRefusedWithTheFileName) {

@@ -24,11 +24,13 @@ class EncoderLayerImpl : public nn::Module {
     k_proj_ = attn->register_module("k_proj", nn::Linear(d, d));
     v_proj_ = attn->register_module("v_proj", nn::Linear(d, d));
     out_proj_ = attn->register_module("out_proj", nn::Linear(d, d));
-    layer_norm1_ = register_module("layer_norm1", nn::LayerNorm(nn::LayerNormOptions({d}).eps(c.layer_norm_eps)));
+    layer_norm1_ = register_module("layer_norm1",
+                                   nn::LayerNorm(nn::LayerNormOptions({d}).eps(c.layer_norm_eps)));
     auto mlp = register_module("mlp", std::make_shared<nn::Module>());
     fc1_ = mlp->register_module("fc1", nn::Linear(d, c.intermediate_size));
     fc2_ = mlp->register_module("fc2", nn::Linear(c.intermediate_size, d));
-    layer_norm2_ = register_module("layer_norm2", nn::LayerNorm(nn::LayerNormOptions({d}).eps(c.layer_norm_eps)));
+    layer_norm2_ = register_module("layer_norm2",
+                                   nn::LayerNorm(nn::LayerNormOptions({d}).eps(c.layer_norm_eps)));
   }
 
   // x [B, T, C]; causal [T, T] bool, true above the diagonal (masked), unused on LibTorch >= 2.
@@ -40,21 +42,23 @@ class EncoderLayerImpl : public nn::Module {
     torch::Tensor o;
 #if TORCH_VERSION_MAJOR >= 2
     (void)causal;
-    o = at::scaled_dot_product_attention(split(q_proj_(h)), split(k_proj_(h)), split(v_proj_(h)), c10::nullopt, 0.0,
+    o = at::scaled_dot_product_attention(split(q_proj_(h)), split(k_proj_(h)), split(v_proj_(h)),
+                                         c10::nullopt, 0.0,
                                          /*is_causal=*/true);
 #else
-    // transformers scales q before q k^T; masked scores get -inf (finfo.min upstream: same softmax).
-    // matmul, never baddbmm with beta = 0 (LibTorch 1.13 bug, golden/README.md).
+    // transformers scales q before q k^T; masked scores get -inf (finfo.min upstream: same
+    // softmax). matmul, never baddbmm with beta = 0 (LibTorch 1.13 bug, golden/README.md).
     auto q = split(q_proj_(h) * (1.0 / std::sqrt(static_cast<double>(hd))));
     auto scores = torch::matmul(q, split(k_proj_(h)).transpose(-1, -2));  // [B, H, T, T]
     scores.masked_fill_(causal, -std::numeric_limits<double>::infinity());
-    const bool upcast = scores.device().is_cpu() &&
-                        (scores.scalar_type() == torch::kHalf || scores.scalar_type() == torch::kBFloat16);
-    auto probs = upcast ? torch::softmax(scores, -1, torch::kFloat32).to(scores.scalar_type()) : scores.softmax(-1);
+    const bool upcast = scores.device().is_cpu() && (scores.scalar_type() == torch::kHalf ||
+                                                     scores.scalar_type() == torch::kBFloat16);
+    auto probs = upcast ? torch::softmax(scores, -1, torch::kFloat32).to(scores.scalar_type())
+                        : scores.softmax(-1);
     o = torch::matmul(probs, split(v_proj_(h)));  // [B, H, T, d]
 #endif
     auto r = x + out_proj_(o.transpose(1, 2).reshape({b, t, c}));  // [B, H, T, d] -> [B, T, C]
-    auto m = fc1_(layer_norm2_(r));                                 // [B, T, I]
+    auto m = fc1_(layer_norm2_(r));                                // [B, T, I]
     m = exact_gelu_ ? F::gelu(m) : m * torch::sigmoid(1.702 * m);
     return r + fc2_(m);
   }
@@ -62,14 +66,16 @@ class EncoderLayerImpl : public nn::Module {
  private:
   int64_t heads_;
   bool exact_gelu_;
-  nn::Linear q_proj_{nullptr}, k_proj_{nullptr}, v_proj_{nullptr}, out_proj_{nullptr}, fc1_{nullptr}, fc2_{nullptr};
+  nn::Linear q_proj_{nullptr}, k_proj_{nullptr}, v_proj_{nullptr}, out_proj_{nullptr},
+      fc1_{nullptr}, fc2_{nullptr};
   nn::LayerNorm layer_norm1_{nullptr}, layer_norm2_{nullptr};
 };
 
 }  // namespace clip
 
 // ---------------------------------------------------------------------------------------------
-Result<CLIPTextConfig> CLIPTextConfig::FromJson(const nlohmann::json& json, const std::string& source) {
+Result<CLIPTextConfig> CLIPTextConfig::FromJson(const nlohmann::json& json,
+                                                const std::string& source) {
   if (!json.is_object()) return Status::InvalidArgument(source + ": expected a JSON object");
   ConfigReader r(json, source);
   CLIPTextConfig c;
@@ -94,7 +100,8 @@ Result<CLIPTextConfig> CLIPTextConfig::FromJson(const nlohmann::json& json, cons
     if (r.Has(key) && r.json()[key].get<int64_t>() <= 0) return r.Invalid(key, "must be positive");
   }
   if (c.hidden_size % c.num_attention_heads != 0) {
-    return r.Invalid("hidden_size", std::to_string(c.hidden_size) + " is not a multiple of num_attention_heads " +
+    return r.Invalid("hidden_size", std::to_string(c.hidden_size) +
+                                        " is not a multiple of num_attention_heads " +
                                         std::to_string(c.num_attention_heads));
   }
   if (c.layer_norm_eps <= 0) return r.Invalid("layer_norm_eps", "must be positive");
@@ -131,7 +138,8 @@ nlohmann::json CLIPTextConfig::ToJson() const {
 CLIPTextModelImpl::CLIPTextModelImpl(const CLIPTextConfig& config) : config_(config) {
   auto text_model = register_module("text_model", std::make_shared<nn::Module>());
   auto embeddings = text_model->register_module("embeddings", std::make_shared<nn::Module>());
-  token_embedding_ = embeddings->register_module("token_embedding", nn::Embedding(config.vocab_size, config.hidden_size));
+  token_embedding_ = embeddings->register_module(
+      "token_embedding", nn::Embedding(config.vocab_size, config.hidden_size));
   position_embedding_ = embeddings->register_module(
       "position_embedding", nn::Embedding(config.max_position_embeddings, config.hidden_size));
   {
@@ -147,32 +155,38 @@ CLIPTextModelImpl::CLIPTextModelImpl(const CLIPTextConfig& config) : config_(con
     layers_.push_back(layer);
   }
   final_layer_norm_ = text_model->register_module(
-      "final_layer_norm", nn::LayerNorm(nn::LayerNormOptions({config.hidden_size}).eps(config.layer_norm_eps)));
+      "final_layer_norm",
+      nn::LayerNorm(nn::LayerNormOptions({config.hidden_size}).eps(config.layer_norm_eps)));
 }
 
 torch::Tensor CLIPTextModelImpl::Embed(const torch::Tensor& input_ids) {
-  TORCH_CHECK(input_ids.dim() == 2, "text encoder: input_ids must be [B, T], got ", input_ids.sizes());
+  TORCH_CHECK(input_ids.dim() == 2, "text encoder: input_ids must be [B, T], got ",
+              input_ids.sizes());
   const int64_t t = input_ids.size(1);
   TORCH_CHECK(t >= 1 && t <= config_.max_position_embeddings, "text encoder: ", t,
               " tokens, the model has max_position_embeddings ", config_.max_position_embeddings);
   auto ids = input_ids.to(token_embedding_->weight.device(), torch::kInt64);
-  auto positions = torch::arange(t, torch::TensorOptions().dtype(torch::kInt64).device(ids.device()));
+  auto positions =
+      torch::arange(t, torch::TensorOptions().dtype(torch::kInt64).device(ids.device()));
   return token_embedding_(ids) + position_embedding_(positions).unsqueeze(0);  // [B, T, C]
 }
 
 torch::Tensor CLIPTextModelImpl::forward(const torch::Tensor& input_ids) {
   auto h = Embed(input_ids);
   const int64_t t = h.size(1);
-  auto causal = torch::ones({t, t}, torch::TensorOptions().dtype(torch::kBool).device(h.device())).triu(1);
+  auto causal =
+      torch::ones({t, t}, torch::TensorOptions().dtype(torch::kBool).device(h.device())).triu(1);
   for (auto& layer : layers_) h = layer->forward(h, causal);
   return final_layer_norm_(h);
 }
 
-TextEncoderOutput CLIPTextModelImpl::Forward(const torch::Tensor& input_ids, bool keep_hidden_states) {
+TextEncoderOutput CLIPTextModelImpl::Forward(const torch::Tensor& input_ids,
+                                             bool keep_hidden_states) {
   TextEncoderOutput out;
   auto h = Embed(input_ids);
   const int64_t b = h.size(0), t = h.size(1);
-  auto causal = torch::ones({t, t}, torch::TensorOptions().dtype(torch::kBool).device(h.device())).triu(1);
+  auto causal =
+      torch::ones({t, t}, torch::TensorOptions().dtype(torch::kBool).device(h.device())).triu(1);
   if (keep_hidden_states) out.hidden_states.push_back(h);
   for (auto& layer : layers_) {
     h = layer->forward(h, causal);
@@ -181,21 +195,25 @@ TextEncoderOutput CLIPTextModelImpl::Forward(const torch::Tensor& input_ids, boo
   out.last_hidden_state = final_layer_norm_(h);  // [B, T, C]
   auto ids = input_ids.to(h.device(), torch::kInt64);
   // argmax returns the first maximal index: the first EOS, or (legacy eos 2) the largest id.
-  auto pooled_at = config_.eos_token_id == 2 ? ids.argmax(-1) : (ids == config_.eos_token_id).to(torch::kInt32).argmax(-1);
+  auto pooled_at = config_.eos_token_id == 2
+                       ? ids.argmax(-1)
+                       : (ids == config_.eos_token_id).to(torch::kInt32).argmax(-1);
   auto rows = torch::arange(b, torch::TensorOptions().dtype(torch::kInt64).device(h.device()));
   out.pooler_output = out.last_hidden_state.index({rows, pooled_at});  // [B, C]
   return out;
 }
 
-Result<CLIPTextModel> LoadCLIPTextModel(const std::string& text_encoder_dir, const torch::Device& device,
-                                        torch::ScalarType dtype) {
-  FAIRY_ASSIGN_OR_RETURN(CLIPTextConfig config, CLIPTextConfig::Load(text_encoder_dir + "/config.json"));
+Result<CLIPTextModel> LoadCLIPTextModel(const std::string& text_encoder_dir,
+                                        const torch::Device& device, torch::ScalarType dtype) {
+  FAIRY_ASSIGN_OR_RETURN(CLIPTextConfig config,
+                         CLIPTextConfig::Load(text_encoder_dir + "/config.json"));
   FAIRY_ASSIGN_OR_RETURN(std::vector<std::string> files, FindWeightFiles(text_encoder_dir));
   CLIPTextModel model(config);
   model->to(dtype);
   LoadWeightsOptions options;
   options.ignore_unexpected_suffixes = {"embeddings.position_ids"};
-  FAIRY_RETURN_IF_ERROR(LoadWeights(*model, files, "text_encoder (" + text_encoder_dir + ")", options));
+  FAIRY_RETURN_IF_ERROR(
+      LoadWeights(*model, files, "text_encoder (" + text_encoder_dir + ")", options));
   model->to(device);
   model->eval();
   return model;

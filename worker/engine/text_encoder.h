@@ -30,14 +30,14 @@ class EncoderLayerImpl;
 
 struct CLIPTextConfig {
   int64_t vocab_size = 49408;
-  int64_t hidden_size = 512;               // required in config.json
-  int64_t intermediate_size = 2048;        // required in config.json
-  int64_t num_attention_heads = 8;         // required in config.json
-  int64_t num_hidden_layers = 12;          // required in config.json
-  int64_t max_position_embeddings = 77;    // positions; input_ids may not be longer
+  int64_t hidden_size = 512;             // required in config.json
+  int64_t intermediate_size = 2048;      // required in config.json
+  int64_t num_attention_heads = 8;       // required in config.json
+  int64_t num_hidden_layers = 12;        // required in config.json
+  int64_t max_position_embeddings = 77;  // positions; input_ids may not be longer
   double layer_norm_eps = 1e-5;
-  std::string hidden_act = "quick_gelu";   // "quick_gelu" (x * sigmoid(1.702 x)) or "gelu" (erf)
-  int64_t projection_dim = 512;            // unused by the text model; kept for ToJson
+  std::string hidden_act = "quick_gelu";  // "quick_gelu" (x * sigmoid(1.702 x)) or "gelu" (erf)
+  int64_t projection_dim = 512;           // unused by the text model; kept for ToJson
   int64_t bos_token_id = 49406;
   // The pooled position: the first id equal to eos_token_id; a legacy config with 2 means the
   // position of the largest id (what transformers does for such configs).
@@ -83,7 +83,7 @@ TORCH_MODULE(CLIPTextModel);
 // Loads text_encoder/config.json and the weights (model.safetensors, or sharded) of a
 // transformers text encoder folder onto `device` in `dtype`, eval mode. A "position_ids" buffer
 // in the checkpoint (older transformers) is ignored. Errors name the folder, file, key or tensor.
-Result<CLIPTextModel> LoadCLIPTextModel(const std::string& text_encoder_dir, const torch::Device& device,
-                                        torch::ScalarType dtype);
+Result<CLIPTextModel> LoadCLIPTextModel(const std::string& text_encoder_dir,
+                                        const torch::Device& device, torch::ScalarType dtype);
 
 }  // namespace fairy::engine

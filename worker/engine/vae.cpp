@@ -60,9 +60,9 @@ class AttentionImpl : public nn::Module {
   }
   torch::Tensor forward(const torch::Tensor& x) {
     const int64_t b = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
-    auto t = group_norm_(x).view({b, c, h * w}).transpose(1, 2);       // [B, C, H, W] -> [B, N, C]
+    auto t = group_norm_(x).view({b, c, h * w}).transpose(1, 2);  // [B, C, H, W] -> [B, N, C]
     auto o = out_(MultiHeadAttention(to_q_(t), to_k_(t), to_v_(t), 1));  // [B, N, C]
-    return o.transpose(1, 2).reshape({b, c, h, w}) + x;                 // -> [B, C, H, W]
+    return o.transpose(1, 2).reshape({b, c, h, w}) + x;                  // -> [B, C, H, W]
   }
 
  private:
@@ -97,7 +97,8 @@ TORCH_MODULE(MidBlock);
 // x2 and a 3x3 conv).
 class BlockImpl : public nn::Module {
  public:
-  BlockImpl(int64_t in, int64_t out, int64_t layers, int64_t groups, bool resample, bool down) : down_(down) {
+  BlockImpl(int64_t in, int64_t out, int64_t layers, int64_t groups, bool resample, bool down)
+      : down_(down) {
     auto resnets = register_module("resnets", nn::ModuleList());
     for (int64_t i = 0; i < layers; ++i) {
       resnets_.push_back(Resnet(i == 0 ? in : out, out, groups));
@@ -114,11 +115,15 @@ class BlockImpl : public nn::Module {
   torch::Tensor forward(torch::Tensor x) {
     for (auto& r : resnets_) x = r(x);
     if (!resample_) return x;
-    if (down_) return resample_(F::pad(x, F::PadFuncOptions({0, 1, 0, 1})));  // [B, C, H+1, W+1] -> [B, C, H/2, W/2]
+    if (down_)
+      return resample_(
+          F::pad(x, F::PadFuncOptions({0, 1, 0, 1})));  // [B, C, H+1, W+1] -> [B, C, H/2, W/2]
     // Nearest x2 has no bfloat16 kernel in older LibTorch (diffusers upcasts the same way).
     const bool bf16 = x.scalar_type() == torch::kBFloat16;
     auto up = F::interpolate(bf16 ? x.to(torch::kFloat32) : x,
-                             F::InterpolateFuncOptions().scale_factor(std::vector<double>{2.0, 2.0}).mode(torch::kNearest));
+                             F::InterpolateFuncOptions()
+                                 .scale_factor(std::vector<double>{2.0, 2.0})
+                                 .mode(torch::kNearest));
     return resample_(bf16 ? up.to(torch::kBFloat16) : up);  // [B, C, 2H, 2W]
   }
 
@@ -139,7 +144,8 @@ class EncoderImpl : public nn::Module {
     auto downs = register_module("down_blocks", nn::ModuleList());
     int64_t prev = ch[0];
     for (size_t i = 0; i < ch.size(); ++i) {
-      blocks_.push_back(Block(prev, ch[i], c.layers_per_block, c.norm_num_groups, i + 1 < ch.size(), true));
+      blocks_.push_back(
+          Block(prev, ch[i], c.layers_per_block, c.norm_num_groups, i + 1 < ch.size(), true));
       downs->push_back(blocks_.back());
       prev = ch[i];
     }
@@ -172,7 +178,8 @@ class DecoderImpl : public nn::Module {
     auto ups = register_module("up_blocks", nn::ModuleList());
     int64_t prev = ch[0];
     for (size_t i = 0; i < ch.size(); ++i) {
-      blocks_.push_back(Block(prev, ch[i], c.layers_per_block + 1, c.norm_num_groups, i + 1 < ch.size(), false));
+      blocks_.push_back(
+          Block(prev, ch[i], c.layers_per_block + 1, c.norm_num_groups, i + 1 < ch.size(), false));
       ups->push_back(blocks_.back());
       prev = ch[i];
     }
@@ -210,7 +217,8 @@ Result<VAEConfig> VAEConfig::FromJson(const nlohmann::json& json, const std::str
   c.scaling_factor = r.Float("scaling_factor", c.scaling_factor);
   c.sample_size = r.Int("sample_size", c.sample_size);
   r.ExpectOneOf("act_fn", r.String("act_fn", "silu"), {"silu"});
-  if (r.Has("_class_name")) r.ExpectOneOf("_class_name", r.String("_class_name"), {"AutoencoderKL"});
+  if (r.Has("_class_name"))
+    r.ExpectOneOf("_class_name", r.String("_class_name"), {"AutoencoderKL"});
   // Features of newer diffusers versions this engine does not implement.
   r.ExpectAbsentOr("use_quant_conv", true);
   r.ExpectAbsentOr("use_post_quant_conv", true);
@@ -221,26 +229,29 @@ Result<VAEConfig> VAEConfig::FromJson(const nlohmann::json& json, const std::str
   FAIRY_RETURN_IF_ERROR(r.status());
   const size_t n = c.block_out_channels.size();
   if (n == 0) return r.Invalid("block_out_channels", "must not be empty");
-  if (n > 8) return r.Invalid("block_out_channels", "has " + std::to_string(n) + " entries (at most 8)");
-  const std::pair<const char*, const char*> block_types[] = {{"down_block_types", "DownEncoderBlock2D"},
-                                                             {"up_block_types", "UpDecoderBlock2D"}};
+  if (n > 8)
+    return r.Invalid("block_out_channels", "has " + std::to_string(n) + " entries (at most 8)");
+  const std::pair<const char*, const char*> block_types[] = {
+      {"down_block_types", "DownEncoderBlock2D"}, {"up_block_types", "UpDecoderBlock2D"}};
   for (const auto& [key, supported] : block_types) {
     if (!r.Has(key)) continue;
     std::vector<std::string> types = r.StringList(key);
     FAIRY_RETURN_IF_ERROR(r.status());
     if (types.size() != n) {
-      return r.Invalid(key, "has " + std::to_string(types.size()) + " entries, block_out_channels has " +
-                                std::to_string(n));
+      return r.Invalid(key, "has " + std::to_string(types.size()) +
+                                " entries, block_out_channels has " + std::to_string(n));
     }
     for (const auto& t : types) r.ExpectOneOf(key, t, {supported});
   }
   FAIRY_RETURN_IF_ERROR(r.status());
-  for (const char* key : {"in_channels", "out_channels", "latent_channels", "layers_per_block", "norm_num_groups"}) {
+  for (const char* key :
+       {"in_channels", "out_channels", "latent_channels", "layers_per_block", "norm_num_groups"}) {
     if (r.Has(key) && r.json()[key].get<int64_t>() <= 0) return r.Invalid(key, "must be positive");
   }
   for (int64_t ch : c.block_out_channels) {
     if (ch <= 0 || ch % c.norm_num_groups != 0) {
-      return r.Invalid("block_out_channels", std::to_string(ch) + " is not a positive multiple of norm_num_groups " +
+      return r.Invalid("block_out_channels", std::to_string(ch) +
+                                                 " is not a positive multiple of norm_num_groups " +
                                                  std::to_string(c.norm_num_groups));
     }
   }
@@ -275,25 +286,29 @@ nlohmann::json VAEConfig::ToJson() const {
 AutoencoderKLImpl::AutoencoderKLImpl(const VAEConfig& config) : config_(config) {
   encoder_ = register_module("encoder", std::make_shared<vae::EncoderImpl>(config));
   decoder_ = register_module("decoder", std::make_shared<vae::DecoderImpl>(config));
-  quant_conv_ = register_module("quant_conv", vae::Conv(2 * config.latent_channels, 2 * config.latent_channels, 1));
-  post_quant_conv_ = register_module("post_quant_conv", vae::Conv(config.latent_channels, config.latent_channels, 1));
+  quant_conv_ = register_module(
+      "quant_conv", vae::Conv(2 * config.latent_channels, 2 * config.latent_channels, 1));
+  post_quant_conv_ = register_module("post_quant_conv",
+                                     vae::Conv(config.latent_channels, config.latent_channels, 1));
 }
 
-std::pair<torch::Tensor, torch::Tensor> AutoencoderKLImpl::Encode(const torch::Tensor& image,
-                                                                  std::map<std::string, torch::Tensor>* debug) {
+std::pair<torch::Tensor, torch::Tensor> AutoencoderKLImpl::Encode(
+    const torch::Tensor& image, std::map<std::string, torch::Tensor>* debug) {
   TORCH_CHECK(image.dim() == 4 && image.size(1) == config_.in_channels, "vae encode: expected [B, ",
               config_.in_channels, ", H, W], got ", image.sizes());
   const int64_t f = config_.ScaleFactor();
-  TORCH_CHECK(image.size(2) % f == 0 && image.size(3) % f == 0, "vae encode: image ", image.size(2), "x",
-              image.size(3), " is not a multiple of the scale factor ", f);
+  TORCH_CHECK(image.size(2) % f == 0 && image.size(3) % f == 0, "vae encode: image ", image.size(2),
+              "x", image.size(3), " is not a multiple of the scale factor ", f);
   auto moments = quant_conv_(encoder_->forward(image, debug));  // [B, 2L, h, w]
   auto halves = moments.chunk(2, 1);
   return {halves[0], halves[1].clamp(-30.0, 20.0)};
 }
 
-torch::Tensor AutoencoderKLImpl::Decode(const torch::Tensor& latents, std::map<std::string, torch::Tensor>* debug) {
-  TORCH_CHECK(latents.dim() == 4 && latents.size(1) == config_.latent_channels, "vae decode: expected [B, ",
-              config_.latent_channels, ", h, w], got ", latents.sizes());
+torch::Tensor AutoencoderKLImpl::Decode(const torch::Tensor& latents,
+                                        std::map<std::string, torch::Tensor>* debug) {
+  TORCH_CHECK(latents.dim() == 4 && latents.size(1) == config_.latent_channels,
+              "vae decode: expected [B, ", config_.latent_channels, ", h, w], got ",
+              latents.sizes());
   return decoder_->forward(post_quant_conv_(latents), debug);  // [B, L, h, w] -> [B, out, h*f, w*f]
 }
 

@@ -37,10 +37,11 @@ struct VAEConfig {
   int64_t out_channels = 3;
   int64_t latent_channels = 4;
   std::vector<int64_t> block_out_channels = {32, 64};  // required in config.json
-  int64_t layers_per_block = 1;   // resnets per encoder block; decoder blocks have one more
+  int64_t layers_per_block = 1;  // resnets per encoder block; decoder blocks have one more
   int64_t norm_num_groups = 32;
-  double scaling_factor = 0.18215;  // latents = scaling_factor * posterior (the pipeline's business)
-  int64_t sample_size = 64;       // image size the model was trained at (informative)
+  double scaling_factor =
+      0.18215;               // latents = scaling_factor * posterior (the pipeline's business)
+  int64_t sample_size = 64;  // image size the model was trained at (informative)
 
   // `source` names the file in errors: `vae/config.json: "act_fn": ...`.
   static Result<VAEConfig> FromJson(const nlohmann::json& json, const std::string& source);
@@ -57,12 +58,13 @@ class AutoencoderKLImpl : public torch::nn::Module {
   // image [B, in_channels, H, W] in [-1, 1] (H, W multiples of ScaleFactor()) ->
   // {mean, logvar clamped to [-30, 20]}, each [B, latent_channels, H/f, W/f]. `debug` (optional)
   // receives "encoder.mid_block". Differentiable. Throws c10::Error on bad shapes.
-  std::pair<torch::Tensor, torch::Tensor> Encode(const torch::Tensor& image,
-                                                 std::map<std::string, torch::Tensor>* debug = nullptr);
+  std::pair<torch::Tensor, torch::Tensor> Encode(
+      const torch::Tensor& image, std::map<std::string, torch::Tensor>* debug = nullptr);
   // latents [B, latent_channels, h, w], used as given (no scaling factor) ->
   // decoder(post_quant_conv(latents)) [B, out_channels, h*f, w*f], raw (not clamped). `debug`
   // (optional) receives "decoder.mid_block".
-  torch::Tensor Decode(const torch::Tensor& latents, std::map<std::string, torch::Tensor>* debug = nullptr);
+  torch::Tensor Decode(const torch::Tensor& latents,
+                       std::map<std::string, torch::Tensor>* debug = nullptr);
 
   const VAEConfig& config() const { return config_; }
   // Only the config's bookkeeping (the module never applies it); training recalibrates it.

@@ -13,17 +13,20 @@ namespace {
 Result<std::shared_ptr<CLIPTextModelImpl>> GetTextEncoder(CheckContext& ctx) {
   return ctx.models().GetOrLoad<CLIPTextModelImpl>(
       "text_encoder", [&]() -> Result<std::shared_ptr<CLIPTextModelImpl>> {
-        FAIRY_ASSIGN_OR_RETURN(CLIPTextModel model,
-                               LoadCLIPTextModel(ctx.model_dir() + "/text_encoder", ctx.device(), ctx.dtype()));
+        FAIRY_ASSIGN_OR_RETURN(
+            CLIPTextModel model,
+            LoadCLIPTextModel(ctx.model_dir() + "/text_encoder", ctx.device(), ctx.dtype()));
         return model.ptr();
       });
 }
 
 Result<std::shared_ptr<AutoencoderKLImpl>> GetVAE(CheckContext& ctx) {
-  return ctx.models().GetOrLoad<AutoencoderKLImpl>("vae", [&]() -> Result<std::shared_ptr<AutoencoderKLImpl>> {
-    FAIRY_ASSIGN_OR_RETURN(AutoencoderKL vae, LoadAutoencoderKL(ctx.model_dir() + "/vae", ctx.device(), ctx.dtype()));
-    return vae.ptr();
-  });
+  return ctx.models().GetOrLoad<AutoencoderKLImpl>(
+      "vae", [&]() -> Result<std::shared_ptr<AutoencoderKLImpl>> {
+        FAIRY_ASSIGN_OR_RETURN(AutoencoderKL vae, LoadAutoencoderKL(ctx.model_dir() + "/vae",
+                                                                    ctx.device(), ctx.dtype()));
+        return vae.ptr();
+      });
 }
 
 // LibTorch errors (bad shapes) as a failed check instead of an exception.
