@@ -8,7 +8,7 @@ void RegisterAllCheckKinds() {
     RegisterCoreCheckKinds();
     // RegisterTokenizeCheckKinds();   // tokenizer (verify/tokenize_kinds.cpp)
     RegisterModelCheckKinds();         // models (verify/model_kinds.cpp)
-    // RegisterSchedulerCheckKinds();  // scheduler (verify/scheduler_kinds.cpp)
+    RegisterSchedulerCheckKinds();     // scheduler (verify/scheduler_kinds.cpp)
     // RegisterUNetCheckKinds();       // pipeline (verify/unet_kinds.cpp)
     return true;
   }();
