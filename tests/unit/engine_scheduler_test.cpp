@@ -312,6 +312,69 @@ TEST(EngineScheduler, VPredictionFollowsTheUpstreamFormula) {
   EXPECT_NEAR(e->Step(v, i, x).pred_original_sample[0][0][0][0].item<float>(), x0, 1e-5);
 }
 
+TEST(EngineScheduler, DDIMTimestepsAndStepFollowTheUpstreamFormulas) {
+  SchedulerConfig c = FixtureConfig();
+  auto sd15 = SchedulerConfig::FromJson({{"clip_sample", false}, {"set_alpha_to_one", false},
+                                         {"steps_offset", 1}, {"timestep_spacing", "leading"}},
+                                        "ddim.json");
+  ASSERT_TRUE(sd15.ok()) << sd15.status().ToString();
+  EXPECT_FALSE(sd15->clip_sample);
+  EXPECT_FALSE(sd15->set_alpha_to_one);
+  EXPECT_FALSE(SchedulerConfig::FromJson({{"thresholding", true}}, "ddim.json").ok());
+
+  // Timesteps: linspace(0, 999, n).round() reversed; leading i*(T//n) + offset; trailing.
+  auto d = DDIMScheduler::Create(c);
+  ASSERT_TRUE(d.ok());
+  ASSERT_TRUE(d->SetTimesteps(4).ok());
+  EXPECT_EQ(std::vector<int64_t>(d->timesteps().data_ptr<int64_t>(), d->timesteps().data_ptr<int64_t>() + 4),
+            (std::vector<int64_t>{999, 666, 333, 0}));
+  auto lead = DDIMScheduler::Create(*sd15);
+  ASSERT_TRUE(lead.ok());
+  ASSERT_TRUE(lead->SetTimesteps(10).ok());
+  EXPECT_EQ(lead->timesteps()[0].item<int64_t>(), 901);
+  EXPECT_EQ(lead->timesteps()[9].item<int64_t>(), 1);
+  EXPECT_EQ(lead->init_noise_sigma(), 1.0);
+  EXPECT_EQ(d->SetTimesteps(0).code(), Status::Code::kInvalidArgument);
+
+  // Step (eta = 0, no clipping): hand-computed in float64 from alphas_cumprod.
+  const auto& ac = lead->train_alphas_cumprod();
+  auto gen = torch::make_generator<at::CPUGeneratorImpl>(11);
+  const torch::Tensor x = torch::randn({2, 4, 3, 3}, gen);
+  const torch::Tensor eps = torch::randn({2, 4, 3, 3}, gen);
+  const torch::Tensor x64 = x.to(torch::kFloat64), eps64 = eps.to(torch::kFloat64);
+  for (int i : {0, 9}) {
+    const int64_t t = lead->timesteps()[i].item<int64_t>();
+    const double a = ac[t].item<float>();
+    // t' = t - 100; at the last step t' < 0 and set_alpha_to_one = false gives alphas_cumprod[0].
+    const double a_prev = t - 100 >= 0 ? ac[t - 100].item<float>() : ac[0].item<float>();
+    const torch::Tensor x0 = (x64 - std::sqrt(1 - a) * eps64) / std::sqrt(a);
+    const torch::Tensor prev = std::sqrt(a_prev) * x0 + std::sqrt(1 - a_prev) * eps64;
+    auto r = lead->Step(eps, i, x);
+    EXPECT_LE((r.pred_original_sample.to(torch::kFloat64) - x0).abs().max().item<double>(),
+              1e-5 * (1 + x0.abs().max().item<double>())) << i;
+    EXPECT_LE((r.prev_sample.to(torch::kFloat64) - prev).abs().max().item<double>(), 1e-5) << i;
+    // Batched == per sample.
+    auto one = lead->Step(eps.slice(0, 1, 2), i, x.slice(0, 1, 2));
+    EXPECT_TRUE(torch::equal(one.prev_sample, r.prev_sample.slice(0, 1, 2)));
+  }
+  // eta = 1 adds std * noise with std = sqrt((1-a')/(1-a) (1 - a/a')).
+  {
+    const int i = 3;
+    const int64_t t = lead->timesteps()[i].item<int64_t>();
+    const double a = ac[t].item<float>(), a_prev = ac[t - 100].item<float>();
+    const double sd = std::sqrt((1 - a_prev) / (1 - a) * (1 - a / a_prev));
+    const torch::Tensor noise = torch::ones_like(x);
+    const torch::Tensor x0 = (x64 - std::sqrt(1 - a) * eps64) / std::sqrt(a);
+    const torch::Tensor prev =
+        std::sqrt(a_prev) * x0 + std::sqrt(1 - a_prev - sd * sd) * eps64 + sd;
+    auto r = lead->Step(eps, i, x, 1.0, noise);
+    EXPECT_LE((r.prev_sample.to(torch::kFloat64) - prev).abs().max().item<double>(), 1e-5);
+  }
+  // clip_sample (upstream default) clamps x0 to [-1, 1].
+  auto r = d->Step(eps * 50, 1, x);
+  EXPECT_LE(r.pred_original_sample.abs().max().item<float>(), 1.0f);
+}
+
 // ---- The verifier on the scheduler kinds (optional leading/trailing checks run and count).
 
 TEST(EngineScheduler, VerifierPassesEverySchedulerCheck) {

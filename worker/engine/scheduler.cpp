@@ -102,6 +102,10 @@ Result<SchedulerConfig> SchedulerConfig::FromJson(const nlohmann::json& json,
   c.prediction_type = r.String("prediction_type", c.prediction_type);
   c.timestep_spacing = r.String("timestep_spacing", c.timestep_spacing);
   c.steps_offset = r.Int("steps_offset", c.steps_offset);
+  c.clip_sample = r.Bool("clip_sample", c.clip_sample);
+  c.clip_sample_range = r.Float("clip_sample_range", c.clip_sample_range);
+  c.set_alpha_to_one = r.Bool("set_alpha_to_one", c.set_alpha_to_one);
+  r.ExpectAbsentOr("thresholding", false);
   r.ExpectAbsentOr("trained_betas", nullptr);
   r.ExpectAbsentOr("rescale_betas_zero_snr", false);
   r.ExpectAbsentOr("use_karras_sigmas", false);
@@ -283,6 +287,86 @@ EulerScheduler::StepResult EulerScheduler::Step(const torch::Tensor& model_outpu
   const torch::Tensor derivative = (sample - x0) / sigma_hat;
   const torch::Tensor dt = schedule_.SigmaAt(step + 1) - sigma_hat;
   const torch::Tensor prev = sample + derivative * dt;
+  return {prev.to(x.scalar_type()), x0.to(x.scalar_type())};
+}
+
+// ---------------------------------------------------------------------------------------------
+// DDIMScheduler
+
+Result<DDIMScheduler> DDIMScheduler::Create(const SchedulerConfig& config) {
+  FAIRY_ASSIGN_OR_RETURN(DiscreteSigmaSchedule schedule, DiscreteSigmaSchedule::Create(config));
+  return DDIMScheduler(std::move(schedule));
+}
+
+Status DDIMScheduler::SetTimesteps(int num_inference_steps) {
+  const int64_t T = config().num_train_timesteps;
+  const int n = num_inference_steps;
+  if (n < 1 || n > T) {
+    return Status::InvalidArgument("num_inference_steps must be in [1, num_train_timesteps = " +
+                                   std::to_string(T) + "], got " + std::to_string(n));
+  }
+  std::vector<int64_t> timesteps;
+  const std::string& spacing = config().timestep_spacing;
+  if (spacing == "linspace") {
+    // np.linspace(0, T-1, n).round()[::-1].astype(int64)
+    std::vector<double> y = NumpyLinspaceFromZero(static_cast<double>(T - 1), n);
+    for (auto it = y.rbegin(); it != y.rend(); ++it) {
+      timesteps.push_back(static_cast<int64_t>(std::nearbyint(*it)));
+    }
+  } else if (spacing == "leading") {
+    const int64_t ratio = T / n;
+    for (int64_t i = n - 1; i >= 0; --i) timesteps.push_back(i * ratio + config().steps_offset);
+  } else {
+    std::vector<double> y = NumpyArangeDown(static_cast<double>(T), -static_cast<double>(T) / n);
+    if (static_cast<int64_t>(y.size()) != n) {
+      return Status::Unsupported("timestep_spacing \"trailing\" with " + std::to_string(n) +
+                                 " steps: diffusers' np.arange yields " + std::to_string(y.size()) +
+                                 " timesteps for this count; choose another number of steps");
+    }
+    for (double v : y) timesteps.push_back(static_cast<int64_t>(std::nearbyint(v)) - 1);
+  }
+  for (int64_t t : timesteps) {
+    if (t < 0 || t >= T) {
+      return Status::InvalidArgument("timestep " + std::to_string(t) + " (steps_offset " +
+                                     std::to_string(config().steps_offset) + ") outside [0, " +
+                                     std::to_string(T) + ")");
+    }
+  }
+  timesteps_ = torch::tensor(timesteps, torch::kInt64);
+  num_inference_steps_ = n;
+  return Status::OK();
+}
+
+DDIMScheduler::StepResult DDIMScheduler::Step(const torch::Tensor& model_output, int step,
+                                              const torch::Tensor& x, double eta,
+                                              const torch::Tensor& noise) const {
+  CheckStepArgs(model_output, x, step, num_inference_steps_);
+  TORCH_CHECK(eta <= 0 || (noise.defined() && noise.sizes() == x.sizes()),
+              "DDIM with eta > 0 needs noise of the sample's shape");
+  torch::NoGradGuard no_grad;
+  const SchedulerConfig& c = config();
+  const torch::Tensor& ac = train_alphas_cumprod();
+  const int64_t t = timesteps_[step].item<int64_t>();
+  const int64_t t_prev = t - c.num_train_timesteps / num_inference_steps_;
+  // 0-d float32 tensors, as upstream indexes alphas_cumprod.
+  const torch::Tensor a = ac[t];
+  const torch::Tensor a_prev =
+      t_prev >= 0 ? ac[t_prev] : (c.set_alpha_to_one ? torch::tensor(1.0f) : ac[0]);
+  const torch::Tensor b = 1 - a;
+  torch::Tensor x0, eps;
+  if (c.prediction_type == "epsilon") {
+    x0 = (x - b.pow(0.5) * model_output) / a.pow(0.5);
+    eps = model_output;
+  } else {  // v_prediction
+    x0 = a.pow(0.5) * x - b.pow(0.5) * model_output;
+    eps = a.pow(0.5) * model_output + b.pow(0.5) * x;
+  }
+  if (c.clip_sample) x0 = x0.clamp(-c.clip_sample_range, c.clip_sample_range);
+  const torch::Tensor variance = ((1 - a_prev) / b) * (1 - a / a_prev);
+  const torch::Tensor std_dev = eta * variance.pow(0.5);
+  const torch::Tensor direction = (1 - a_prev - std_dev.pow(2)).pow(0.5) * eps;
+  torch::Tensor prev = a_prev.pow(0.5) * x0 + direction;
+  if (eta > 0) prev = prev + std_dev * noise;
   return {prev.to(x.scalar_type()), x0.to(x.scalar_type())};
 }
 

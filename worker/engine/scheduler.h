@@ -1,5 +1,6 @@
 // Diffusion schedulers of diffusers 0.25.1, reproduced to the bit on the CPU in float32:
-// EulerAncestralDiscreteScheduler (the InstructPix2Pix pipeline's) and EulerDiscreteScheduler.
+// EulerAncestralDiscreteScheduler (the InstructPix2Pix pipeline's), EulerDiscreteScheduler and
+// DDIMScheduler (which shares only the train tables; no goldens, tested against its formulas).
 //
 // Both share one sigma schedule (DiscreteSigmaSchedule):
 //   train tables  betas (T,) = linspace(sqrt(beta_start), sqrt(beta_end), T, f32)^2 (scaled_linear)
@@ -42,6 +43,10 @@ struct SchedulerConfig {
   std::string prediction_type = "epsilon";      // "epsilon" | "v_prediction"
   std::string timestep_spacing = "linspace";    // "linspace" | "leading" | "trailing"
   int64_t steps_offset = 0;  // added to the timesteps of "leading" spacing only (as upstream)
+  // DDIM only (upstream DDIMScheduler defaults; "thresholding": true is refused).
+  bool clip_sample = true;         // clamp the x0 estimate to [-clip_sample_range, range]
+  double clip_sample_range = 1.0;
+  bool set_alpha_to_one = true;    // alpha_cumprod "before" t = 0: 1, else alphas_cumprod[0]
 
   // Errors name `source` (e.g. the file path) and the key.
   static Result<SchedulerConfig> FromJson(const nlohmann::json& json, const std::string& source);
@@ -158,6 +163,38 @@ class EulerScheduler {
  private:
   explicit EulerScheduler(DiscreteSigmaSchedule schedule) : schedule_(std::move(schedule)) {}
   DiscreteSigmaSchedule schedule_;
+};
+
+// DDIMScheduler (deterministic for eta = 0). Timesteps are int64 as upstream; init noise
+// sigma is 1 and the model input is not scaled.
+class DDIMScheduler {
+ public:
+  using StepResult = SchedulerStepResult;
+
+  static Result<DDIMScheduler> Create(const SchedulerConfig& config);
+  // 1 <= num_inference_steps <= num_train_timesteps, else InvalidArgument (trailing: as above).
+  Status SetTimesteps(int num_inference_steps);
+
+  const torch::Tensor& timesteps() const { return timesteps_; }  // (n,) int64 CPU
+  int num_inference_steps() const { return num_inference_steps_; }
+  double init_noise_sigma() const { return 1.0; }
+  // With t = timesteps[step], t' = t - T/n (integer division), a = alphas_cumprod[t],
+  // a' = alphas_cumprod[t'] (or the final alpha when t' < 0):
+  //   x0 = (x - sqrt(1-a) eps) / sqrt(a) (epsilon) | sqrt(a) x - sqrt(1-a) v (v_prediction),
+  //   clamped when clip_sample; std = eta * sqrt((1-a')/(1-a) * (1 - a/a'));
+  //   prev = sqrt(a') x0 + sqrt(1 - a' - std^2) eps_hat (+ std * noise when eta > 0).
+  // REQUIRES: SetTimesteps succeeded, 0 <= step < n; `noise` defined (x's shape) when eta > 0.
+  StepResult Step(const torch::Tensor& model_output, int step, const torch::Tensor& x,
+                  double eta = 0.0, const torch::Tensor& noise = {}) const;
+
+  const SchedulerConfig& config() const { return schedule_.config(); }
+  const torch::Tensor& train_alphas_cumprod() const { return schedule_.train_alphas_cumprod(); }
+
+ private:
+  explicit DDIMScheduler(DiscreteSigmaSchedule schedule) : schedule_(std::move(schedule)) {}
+  DiscreteSigmaSchedule schedule_;  // for the train tables and the config
+  int num_inference_steps_ = 0;
+  torch::Tensor timesteps_;
 };
 
 }  // namespace fairy::engine
