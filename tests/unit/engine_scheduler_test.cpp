@@ -1,12 +1,12 @@
 // Engine scheduler: the golden Euler-ancestral schedules and steps through the library API
 // (bit-identical to diffusers 0.25.1), bad config values, batched == per-sample steps, Euler
 // against hand-computed upstream formulas, and the verifier on the scheduler kinds.
+#include <gtest/gtest.h>
+
 #include <cmath>
 #include <map>
 #include <sstream>
 #include <string>
-
-#include <gtest/gtest.h>
 
 #include "tests/support/test_paths.h"
 #include "worker/engine/scheduler.h"
@@ -41,8 +41,9 @@ void ExpectSame(const torch::Tensor& a, const torch::Tensor& b, const std::strin
   ASSERT_TRUE(b.defined()) << what << ": no golden tensor";
   ASSERT_EQ(a.sizes(), b.sizes()) << what;
   ASSERT_EQ(a.scalar_type(), b.scalar_type()) << what;
-  EXPECT_TRUE(torch::equal(a, b)) << what << ": max abs diff "
-                                  << (a.to(torch::kFloat64) - b.to(torch::kFloat64)).abs().max().item<double>();
+  EXPECT_TRUE(torch::equal(a, b))
+      << what << ": max abs diff "
+      << (a.to(torch::kFloat64) - b.to(torch::kFloat64)).abs().max().item<double>();
 }
 
 SchedulerConfig FixtureConfig(const std::string& spacing = "linspace") {
@@ -94,7 +95,8 @@ TEST(EngineScheduler, SchedulesMatchGoldensForEverySpacing) {
       EXPECT_EQ(s.num_inference_steps(), n);
       ExpectSame(s.timesteps(), G(base + "timesteps"), what + " timesteps");
       ExpectSame(s.sigmas(), G(base + "sigmas"), what + " sigmas");
-      EXPECT_EQ(static_cast<float>(s.init_noise_sigma()), G(base + "init_noise_sigma").item<float>())
+      EXPECT_EQ(static_cast<float>(s.init_noise_sigma()),
+                G(base + "init_noise_sigma").item<float>())
           << what;
       if (spacing == "linspace") {
         std::vector<torch::Tensor> factors;
@@ -134,14 +136,17 @@ TEST(EngineScheduler, BatchedStepEqualsPerSampleSteps) {
           s.Step(eps.slice(0, b, b + 1), step, x.slice(0, b, b + 1), noise.slice(0, b, b + 1));
       EXPECT_TRUE(torch::equal(batched.prev_sample.slice(0, b, b + 1), one.prev_sample))
           << "step " << step << " sample " << b;
-      EXPECT_TRUE(torch::equal(batched.pred_original_sample.slice(0, b, b + 1),
-                               one.pred_original_sample));
-      EXPECT_TRUE(torch::equal(scaled.slice(0, b, b + 1), s.ScaleModelInput(x.slice(0, b, b + 1), step)));
+      EXPECT_TRUE(
+          torch::equal(batched.pred_original_sample.slice(0, b, b + 1), one.pred_original_sample));
+      EXPECT_TRUE(
+          torch::equal(scaled.slice(0, b, b + 1), s.ScaleModelInput(x.slice(0, b, b + 1), step)));
     }
   }
   // The last step has sigma_up = 0: the noise must not matter.
-  EXPECT_TRUE(torch::equal(s.Step(eps, 9, x, noise).prev_sample, s.Step(eps, 9, x, noise * 100).prev_sample));
-  EXPECT_FALSE(torch::equal(s.Step(eps, 4, x, noise).prev_sample, s.Step(eps, 4, x, noise * 2).prev_sample));
+  EXPECT_TRUE(torch::equal(s.Step(eps, 9, x, noise).prev_sample,
+                           s.Step(eps, 9, x, noise * 100).prev_sample));
+  EXPECT_FALSE(
+      torch::equal(s.Step(eps, 4, x, noise).prev_sample, s.Step(eps, 4, x, noise * 2).prev_sample));
 }
 
 TEST(EngineScheduler, StepKeepsDtypeOfTheSample) {
@@ -226,10 +231,12 @@ TEST(EngineScheduler, EveryStepCountGivesAConsistentSchedule) {
       EXPECT_EQ(s->sigmas()[n].item<float>(), 0.0f);
       // Decreasing timesteps and sigmas.
       if (n > 1) {
-        EXPECT_TRUE((s->timesteps().slice(0, 0, n - 1) > s->timesteps().slice(0, 1, n)).all().item<bool>())
+        EXPECT_TRUE(
+            (s->timesteps().slice(0, 0, n - 1) > s->timesteps().slice(0, 1, n)).all().item<bool>())
             << spacing << " " << n;
       }
-      EXPECT_TRUE((s->sigmas().slice(0, 0, n) >= s->sigmas().slice(0, 1, n + 1)).all().item<bool>());
+      EXPECT_TRUE(
+          (s->sigmas().slice(0, 0, n) >= s->sigmas().slice(0, 1, n + 1)).all().item<bool>());
     }
     if (spacing == "trailing") {
       EXPECT_GT(refused, 0);
@@ -278,7 +285,8 @@ TEST(EngineScheduler, EulerStepFollowsTheUpstreamFormula) {
     auto r = e->Step(eps, i, x);
     const torch::Tensor x0 = x64 - s * eps64;
     const torch::Tensor prev = x64 + (x64 - x0) / s * (s1 - s);
-    EXPECT_LE((r.pred_original_sample.to(torch::kFloat64) - x0).abs().max().item<double>(), 1e-5) << i;
+    EXPECT_LE((r.pred_original_sample.to(torch::kFloat64) - x0).abs().max().item<double>(), 1e-5)
+        << i;
     EXPECT_LE((r.prev_sample.to(torch::kFloat64) - prev).abs().max().item<double>(), 1e-5) << i;
     // The ancestral step with zero noise differs from Euler except at the last step (s' = 0).
     auto ra = a.Step(eps, i, x, torch::zeros_like(x));
@@ -314,8 +322,10 @@ TEST(EngineScheduler, VPredictionFollowsTheUpstreamFormula) {
 
 TEST(EngineScheduler, DDIMTimestepsAndStepFollowTheUpstreamFormulas) {
   SchedulerConfig c = FixtureConfig();
-  auto sd15 = SchedulerConfig::FromJson({{"clip_sample", false}, {"set_alpha_to_one", false},
-                                         {"steps_offset", 1}, {"timestep_spacing", "leading"}},
+  auto sd15 = SchedulerConfig::FromJson({{"clip_sample", false},
+                                         {"set_alpha_to_one", false},
+                                         {"steps_offset", 1},
+                                         {"timestep_spacing", "leading"}},
                                         "ddim.json");
   ASSERT_TRUE(sd15.ok()) << sd15.status().ToString();
   EXPECT_FALSE(sd15->clip_sample);
@@ -326,7 +336,8 @@ TEST(EngineScheduler, DDIMTimestepsAndStepFollowTheUpstreamFormulas) {
   auto d = DDIMScheduler::Create(c);
   ASSERT_TRUE(d.ok());
   ASSERT_TRUE(d->SetTimesteps(4).ok());
-  EXPECT_EQ(std::vector<int64_t>(d->timesteps().data_ptr<int64_t>(), d->timesteps().data_ptr<int64_t>() + 4),
+  EXPECT_EQ(std::vector<int64_t>(d->timesteps().data_ptr<int64_t>(),
+                                 d->timesteps().data_ptr<int64_t>() + 4),
             (std::vector<int64_t>{999, 666, 333, 0}));
   auto lead = DDIMScheduler::Create(*sd15);
   ASSERT_TRUE(lead.ok());
@@ -351,7 +362,8 @@ TEST(EngineScheduler, DDIMTimestepsAndStepFollowTheUpstreamFormulas) {
     const torch::Tensor prev = std::sqrt(a_prev) * x0 + std::sqrt(1 - a_prev) * eps64;
     auto r = lead->Step(eps, i, x);
     EXPECT_LE((r.pred_original_sample.to(torch::kFloat64) - x0).abs().max().item<double>(),
-              1e-5 * (1 + x0.abs().max().item<double>())) << i;
+              1e-5 * (1 + x0.abs().max().item<double>()))
+        << i;
     EXPECT_LE((r.prev_sample.to(torch::kFloat64) - prev).abs().max().item<double>(), 1e-5) << i;
     // Batched == per sample.
     auto one = lead->Step(eps.slice(0, 1, 2), i, x.slice(0, 1, 2));

@@ -134,9 +134,9 @@ Result<DiscreteSigmaSchedule> DiscreteSigmaSchedule::Create(const SchedulerConfi
   // Upstream: torch.linspace(beta_start**0.5, beta_end**0.5, T, dtype=float32) ** 2; Python's
   // ** is C pow, hence std::pow rather than std::sqrt.
   if (config.beta_schedule == "scaled_linear") {
-    s.train_betas_ = torch::linspace(std::pow(config.beta_start, 0.5),
-                                     std::pow(config.beta_end, 0.5), T, f32)
-                         .pow(2);
+    s.train_betas_ =
+        torch::linspace(std::pow(config.beta_start, 0.5), std::pow(config.beta_end, 0.5), T, f32)
+            .pow(2);
   } else {
     s.train_betas_ = torch::linspace(config.beta_start, config.beta_end, T, f32);
   }
@@ -172,10 +172,12 @@ Status DiscreteSigmaSchedule::SetTimesteps(int num_inference_steps) {
     // np.arange(T, 0, -T/n).round().astype(float32) - 1; round is half-to-even (nearbyint).
     std::vector<double> y = NumpyArangeDown(static_cast<double>(T), -static_cast<double>(T) / n);
     if (static_cast<int64_t>(y.size()) != n) {
-      return Status::Unsupported(
-          "timestep_spacing \"trailing\" with " + std::to_string(n) + " steps: diffusers' "
-          "np.arange yields " + std::to_string(y.size()) + " timesteps for this count "
-          "(an upstream rounding bug); choose another number of steps");
+      return Status::Unsupported("timestep_spacing \"trailing\" with " + std::to_string(n) +
+                                 " steps: diffusers' "
+                                 "np.arange yields " +
+                                 std::to_string(y.size()) +
+                                 " timesteps for this count "
+                                 "(an upstream rounding bug); choose another number of steps");
     }
     for (double v : y) timesteps.push_back(static_cast<float>(std::nearbyint(v)) - 1.0f);
   }
@@ -206,8 +208,8 @@ Status DiscreteSigmaSchedule::SetTimesteps(int num_inference_steps) {
 }
 
 torch::Tensor DiscreteSigmaSchedule::SigmaAt(int step) const {
-  TORCH_CHECK(step >= 0 && step <= num_inference_steps_, "sigma index ", step,
-              " out of range [0, ", num_inference_steps_, "]");
+  TORCH_CHECK(step >= 0 && step <= num_inference_steps_, "sigma index ", step, " out of range [0, ",
+              num_inference_steps_, "]");
   return sigmas_[step];
 }
 
@@ -244,12 +246,12 @@ Result<EulerAncestralScheduler> EulerAncestralScheduler::Create(const SchedulerC
   return EulerAncestralScheduler(std::move(schedule));
 }
 
-EulerAncestralScheduler::StepResult EulerAncestralScheduler::Step(const torch::Tensor& model_output,
-                                                                  int step, const torch::Tensor& x,
-                                                                  const torch::Tensor& noise) const {
+EulerAncestralScheduler::StepResult EulerAncestralScheduler::Step(
+    const torch::Tensor& model_output, int step, const torch::Tensor& x,
+    const torch::Tensor& noise) const {
   CheckStepArgs(model_output, x, step, num_inference_steps());
-  TORCH_CHECK(noise.sizes() == x.sizes(), "noise shape ", noise.sizes(), " differs from the sample's ",
-              x.sizes());
+  TORCH_CHECK(noise.sizes() == x.sizes(), "noise shape ", noise.sizes(),
+              " differs from the sample's ", x.sizes());
   torch::NoGradGuard no_grad;
   const torch::Tensor sigma = schedule_.SigmaAt(step);
   const torch::Tensor sigma_to = schedule_.SigmaAt(step + 1);
@@ -281,9 +283,10 @@ EulerScheduler::StepResult EulerScheduler::Step(const torch::Tensor& model_outpu
   const torch::Tensor sigma = schedule_.SigmaAt(step);
   // gamma = 0 (s_churn = 0): sigma_hat = sigma * (0 + 1), no noise added.
   const torch::Tensor sigma_hat = sigma * 1.0;
-  const torch::Tensor x0 = config().prediction_type == "epsilon"
-                               ? sample - sigma_hat * model_output
-                               : PredictOriginal(config().prediction_type, sample, model_output, sigma);
+  const torch::Tensor x0 =
+      config().prediction_type == "epsilon"
+          ? sample - sigma_hat * model_output
+          : PredictOriginal(config().prediction_type, sample, model_output, sigma);
   const torch::Tensor derivative = (sample - x0) / sigma_hat;
   const torch::Tensor dt = schedule_.SigmaAt(step + 1) - sigma_hat;
   const torch::Tensor prev = sample + derivative * dt;

@@ -4,8 +4,9 @@
 //
 // Both share one sigma schedule (DiscreteSigmaSchedule):
 //   train tables  betas (T,) = linspace(sqrt(beta_start), sqrt(beta_end), T, f32)^2 (scaled_linear)
-//                 or linspace(beta_start, beta_end, T, f32) (linear); alphas_cumprod = cumprod(1-betas)
-//                 in float32; train sigmas (T+1,) = sqrt((1-ac)/ac) reversed, then 0.
+//                 or linspace(beta_start, beta_end, T, f32) (linear); alphas_cumprod =
+//                 cumprod(1-betas) in float32; train sigmas (T+1,) = sqrt((1-ac)/ac) reversed, then
+//                 0.
 //   set_timesteps timesteps (n,) float32 by `timestep_spacing` (numpy's float64 arithmetic, then
 //                 cast); sigmas (n+1,) = np.interp of the float32 train sigmas at the timesteps in
 //                 float64, cast to float32, then 0.
@@ -35,18 +36,18 @@ namespace fairy::engine {
 // (trained_betas, rescale_betas_zero_snr, use_karras_sigmas, interpolation_type other than
 // "linear", timestep_type other than "discrete") are refused unless absent, null or neutral.
 struct SchedulerConfig {
-  std::string class_name;            // "_class_name"; informational, not enforced by Create
+  std::string class_name;              // "_class_name"; informational, not enforced by Create
   int64_t num_train_timesteps = 1000;  // T, >= 1
-  double beta_start = 0.00085;       // beta of the first train timestep
-  double beta_end = 0.012;           // beta of the last train timestep
+  double beta_start = 0.00085;         // beta of the first train timestep
+  double beta_end = 0.012;             // beta of the last train timestep
   std::string beta_schedule = "scaled_linear";  // "scaled_linear" | "linear"
   std::string prediction_type = "epsilon";      // "epsilon" | "v_prediction"
   std::string timestep_spacing = "linspace";    // "linspace" | "leading" | "trailing"
   int64_t steps_offset = 0;  // added to the timesteps of "leading" spacing only (as upstream)
   // DDIM only (upstream DDIMScheduler defaults; "thresholding": true is refused).
-  bool clip_sample = true;         // clamp the x0 estimate to [-clip_sample_range, range]
+  bool clip_sample = true;  // clamp the x0 estimate to [-clip_sample_range, range]
   double clip_sample_range = 1.0;
-  bool set_alpha_to_one = true;    // alpha_cumprod "before" t = 0: 1, else alphas_cumprod[0]
+  bool set_alpha_to_one = true;  // alpha_cumprod "before" t = 0: 1, else alphas_cumprod[0]
 
   // Errors name `source` (e.g. the file path) and the key.
   static Result<SchedulerConfig> FromJson(const nlohmann::json& json, const std::string& source);
@@ -78,9 +79,9 @@ class DiscreteSigmaSchedule {
   // x / sqrt(sigma_step^2 + 1) in x's dtype and device. REQUIRES 0 <= step < n.
   torch::Tensor ScaleModelInput(const torch::Tensor& x, int step) const;
 
-  const torch::Tensor& train_betas() const { return train_betas_; }                  // (T,)
+  const torch::Tensor& train_betas() const { return train_betas_; }                    // (T,)
   const torch::Tensor& train_alphas_cumprod() const { return train_alphas_cumprod_; }  // (T,)
-  const torch::Tensor& train_sigmas() const { return train_sigmas_; }                // (T+1,)
+  const torch::Tensor& train_sigmas() const { return train_sigmas_; }                  // (T+1,)
 
  private:
   explicit DiscreteSigmaSchedule(SchedulerConfig config) : config_(std::move(config)) {}
@@ -106,7 +107,9 @@ class EulerAncestralScheduler {
 
   static Result<EulerAncestralScheduler> Create(const SchedulerConfig& config);
   // See DiscreteSigmaSchedule::SetTimesteps.
-  Status SetTimesteps(int num_inference_steps) { return schedule_.SetTimesteps(num_inference_steps); }
+  Status SetTimesteps(int num_inference_steps) {
+    return schedule_.SetTimesteps(num_inference_steps);
+  }
 
   // REQUIRES for everything below: SetTimesteps succeeded; 0 <= step < num_inference_steps().
   const torch::Tensor& timesteps() const { return schedule_.timesteps(); }
@@ -134,7 +137,8 @@ class EulerAncestralScheduler {
   const torch::Tensor& train_sigmas() const { return schedule_.train_sigmas(); }
 
  private:
-  explicit EulerAncestralScheduler(DiscreteSigmaSchedule schedule) : schedule_(std::move(schedule)) {}
+  explicit EulerAncestralScheduler(DiscreteSigmaSchedule schedule)
+      : schedule_(std::move(schedule)) {}
   DiscreteSigmaSchedule schedule_;
 };
 
@@ -144,7 +148,9 @@ class EulerScheduler {
   using StepResult = SchedulerStepResult;
 
   static Result<EulerScheduler> Create(const SchedulerConfig& config);
-  Status SetTimesteps(int num_inference_steps) { return schedule_.SetTimesteps(num_inference_steps); }
+  Status SetTimesteps(int num_inference_steps) {
+    return schedule_.SetTimesteps(num_inference_steps);
+  }
 
   // REQUIRES as for EulerAncestralScheduler.
   const torch::Tensor& timesteps() const { return schedule_.timesteps(); }

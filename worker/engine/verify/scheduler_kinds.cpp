@@ -70,8 +70,8 @@ Status RunStep(CheckContext& ctx) {
   FAIRY_ASSIGN_OR_RETURN(torch::Tensor noise, ctx.Input("noise"));
   FAIRY_ASSIGN_OR_RETURN(EulerAncestralScheduler scheduler, MakeScheduler(ctx, n));
   if (i < 0 || i >= scheduler.num_inference_steps()) {
-    return Status::InvalidArgument("check \"" + ctx.name() + "\": step_index " +
-                                   std::to_string(i) + " outside [0, " + std::to_string(n) + ")");
+    return Status::InvalidArgument("check \"" + ctx.name() + "\": step_index " + std::to_string(i) +
+                                   " outside [0, " + std::to_string(n) + ")");
   }
   const int step = static_cast<int>(i);
   return Guarded(ctx, [&] {
