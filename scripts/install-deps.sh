@@ -14,6 +14,7 @@ PACKAGES=(
   nlohmann-json3-dev libspdlog-dev libcli11-dev
   libgtest-dev libgmock-dev
   libpng-dev
+  libicu-dev
   python3
 )
 

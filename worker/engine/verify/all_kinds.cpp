@@ -6,7 +6,7 @@ namespace fairy::engine::verify {
 void RegisterAllCheckKinds() {
   static const bool registered = [] {
     RegisterCoreCheckKinds();
-    // RegisterTokenizeCheckKinds();   // tokenizer (verify/tokenize_kinds.cpp)
+    RegisterTokenizeCheckKinds();      // tokenizer (verify/tokenize_kinds.cpp)
     RegisterModelCheckKinds();         // models (verify/model_kinds.cpp)
     RegisterSchedulerCheckKinds();     // scheduler (verify/scheduler_kinds.cpp)
     // RegisterUNetCheckKinds();       // pipeline (verify/unet_kinds.cpp)
