@@ -1,7 +1,7 @@
 // The model parts as fairy-engine train uses them (the engine's CLIPTextModel and AutoencoderKL,
 // loaded through the trainer's checkpoint functions) against the upstream goldens
 // of ../shared/fixtures/pix2pix-tiny (same tolerance rule as the engine: max|a-b| <= 1e-5 + 3e-5
-// max|b|), the instruction tokenizer, and the weight save/load round trip.
+// max|b|), the tokenizer as the trainer uses it, and the weight save/load round trip.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -11,7 +11,7 @@
 #include "tests/support/test_paths.h"
 #include "worker/engine/train/checkpoint.h"
 #include "worker/engine/text_encoder.h"
-#include "worker/engine/train/text_model.h"
+#include "worker/engine/train/model_parts.h"
 #include "worker/engine/vae.h"
 
 namespace fairy::engine::train {
@@ -19,7 +19,7 @@ namespace {
 
 std::string Fixture() { return fairy::testing::SharedDir() + "/fixtures/pix2pix-tiny"; }
 
-nlohmann::json ReadJson(const std::string& path) {
+nlohmann::json ParseJsonFile(const std::string& path) {
   std::ifstream f(path);
   return nlohmann::json::parse(f);
 }
@@ -32,7 +32,7 @@ void ExpectClose(const torch::Tensor& a, const torch::Tensor& b, const std::stri
 }
 
 TEST(TrainModels, VAEMatchesUpstreamGoldens) {
-  auto config = VAEConfig::FromJson(ReadJson(Fixture() + "/vae/config.json"), "vae/config.json");
+  auto config = VAEConfig::FromJson(ParseJsonFile(Fixture() + "/vae/config.json"), "vae/config.json");
   ASSERT_TRUE(config.ok()) << config.status().ToString();
   AutoencoderKL vae(*config);
   auto st = LoadModuleWeights(*vae, Fixture() + "/vae/diffusion_pytorch_model.safetensors");
@@ -47,7 +47,7 @@ TEST(TrainModels, VAEMatchesUpstreamGoldens) {
 }
 
 TEST(TrainModels, TextEncoderMatchesUpstreamGoldens) {
-  auto config = CLIPTextConfig::FromJson(ReadJson(Fixture() + "/text_encoder/config.json"), "text_encoder/config.json");
+  auto config = CLIPTextConfig::FromJson(ParseJsonFile(Fixture() + "/text_encoder/config.json"), "text_encoder/config.json");
   ASSERT_TRUE(config.ok()) << config.status().ToString();
   CLIPTextModel te(*config);
   auto st = LoadModuleWeights(*te, Fixture() + "/text_encoder/model.safetensors");
@@ -58,25 +58,28 @@ TEST(TrainModels, TextEncoderMatchesUpstreamGoldens) {
   ExpectClose(te->forward(golden->at("text.input_ids")), golden->at("text.last_hidden_state"), "last_hidden_state");
 }
 
-TEST(TrainModels, TokenizerMatchesUpstreamOnAsciiPrompts) {
-  auto tok = InstructionTokenizer::Load(Fixture() + "/tokenizer");
-  ASSERT_TRUE(tok.ok()) << tok.status().ToString();
-  auto rows = ReadJson(Fixture() + "/golden/tokens.json")["prompts"];
-  int checked = 0;
-  for (const auto& row : rows) {
-    std::string text = row["text"];
-    bool ascii = std::all_of(text.begin(), text.end(), [](char c) {
-      auto u = static_cast<unsigned char>(c);
-      return u < 0x80 && (u >= 0x20 || c == ' ');
-    });
-    if (!ascii || text.find("<|") != std::string::npos) continue;
-    auto ids = tok->Encode(text);
-    ASSERT_TRUE(ids.ok()) << text << ": " << ids.status().ToString();
-    EXPECT_EQ(*ids, row["input_ids"].get<std::vector<int64_t>>()) << text;
-    ++checked;
+// The trainer tokenizes with the engine's CLIPTokenizer (ModelParts::TokenIds): the text
+// encoder golden's prompts give its input_ids, and non-ASCII instructions are accepted.
+TEST(TrainModels, TokenIdsAreTheEngineTokenizers) {
+  auto parts = ModelParts::Load(Fixture(), torch::kCPU, 1);
+  ASSERT_TRUE(parts.ok()) << parts.status().ToString();
+  auto golden = LoadTensors(Fixture() + "/golden/text_encoder.safetensors");
+  ASSERT_TRUE(golden.ok()) << golden.status().ToString();
+  auto ids = parts->TokenIds({"turn the sky red", "make it look like a watercolor painting", ""});
+  ASSERT_TRUE(ids.ok()) << ids.status().ToString();
+  EXPECT_TRUE(torch::equal(*ids, golden->at("text.input_ids")));
+  auto rows = ParseJsonFile(Fixture() + "/golden/tokens.json")["prompts"];
+  std::vector<std::string> texts;
+  for (const auto& row : rows) texts.push_back(row["text"]);
+  auto all = parts->TokenIds(texts);
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  ASSERT_EQ(all->sizes(), (std::vector<int64_t>{static_cast<int64_t>(texts.size()), 77}));
+  for (size_t i = 0; i < texts.size(); ++i) {
+    auto want = rows[i]["input_ids"].get<std::vector<int64_t>>();
+    EXPECT_TRUE(torch::equal((*all)[static_cast<int64_t>(i)], torch::tensor(want, torch::kInt64)))
+        << texts[i];
   }
-  EXPECT_GE(checked, 8);
-  EXPECT_FALSE(tok->Encode("caf\xc3\xa9").ok());
+  EXPECT_FALSE(parts->TokenIds({"caf\xc3"}).ok());  // invalid UTF-8
 }
 
 TEST(TrainModels, WeightsRoundTripAndMismatchesAreNamed) {

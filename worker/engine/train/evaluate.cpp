@@ -51,7 +51,7 @@ Result<std::vector<EvalRow>> EvaluateModel(const EvalOptions& o) {
     auto source = torch::stack(cropped);  // [N, 3, h, w] in [0, 1]
     for (EditOp op : o.ops) {
       auto target = ApplyEdit(op, source);
-      FAIRY_ASSIGN_OR_RETURN(auto ids, parts.tokenizer.EncodeBatch({CanonicalInstruction(op)}));
+      FAIRY_ASSIGN_OR_RETURN(auto ids, parts.TokenIds({CanonicalInstruction(op)}));
       auto emb = parts.text_encoder->forward(ids.to(device));
       std::vector<torch::Tensor> outputs, recon;
       for (int64_t i = 0; i < source.size(0); ++i) {

@@ -1,5 +1,6 @@
 #include "worker/engine/train/model_parts.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
@@ -27,6 +28,16 @@ Result<nlohmann::json> ReadJson(const std::string& path) {
   }
 }
 
+Result<torch::Tensor> ModelParts::TokenIds(const std::vector<std::string>& texts) const {
+  if (tokenizer == nullptr) return Status::FailedPrecondition("ModelParts: no tokenizer loaded");
+  torch::Tensor ids = torch::empty({static_cast<int64_t>(texts.size()), 77}, torch::kInt64);
+  for (size_t i = 0; i < texts.size(); ++i) {
+    FAIRY_ASSIGN_OR_RETURN(Tokenized t, tokenizer->Tokenize(texts[i], 77));
+    std::copy(t.input_ids.begin(), t.input_ids.end(), ids[static_cast<int64_t>(i)].data_ptr<int64_t>());
+  }
+  return ids;
+}
+
 Result<ModelParts> ModelParts::Load(const std::string& dir, const torch::Device& device, uint64_t seed,
                                     const std::string& tokenizer_dir) {
   ModelParts p;
@@ -42,7 +53,8 @@ Result<ModelParts> ModelParts::Load(const std::string& dir, const torch::Device&
                          CLIPTextConfig::FromJson(p.text_config, dir + "/text_encoder/config.json"));
   FAIRY_ASSIGN_OR_RETURN(p.schedule,
                          NoiseSchedule::FromConfig(p.scheduler_config, dir + "/scheduler/scheduler_config.json"));
-  FAIRY_ASSIGN_OR_RETURN(p.tokenizer, InstructionTokenizer::Load(p.tokenizer_dir));
+  FAIRY_ASSIGN_OR_RETURN(std::unique_ptr<CLIPTokenizer> tokenizer, CLIPTokenizer::Load(p.tokenizer_dir));
+  p.tokenizer = std::move(tokenizer);
   if (unet_config.in_channels != 2 * vae_config.latent_channels || unet_config.out_channels != vae_config.latent_channels) {
     return Status::InvalidArgument(dir + "/unet/config.json: an InstructPix2Pix UNet needs in_channels = 2 x and "
                                    "out_channels = the VAE's latent_channels (" +

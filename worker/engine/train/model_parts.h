@@ -1,16 +1,18 @@
 // A diffusers model folder as fairy-engine train holds it: the trainable UNet, VAE and text
-// encoder (the engine's own modules), the instruction tokenizer and the noise schedule, plus the configs
+// encoder (the engine's own modules), the CLIP tokenizer and the noise schedule, plus the configs
 // to write back. Internal to the trainer and its tests.
 #pragma once
 
 #include <torch/torch.h>
 
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "common/status.h"
 #include "worker/engine/text_encoder.h"
-#include "worker/engine/train/text_model.h"
+#include "worker/engine/tokenizer.h"
 #include "worker/engine/train/train_utils.h"
 #include "worker/engine/unet.h"
 #include "worker/engine/vae.h"
@@ -24,7 +26,7 @@ struct ModelParts {
   UNet unet{nullptr};
   AutoencoderKL vae{nullptr};
   CLIPTextModel text_encoder{nullptr};
-  InstructionTokenizer tokenizer;
+  std::shared_ptr<const CLIPTokenizer> tokenizer;  // the engine's tokenizer (any Unicode text)
   NoiseSchedule schedule;
   // Which parts had weights on disk (false: randomly initialised from config.json).
   bool unet_loaded = false, vae_loaded = false, text_loaded = false;
@@ -37,6 +39,8 @@ struct ModelParts {
   // with the current scaling factor), weights as float32 safetensors, tokenizer files copied from
   // tokenizer_dir, the scheduler config.
   Status Save(const std::string& dir);
+  // [B, 77] int64 token ids of `texts` (truncated and padded as the pipeline does).
+  Result<torch::Tensor> TokenIds(const std::vector<std::string>& texts) const;
   double scaling_factor() const { return vae->config().scaling_factor; }
   void set_scaling_factor(double s);
 };

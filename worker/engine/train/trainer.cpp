@@ -179,7 +179,7 @@ Result<TrainReport> RunUNetTraining(const TrainUNetOptions& options) {
   const double sf = parts.scaling_factor();
   const int64_t T = parts.schedule.num_train_timesteps;
   const bool bf16 = UseBf16(o, device);
-  auto null_ids = parts.tokenizer.EncodeBatch({""});
+  auto null_ids = parts.TokenIds({""});
   if (!null_ids.ok()) return null_ids.status();
 
   auto save = [&](int64_t step) -> Status {
@@ -223,7 +223,7 @@ Result<TrainReport> RunUNetTraining(const TrainUNetOptions& options) {
       one.ops = {op};
       PairGenerator g(one, frames);
       TrainingBatch b = g.Next(4, 0);
-      FAIRY_ASSIGN_OR_RETURN(auto ids, parts.tokenizer.EncodeBatch(b.instructions));
+      FAIRY_ASSIGN_OR_RETURN(auto ids, parts.TokenIds(b.instructions));
       auto emb = parts.text_encoder->forward(ids.to(device));
       auto cond = parts.vae->Encode(ToModelRange(b.source, device)).first;
       SamplerSettings ss;
@@ -273,7 +273,7 @@ Result<TrainReport> RunUNetTraining(const TrainUNetOptions& options) {
     for (int64_t i = 0; i < B; ++i) {
       if (text_drop[i].item<bool>()) prompts[static_cast<size_t>(i)] = "";
     }
-    FAIRY_ASSIGN_OR_RETURN(auto ids, parts.tokenizer.EncodeBatch(prompts));
+    FAIRY_ASSIGN_OR_RETURN(auto ids, parts.TokenIds(prompts));
     torch::Tensor loss;
     {
       AutocastGuard autocast(bf16);
