@@ -40,7 +40,7 @@ std::string JobYaml(const std::string& output, const std::string& anchor_mode = 
     << "instruction: " << kInstruction << "\n"
     << "priority: " << priority << "\n"
     << "chunk_frames: 16\n"
-    << "edit: {resolution: 128, steps: 3, seed: 7, anchors: 3, anchor_mode: " << anchor_mode << "}\n"
+    << "edit: {resolution: 32, steps: 3, seed: 7, anchors: 3, anchor_mode: " << anchor_mode << "}\n"
     << "shots: {max_length: 50}\n";
   return y.str();
 }
@@ -62,7 +62,7 @@ class FarmE2ETest : public ::testing::Test {
       auto edit = ChildProcess::Spawn(
           {engine, "edit", "--model", SharedDir() + "/fixtures/pix2pix-tiny", "--input", MediaPath(kClip),
            "--output", ref, "--instruction", kInstruction, "--steps", "3", "--seed", "7", "--anchors", "3",
-           "--resolution", "128", "--max-shot", "50", "--batch", "4", "--no-progress"},
+           "--resolution", "32", "--max-shot", "50", "--batch", "4", "--no-progress"},
           log);
       ASSERT_TRUE(edit.ok()) << edit.status().ToString();
       ASSERT_EQ((*edit)->Wait(900s), 0) << "fairy-engine edit failed; see " << log;

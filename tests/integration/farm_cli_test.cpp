@@ -5,12 +5,11 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
-#include <cstdio>
 #include <fstream>
-#include <sys/wait.h>
 #include <thread>
 
 #include "coordinator/api/http_server.h"
+#include "tests/support/shell.h"
 #include "tests/support/test_paths.h"
 
 namespace fairy {
@@ -20,48 +19,91 @@ using nlohmann::json;
 
 class ScriptedFarm : public api::ControlHandler {
  public:
-  Result<json> Submit(const std::string& yaml, const std::string& source, std::optional<int> priority) override {
-    if (yaml.find("broken") != std::string::npos) return Status::InvalidArgument(source + ":2:3: edit.steps: must be between 1 and 200, got 0");
+  Result<json> Submit(const std::string& yaml, const std::string& source,
+                      std::optional<int> priority) override {
+    if (yaml.find("broken") != std::string::npos)
+      return Status::InvalidArgument(source + ":2:3: edit.steps: must be between 1 and 200, got 0");
     submitted_priority = priority.value_or(-1);
     if (yaml.find("finishes") != std::string::npos) return json{{"jobs", {"job-done"}}};
     return json{{"jobs", {"job-1"}}};
   }
   Result<json> ListJobs() override {
     return json{{"jobs",
-                 {{{"id", "job-1"}, {"name", "sq010"}, {"state", "RUNNING"}, {"priority", 80}, {"frames_total", 160},
-                   {"frames_done", 64}, {"tasks_total", 11}, {"tasks_done", 5}, {"tasks_failed", 0},
-                   {"submit_ms", 1700000000000}, {"started_ms", 1700000001000}, {"finished_ms", 0},
-                   {"frames_per_s", 2.5}, {"eta_s", 38.4}},
-                  {{"id", "job-22"}, {"name", "a-much-longer-name"}, {"state", "QUEUED"}, {"priority", 5}}}}};
+                 {{{"id", "job-1"},
+                   {"name", "sq010"},
+                   {"state", "RUNNING"},
+                   {"priority", 80},
+                   {"frames_total", 160},
+                   {"frames_done", 64},
+                   {"tasks_total", 11},
+                   {"tasks_done", 5},
+                   {"tasks_failed", 0},
+                   {"submit_ms", 1700000000000},
+                   {"started_ms", 1700000001000},
+                   {"finished_ms", 0},
+                   {"frames_per_s", 2.5},
+                   {"eta_s", 38.4}},
+                  {{"id", "job-22"},
+                   {"name", "a-much-longer-name"},
+                   {"state", "QUEUED"},
+                   {"priority", 5}}}}};
   }
   Result<json> JobStatus(const std::string& id) override {
     if (id == "job-done" || id == "job-failed") {
-      return json{{"id", id}, {"state", id == "job-done" ? "DONE" : "FAILED"}, {"frames_done", 10},
-                  {"frames_total", 10}, {"frames_per_s", 4.0}, {"error", id == "job-done" ? "" : "stitch: chunk missing"}};
+      return json{{"id", id},
+                  {"state", id == "job-done" ? "DONE" : "FAILED"},
+                  {"frames_done", 10},
+                  {"frames_total", 10},
+                  {"frames_per_s", 4.0},
+                  {"error", id == "job-done" ? "" : "stitch: chunk missing"}};
     }
     if (id != "job-1") return Status::NotFound("no job '" + id + "'");
     json j = (*ListJobs())["jobs"][0];
     j["phase"] = "RENDER";
-    j["shots"] = {{{"index", 0}, {"first_frame", 0}, {"frame_count", 60}, {"state", "DONE"}, {"frames_done", 60},
-                   {"worker", "gpu01"}, {"attempt", 1}},
-                  {{"index", 1}, {"first_frame", 60}, {"frame_count", 100}, {"state", "RUNNING"}, {"frames_done", 4},
-                   {"worker", "gpu02"}, {"attempt", 2}}};
+    j["shots"] = {{{"index", 0},
+                   {"first_frame", 0},
+                   {"frame_count", 60},
+                   {"state", "DONE"},
+                   {"frames_done", 60},
+                   {"worker", "gpu01"},
+                   {"attempt", 1}},
+                  {{"index", 1},
+                   {"first_frame", 60},
+                   {"frame_count", 100},
+                   {"state", "RUNNING"},
+                   {"frames_done", 4},
+                   {"worker", "gpu02"},
+                   {"attempt", 2}}};
     j["tasks"] = json::array();
     return j;
   }
   Result<json> Control(const std::string& id, const std::string& op, int priority) override {
     if (id != "job-1") return Status::NotFound("no job '" + id + "'");
     last_op = op + ":" + std::to_string(priority);
-    return json{{"id", id}, {"state", op == "cancel" ? "CANCELLED" : "RUNNING"}, {"priority", priority}};
+    return json{
+        {"id", id}, {"state", op == "cancel" ? "CANCELLED" : "RUNNING"}, {"priority", priority}};
   }
   Result<json> Workers() override {
-    return json{{"workers", {{{"id", "gpu01"}, {"host", "node1"}, {"device", "cuda:0"}, {"memory_mb", 81920},
-                              {"slots", 1}, {"tags", {"a100"}}, {"models", json::array()},
-                              {"running", {{{"job_id", "job-1"}, {"task_id", "s001-f000060-000083"}, {"attempt", 2}}}}}}}};
+    return json{
+        {"workers",
+         {{{"id", "gpu01"},
+           {"host", "node1"},
+           {"device", "cuda:0"},
+           {"memory_mb", 81920},
+           {"slots", 1},
+           {"tags", {"a100"}},
+           {"models", json::array()},
+           {"running",
+            {{{"job_id", "job-1"}, {"task_id", "s001-f000060-000083"}, {"attempt", 2}}}}}}}};
   }
   Result<json> Logs(const std::string&, const std::string&, const std::string&, int) override {
-    return json{{"lines", {{{"time_ms", 1700000000000}, {"task", "s000-anchor"}, {"worker", "gpu01"}, {"line", "anchor cache published"}}}},
-                {"next", "1-0"}, {"finished", true}};
+    return json{{"lines",
+                 {{{"time_ms", 1700000000000},
+                   {"task", "s000-anchor"},
+                   {"worker", "gpu01"},
+                   {"line", "anchor cache published"}}}},
+                {"next", "1-0"},
+                {"finished", true}};
   }
   Result<json> Events(const std::string&, int) override { return json{{"events", json::array()}}; }
   std::string Metrics() override { return ""; }
@@ -92,20 +134,16 @@ class FarmCliTest : public ::testing::Test {
     thread_.join();
   }
   Output Run(const std::string& args, const std::string& token = "cli-token") {
-    std::string cmd = "FAIRY_API=http://127.0.0.1:" + std::to_string(server_->port()) + " FAIRY_TOKEN=" + token + " " +
-                      testing::BinDir() + "/fairy " + args + " 2>&1";
-    Output out;
-    FILE* p = popen(cmd.c_str(), "r");
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.text.append(buf, n);
-    int st = pclose(p);
-    out.exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    return out;
+    std::string cmd = "FAIRY_API=http://127.0.0.1:" + std::to_string(server_->port()) +
+                      " FAIRY_TOKEN=" + token + " " + testing::BinDir() + "/fairy " + args +
+                      " 2>&1";
+    testing::ShellResult result = testing::RunShell(cmd);
+    return Output{result.exit_code, result.output};
   }
 
   boost::asio::io_context io_;
-  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_ = boost::asio::make_work_guard(io_);
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_ =
+      boost::asio::make_work_guard(io_);
   ScriptedFarm farm_;  // touched only on the io thread while a command runs
   std::unique_ptr<api::HttpServer> server_;
   std::thread thread_;
@@ -177,14 +215,15 @@ TEST_F(FarmCliTest, ControlCommandsAndExitCodes) {
   EXPECT_NE(down.text.find("cannot reach the coordinator"), std::string::npos);
   Output logs = Run("logs job-1");
   EXPECT_EQ(logs.exit_code, 0);
-  EXPECT_NE(logs.text.find("s000-anchor [gpu01] anchor cache published"), std::string::npos) << logs.text;
+  EXPECT_NE(logs.text.find("s000-anchor [gpu01] anchor cache published"), std::string::npos)
+      << logs.text;
 }
-
 
 TEST_F(FarmCliTest, WatchAndWaitEndWithTheJobsOutcome) {
   Output done = Run("watch job-done");
   EXPECT_EQ(done.exit_code, 0) << done.text;
-  EXPECT_NE(done.text.find("job-done DONE 10/10 frames 4.0 frames/s"), std::string::npos) << done.text;
+  EXPECT_NE(done.text.find("job-done DONE 10/10 frames 4.0 frames/s"), std::string::npos)
+      << done.text;
   Output failed = Run("watch job-failed --json");
   EXPECT_EQ(failed.exit_code, 1);
   EXPECT_EQ(json::parse(failed.text.substr(0, failed.text.find('\n')))["state"], "FAILED");

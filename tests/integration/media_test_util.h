@@ -3,7 +3,6 @@
 
 #include <gtest/gtest.h>
 
-#include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -11,6 +10,7 @@
 
 #include "common/media/chunk.h"
 #include "common/media/frame_reader.h"
+#include "tests/support/shell.h"
 #include "tests/support/test_paths.h"
 
 namespace fairy::media::testing {
@@ -34,18 +34,12 @@ inline const nlohmann::json& Clip(const std::string& name) {
 
 // Runs a shell command; returns its stdout, *exit_code its status.
 inline std::string Run(const std::string& command, int* exit_code = nullptr) {
-  std::string out;
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) return out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), pipe)) > 0) out.append(buf, n);
-  int rc = pclose(pipe);
-  if (exit_code != nullptr) *exit_code = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-  return out;
+  fairy::testing::ShellResult result = fairy::testing::RunShell(command);
+  if (exit_code != nullptr) *exit_code = result.exit_code;
+  return result.output;
 }
 
-inline std::string Quote(const std::string& s) { return "'" + s + "'"; }
+inline std::string Quote(const std::string& s) { return fairy::testing::ShellQuote(s); }
 
 // ffprobe -count_frames of the first video stream and all audio streams, as JSON.
 inline nlohmann::json FFprobe(const std::string& path) {

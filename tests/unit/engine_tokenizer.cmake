@@ -3,8 +3,3 @@
 fairy_add_test(engine_tokenizer_test LABEL unit
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/engine_tokenizer_test.cpp
   LIBS fairy_engine)
-# The CLI on the shared fixture for the tokenize kind (tokens, text_tokenize; tokens_ftfy SKIPs).
-add_test(NAME engine_verify_tokenize
-  COMMAND $<TARGET_FILE:fairy-engine> verify ${FAIRY_SHARED_DIR}/fixtures/pix2pix-tiny
-          --only tokenize)
-set_tests_properties(engine_verify_tokenize PROPERTIES LABELS unit TIMEOUT 120)

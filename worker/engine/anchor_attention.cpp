@@ -13,7 +13,7 @@ constexpr char kFormat[] = "fairy-anchor-cache";
 constexpr char kVersion[] = "1";
 // Upper bound of one attention score block (bytes) on the matmul path; larger problems are split
 // along the queries (the split depends only on the shapes, so results stay deterministic).
-constexpr int64_t kMaxScoreBytes = int64_t{256} << 20;
+constexpr int64_t kMaxScoreBytes = int64_t{32} << 20;
 
 std::string EntryName(const std::string& layer, int step) { return "step" + std::to_string(step) + "/" + layer; }
 

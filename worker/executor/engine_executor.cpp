@@ -30,7 +30,8 @@ struct ShotAnchors {
 
 // RGB24 -> [1, 3, H, W] float32 in [-1, 1] (as fairy-engine edit).
 torch::Tensor FrameToTensor(const media::RgbFrame& frame) {
-  auto t = torch::from_blob(const_cast<uint8_t*>(frame.pixels.data()), {frame.height, frame.width, 3}, torch::kUInt8);
+  auto t = torch::from_blob(const_cast<uint8_t*>(frame.pixels.data()),
+                            {frame.height, frame.width, 3}, torch::kUInt8);
   return t.permute({2, 0, 1}).unsqueeze(0).to(torch::kFloat32).div(255.0).mul(2.0).sub(1.0);
 }
 
@@ -45,13 +46,16 @@ media::RgbFrame TensorToFrame(const torch::Tensor& image, int64_t index) {
   return frame;
 }
 
-Result<torch::Tensor> DecodeFrames(media::FrameReader& reader, const std::vector<int64_t>& indices) {
+Result<torch::Tensor> DecodeFrames(media::FrameReader& reader,
+                                   const std::vector<int64_t>& indices) {
   std::vector<torch::Tensor> out;
   media::RgbFrame frame;
   for (int64_t index : indices) {
     if (reader.index() != index) FAIRY_RETURN_IF_ERROR(reader.Seek(index));
     FAIRY_ASSIGN_OR_RETURN(bool got, reader.Next(&frame));
-    if (!got) return Status::Corruption(reader.info().path + ": frame " + std::to_string(index) + " could not be decoded");
+    if (!got)
+      return Status::Corruption(reader.info().path + ": frame " + std::to_string(index) +
+                                " could not be decoded");
     out.push_back(FrameToTensor(frame));
   }
   return torch::cat(out, 0);
@@ -99,8 +103,8 @@ Result<std::unique_ptr<EngineExecutor>> EngineExecutor::Create(EngineExecutorOpt
   if (options.batch < 1) return Status::InvalidArgument("batch must be >= 1");
   FAIRY_ASSIGN_OR_RETURN(torch::Device device, engine::ParseDevice(options.device));
   FAIRY_ASSIGN_OR_RETURN(torch::ScalarType dtype, engine::ParseScalarType(options.dtype));
-  // The same process-wide numerics as fairy-engine edit (thread count, denormals flushed), so a farm
-  // edit is bit-identical to the single-process one.
+  // The same process-wide numerics as fairy-engine edit (thread count, denormals flushed), so a
+  // farm edit is bit-identical to the single-process one.
   engine::ConfigureTorchThreads();
   at::globalContext().setFlushDenormal(true);
   std::unique_ptr<EngineExecutor> e(new EngineExecutor(std::move(options)));
@@ -127,12 +131,14 @@ struct RunState {
   std::string key;
 };
 
-Result<std::shared_ptr<ShotAnchors>> ComputeAnchors(RunState& r, const engine::StepCallback& on_step) {
+Result<std::shared_ptr<ShotAnchors>> ComputeAnchors(RunState& r,
+                                                    const engine::StepCallback& on_step) {
   auto a = std::make_shared<ShotAnchors>();
   a->key = r.key;
   a->indices = r.s->anchor_frames;
   FAIRY_ASSIGN_OR_RETURN(torch::Tensor images, DecodeFrames(*r.reader, a->indices));
-  FAIRY_ASSIGN_OR_RETURN(a->outputs, engine::RunAnchorPass(*r.model, images, a->indices, r.edit, &a->cache, on_step));
+  FAIRY_ASSIGN_OR_RETURN(
+      a->outputs, engine::RunAnchorPass(*r.model, images, a->indices, r.edit, &a->cache, on_step));
   a->cache_bytes = a->cache.ByteSize();
   return a;
 }
@@ -147,7 +153,9 @@ Status WriteAnchorOutputs(const protocol::TaskSettings& s, const ShotAnchors& a)
     o.width = frame.width;
     o.height = frame.height;
     o.first_index = a.indices[k];
-    FAIRY_ASSIGN_OR_RETURN(auto writer, media::ChunkWriter::Create(protocol::AnchorOutputPath(s.work_dir, a.indices[k]), o));
+    FAIRY_ASSIGN_OR_RETURN(
+        auto writer,
+        media::ChunkWriter::Create(protocol::AnchorOutputPath(s.work_dir, a.indices[k]), o));
     FAIRY_RETURN_IF_ERROR(writer->Append(frame));
     FAIRY_RETURN_IF_ERROR(writer->Finish());
   }
@@ -168,7 +176,8 @@ Result<media::RgbFrame> ReadAnchorOutput(const std::string& work_dir, int64_t in
 
 Result<TaskOutcome> EngineExecutor::Run(const TaskContext& ctx) {
   try {
-    // MXCSR is per thread: task threads flush denormals too (and pass it on to the threads they start).
+    // MXCSR is per thread: task threads flush denormals too (and pass it on to the threads they
+    // start).
     at::globalContext().setFlushDenormal(true);
     c10::InferenceMode inference;
     const protocol::TaskSettings& s = *ctx.settings;
@@ -180,9 +189,10 @@ Result<TaskOutcome> EngineExecutor::Run(const TaskContext& ctx) {
         return Status::PermissionDenied("'" + *path + "' is outside this worker's storage roots");
       }
     }
-    const std::string model_dir = std::filesystem::path(s.model).is_absolute() || options_.models_dir.empty()
-                                      ? s.model
-                                      : (std::filesystem::path(options_.models_dir) / s.model).string();
+    const std::string model_dir =
+        std::filesystem::path(s.model).is_absolute() || options_.models_dir.empty()
+            ? s.model
+            : (std::filesystem::path(options_.models_dir) / s.model).string();
     std::shared_ptr<engine::Model> model;
     {
       std::lock_guard<std::mutex> lock(state_->mutex);
@@ -210,7 +220,7 @@ Result<TaskOutcome> EngineExecutor::Run(const TaskContext& ctx) {
     FAIRY_ASSIGN_OR_RETURN(media::VideoInfo info, media::Probe(s.input));
     media::DecodeOptions decode;
     decode.long_side = static_cast<int>(s.long_side);
-    decode.multiple_of = static_cast<int>(model->vae_scale_factor() * model->unet().DownsampleFactor());
+    decode.multiple_of = static_cast<int>(model->frame_multiple());
     FAIRY_ASSIGN_OR_RETURN(auto reader, media::FrameReader::Open(s.input, decode, &info));
     r.reader = reader.get();
 
@@ -229,8 +239,9 @@ Result<TaskOutcome> EngineExecutor::Run(const TaskContext& ctx) {
     kf.engine_version = "fairy-anchor-cache/1 " + options_.device;
     r.key = anchor::AnchorCacheKey(kf);
 
-    const int64_t total = task.kind == protocol::TaskKind::kAnchor ? static_cast<int64_t>(s.anchor_frames.size())
-                                                                     : task.frame_end - task.frame_begin;
+    const int64_t total = task.kind == protocol::TaskKind::kAnchor
+                              ? static_cast<int64_t>(s.anchor_frames.size())
+                              : task.frame_end - task.frame_begin;
     std::unique_ptr<redis::RedisClient> redis_client;
     std::unique_ptr<anchor::AnchorStore> anchors_store;
     auto store = [&]() -> Result<anchor::AnchorStore*> {
@@ -264,11 +275,14 @@ Result<TaskOutcome> EngineExecutor::Run(const TaskContext& ctx) {
         manifest.layers = static_cast<int64_t>(a->cache.layer_names().size());
         manifest.job_id = task.ref.job_id;
         FAIRY_ASSIGN_OR_RETURN(anchor::AnchorStore * st, store());
-        FAIRY_ASSIGN_OR_RETURN(anchor::AnchorManifest stored,
-                               st->Publish(r.key, task.ref.job_id, manifest, bytes,
-                                           anchor::PublishFence{task.ref.job_id, task.ref.task_id, task.ref.attempt}));
+        FAIRY_ASSIGN_OR_RETURN(
+            anchor::AnchorManifest stored,
+            st->Publish(r.key, task.ref.job_id, manifest, bytes,
+                        anchor::PublishFence{task.ref.job_id, task.ref.task_id, task.ref.attempt}));
         out.cache_bytes = static_cast<int64_t>(stored.byte_size);
-        ctx.progress(total, total, "anchor cache " + std::to_string(stored.byte_size) + " bytes published as " + r.key);
+        ctx.progress(
+            total, total,
+            "anchor cache " + std::to_string(stored.byte_size) + " bytes published as " + r.key);
       }
       std::lock_guard<std::mutex> lock(state_->mutex);
       state_->last = a;
@@ -285,13 +299,15 @@ Result<TaskOutcome> EngineExecutor::Run(const TaskContext& ctx) {
       FAIRY_ASSIGN_OR_RETURN(anchor::AnchorStore * st, store());
       auto bytes = st->Fetch(r.key);
       if (bytes.ok()) {
-        FAIRY_ASSIGN_OR_RETURN(engine::AnchorCache cache, engine::AnchorCache::Deserialize(*bytes, state_->device));
+        FAIRY_ASSIGN_OR_RETURN(engine::AnchorCache cache,
+                               engine::AnchorCache::Deserialize(*bytes, state_->device));
         a = std::make_shared<ShotAnchors>();
         a->key = r.key;
         a->indices = s.anchor_frames;
         a->cache = std::move(cache);
         a->cache_bytes = static_cast<int64_t>(bytes->size());
-        ctx.progress(0, total, "fetched the anchor cache (" + std::to_string(bytes->size()) + " bytes)");
+        ctx.progress(0, total,
+                     "fetched the anchor cache (" + std::to_string(bytes->size()) + " bytes)");
       } else if (bytes.status().code() == Status::Code::kNotFound) {
         ctx.progress(0, total, "anchor cache " + r.key + " not in Redis; recomputing the anchors");
       } else {
@@ -305,18 +321,21 @@ Result<TaskOutcome> EngineExecutor::Run(const TaskContext& ctx) {
       std::lock_guard<std::mutex> lock(state_->mutex);
       state_->last = a;
     }
-    FAIRY_RETURN_IF_ERROR(a->cache.CheckUsableFor(model->unet().SelfAttentionLayers(), static_cast<int>(s.steps)));
+    FAIRY_RETURN_IF_ERROR(
+        a->cache.CheckUsableFor(model->unet().SelfAttentionLayers(), static_cast<int>(s.steps)));
 
     // Exactly the engine's UNet batches that touch this task's range (frame_groups.h).
     std::map<int64_t, media::RgbFrame> edited;
     int64_t done = 0;
-    const auto groups = GroupsTouching(
-        FramePassGroups(s.shot_first, s.shot_count, s.anchor_frames, options_.batch), task.frame_begin, task.frame_end);
+    const auto groups =
+        GroupsTouching(FramePassGroups(s.shot_first, s.shot_count, s.anchor_frames, options_.batch),
+                       task.frame_begin, task.frame_end);
     for (const std::vector<int64_t>& group : groups) {
       if (ctx.cancel->load()) return Status::Cancelled("task cancelled");
       FAIRY_ASSIGN_OR_RETURN(torch::Tensor images, DecodeFrames(*reader, group));
-      FAIRY_ASSIGN_OR_RETURN(torch::Tensor out,
-                             engine::RunFramePass(*model, a->cache, images, group, r.edit, options_.batch));
+      FAIRY_ASSIGN_OR_RETURN(
+          torch::Tensor out,
+          engine::RunFramePass(*model, a->cache, images, group, r.edit, options_.batch));
       for (size_t j = 0; j < group.size(); ++j) {
         if (group[j] >= task.frame_begin && group[j] < task.frame_end) {
           edited[group[j]] = TensorToFrame(out[static_cast<int64_t>(j)], group[j]);
@@ -349,7 +368,8 @@ Result<TaskOutcome> EngineExecutor::Run(const TaskContext& ctx) {
         continue;
       }
       auto it = edited.find(i);
-      if (it == edited.end()) return Status::Internal("frame " + std::to_string(i) + " was not edited");
+      if (it == edited.end())
+        return Status::Internal("frame " + std::to_string(i) + " was not edited");
       FAIRY_RETURN_IF_ERROR(writer->Append(it->second));
     }
     FAIRY_RETURN_IF_ERROR(writer->Finish());

@@ -13,7 +13,7 @@ constexpr int kExitUsage = 2;
 // (ConfigureTorchThreads() is in worker/engine/engine_info.h.)
 
 int RunVerifyCommand(int argc, char** argv);  // verify_command.cpp
-// int RunEditCommand(int argc, char** argv);   // edit_command.cpp (engine-unet)
-int RunBenchCommand(int argc, char** argv);  // bench_command.cpp (engine-unet)
+int RunEditCommand(int argc, char** argv);   // edit_command.cpp (not in FAIRY_ENGINE_ONLY builds)
+int RunBenchCommand(int argc, char** argv);  // bench_command.cpp
 
 }  // namespace fairy::engine::tool

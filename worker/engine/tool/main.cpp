@@ -17,6 +17,10 @@ struct Command {
 
 // One line per subcommand; the function lives in tool/<name>_command.cpp.
 constexpr Command kCommands[] = {
+#ifdef FAIRY_ENGINE_HAS_EDIT
+    {"edit", "         edit a whole video in one process (the farm's reference output)",
+     fairy::engine::tool::RunEditCommand},
+#endif
     {"verify", "FIXTURE_DIR  check the engine against a golden fixture folder",
      fairy::engine::tool::RunVerifyCommand},
     {"bench", "         engine throughput (frames/s, UNet forwards/s, GFLOP/s, memory)",

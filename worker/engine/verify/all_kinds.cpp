@@ -9,7 +9,7 @@ void RegisterAllCheckKinds() {
     RegisterTokenizeCheckKinds();      // tokenizer (verify/tokenize_kinds.cpp)
     RegisterModelCheckKinds();         // models (verify/model_kinds.cpp)
     RegisterSchedulerCheckKinds();     // scheduler (verify/scheduler_kinds.cpp)
-    // RegisterUNetCheckKinds();       // pipeline (verify/unet_kinds.cpp)
+    RegisterUNetCheckKinds();          // pipeline (verify/unet_kinds.cpp)
     return true;
   }();
   (void)registered;

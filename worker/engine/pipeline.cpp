@@ -1,0 +1,398 @@
+#include "worker/engine/pipeline.h"
+
+#include <cmath>
+#include <cstring>
+
+#ifdef FAIRY_WITH_PNG
+#include <png.h>
+#endif
+
+#include <filesystem>
+
+#include "common/log.h"
+#include "worker/engine/random.h"
+#include "worker/engine/weights.h"
+
+namespace fairy::engine {
+namespace {
+
+constexpr int kTextLength = 77;
+
+// Per-call state shared by the anchor and frame passes.
+struct Conditioning {
+  torch::Tensor cond;    // [1, 77, C] E(instruction)
+  torch::Tensor uncond;  // [1, 77, C] E("")
+};
+
+Result<Conditioning> Condition(Model& model, const EditSettings& s) {
+  Conditioning c;
+  FAIRY_ASSIGN_OR_RETURN(c.cond, model.EncodePrompt(s.instruction));
+  FAIRY_ASSIGN_OR_RETURN(c.uncond, model.EncodePrompt(""));
+  return c;
+}
+
+Result<EulerAncestralScheduler> MakeScheduler(const Model& model, const EditSettings& s) {
+  SchedulerConfig config = model.scheduler_config();
+  if (!s.timestep_spacing.empty()) config.timestep_spacing = s.timestep_spacing;
+  FAIRY_ASSIGN_OR_RETURN(EulerAncestralScheduler scheduler,
+                         EulerAncestralScheduler::Create(config));
+  FAIRY_RETURN_IF_ERROR(scheduler.SetTimesteps(s.steps));
+  return scheduler;
+}
+
+// Images [N, 3, H, W] with H and W multiples of `f`.
+Status CheckImages(const torch::Tensor& images, int64_t f, const std::string& what) {
+  if (!images.defined() || images.dim() != 4 || images.size(1) != 3 || images.size(0) == 0) {
+    return Status::InvalidArgument(what + ": images must be [N, 3, H, W], got " +
+                                   (images.defined() ? ShapeString(images.sizes()) : "none"));
+  }
+  if (images.size(2) % f != 0 || images.size(3) % f != 0) {
+    return Status::InvalidArgument(what + ": image size " + std::to_string(images.size(3)) + "x" +
+                                   std::to_string(images.size(2)) + " is not a multiple of " +
+                                   std::to_string(f));
+  }
+  return Status::OK();
+}
+
+// Denoises frames `frames` (noise keys) whose VAE latents are `image_latents` [F, C, h, w]: every
+// UNet call holds the three guidance branches of all F frames, branch-major. Returns the final
+// latents [F, C, h, w] (float32, model device).
+Result<torch::Tensor> Denoise(Model& model, const torch::Tensor& image_latents,
+                              const Conditioning& c, const EditSettings& s,
+                              const std::vector<int64_t>& frames, NoiseSource& noise,
+                              SelfAttentionMode mode, AnchorCache* cache, PipelineTrace* trace,
+                              const StepCallback& on_step) {
+  const auto& opts = model.options();
+  const int64_t f = static_cast<int64_t>(frames.size());
+  FAIRY_ASSIGN_OR_RETURN(EulerAncestralScheduler scheduler, MakeScheduler(model, s));
+  const std::vector<int64_t> shape = {1, image_latents.size(1), image_latents.size(2),
+                                      image_latents.size(3)};
+  std::vector<torch::Tensor> initial;
+  for (int64_t frame : frames) {
+    FAIRY_ASSIGN_OR_RETURN(torch::Tensor n, noise.Initial(frame, shape));
+    initial.push_back(n);
+  }
+  // Latents stay float32 for the scheduler's arithmetic; the UNet sees the model dtype.
+  auto x = torch::cat(initial, 0).to(opts.device, torch::kFloat32) * scheduler.init_noise_sigma();
+  auto m = image_latents.to(opts.device, torch::kFloat32);
+  auto m3 = torch::cat({m, m, torch::zeros_like(m)}, 0).to(opts.dtype);  // [3F, C, h, w]
+  auto text = torch::cat({c.cond.expand({f, -1, -1}), c.uncond.expand({f, -1, -1}),
+                          c.uncond.expand({f, -1, -1})},
+                         0)
+                  .to(opts.dtype);  // [3F, 77, C]
+  if (trace != nullptr) {
+    trace->timesteps = scheduler.timesteps().cpu();
+    trace->sigmas = scheduler.sigmas().cpu();
+    trace->init_noise_sigma = scheduler.init_noise_sigma();
+    trace->image_latents = torch::cat({m, m, torch::zeros_like(m)}, 0).cpu();
+  }
+  const auto timesteps = scheduler.timesteps().cpu();
+  const auto sigmas = scheduler.sigmas().cpu();
+  for (int step = 0; step < s.steps; ++step) {
+    const float t = timesteps[step].item<float>();
+    const double sigma = sigmas[step].item<float>();
+    auto x3 = torch::cat({x, x, x}, 0);  // [3F, C, h, w]
+    auto u = torch::cat({scheduler.ScaleModelInput(x3, step), m3.to(torch::kFloat32)}, 1);
+    SelfAttentionContext ctx{mode, cache, step, 3};
+    FAIRY_ASSIGN_OR_RETURN(
+        torch::Tensor e, model.unet().Forward(u.to(opts.dtype), torch::tensor({t}), text,
+                                              mode == SelfAttentionMode::kPlain ? nullptr : &ctx));
+    e = e.to(torch::kFloat32);
+    // Guidance in sigma space, as the upstream pipeline does.
+    auto p = x3 - sigma * e;
+    auto parts = p.chunk(3, 0);  // text+image, image, unconditional
+    auto guided = parts[2] + s.guidance_text * (parts[0] - parts[1]) +
+                  s.guidance_image * (parts[1] - parts[2]);
+    auto eps = (guided - x) / (-sigma);
+    std::vector<torch::Tensor> step_noise;
+    for (int64_t frame : frames) {
+      FAIRY_ASSIGN_OR_RETURN(torch::Tensor n, noise.Step(frame, step, shape));
+      step_noise.push_back(n);
+    }
+    auto prev =
+        scheduler.Step(eps, step, x, torch::cat(step_noise, 0).to(opts.device, torch::kFloat32))
+            .prev_sample;
+    if (trace != nullptr) {
+      if (step == 0) {
+        trace->step0_unet_input = u.cpu();
+        trace->step0_unet_output = e.cpu();
+      }
+      trace->guided_noise_pred.push_back(eps.cpu());
+      trace->latents_per_step.push_back(prev.cpu());
+    }
+    x = prev;
+    if (on_step) on_step(step + 1, s.steps);
+  }
+  return x;
+}
+
+// Latents [F, C, h, w] -> images [F, H, W, 3] in [0, 1] (CPU float32).
+Result<torch::Tensor> Finish(Model& model, const torch::Tensor& latents, PipelineTrace* trace) {
+  FAIRY_ASSIGN_OR_RETURN(torch::Tensor decoded, model.DecodeLatents(latents));
+  if (trace != nullptr) trace->vae_decoded = decoded.cpu();
+  return (decoded.to(torch::kFloat32) / 2 + 0.5)
+      .clamp(0, 1)
+      .permute({0, 2, 3, 1})
+      .contiguous()
+      .cpu();
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+Status EditSettings::Validate() const {
+  if (instruction.find_first_not_of(" \t\r\n") == std::string::npos) {
+    return Status::InvalidArgument("edit: instruction is empty");
+  }
+  if (steps < 1 || steps > 1000)
+    return Status::InvalidArgument("edit: steps must be in [1, 1000], got " +
+                                   std::to_string(steps));
+  if (!std::isfinite(guidance_text) || !std::isfinite(guidance_image) || guidance_text < 0 ||
+      guidance_image < 0) {
+    return Status::InvalidArgument("edit: guidance scales must be finite and >= 0");
+  }
+  return Status::OK();
+}
+
+Result<torch::Tensor> FrameNoise::Initial(int64_t frame, c10::IntArrayRef shape) {
+  auto [it, inserted] = generators_.try_emplace(frame, MakeCpuGenerator(FrameSeed(seed_, frame)));
+  if (!inserted) it->second = MakeCpuGenerator(FrameSeed(seed_, frame));  // a new run of this frame
+  return Randn(it->second, shape);
+}
+
+Result<torch::Tensor> FrameNoise::Step(int64_t frame, int step, c10::IntArrayRef shape) {
+  auto it = generators_.find(frame);
+  if (it == generators_.end()) {
+    return Status::FailedPrecondition("noise: step " + std::to_string(step) + " of frame " +
+                                      std::to_string(frame) + " before its initial latents");
+  }
+  return Randn(it->second, shape);
+}
+
+Result<torch::Tensor> InjectedNoise::Initial(int64_t frame, c10::IntArrayRef shape) {
+  if (frame != 0 || initial_.sizes() != shape) {
+    return Status::InvalidArgument("noise: injected initial latents " +
+                                   ShapeString(initial_.sizes()) + " do not fit frame " +
+                                   std::to_string(frame) + " of " + ShapeString(shape));
+  }
+  return initial_.to(torch::kFloat32);
+}
+
+Result<torch::Tensor> InjectedNoise::Step(int64_t frame, int step, c10::IntArrayRef shape) {
+  if (frame != 0 || step < 0 || step >= steps_.size(0) ||
+      steps_[step].unsqueeze(0).sizes() != shape) {
+    return Status::InvalidArgument("noise: injected step noise " + ShapeString(steps_.sizes()) +
+                                   " has no step " + std::to_string(step) + " of " +
+                                   ShapeString(shape));
+  }
+  return steps_.narrow(0, step, 1).to(torch::kFloat32);
+}
+
+// ---------------------------------------------------------------------------------------------
+Result<torch::Tensor> EditImage(Model& model, const torch::Tensor& image,
+                                const EditSettings& settings, NoiseSource& noise,
+                                PipelineTrace* trace) {
+  FAIRY_RETURN_IF_ERROR(settings.Validate());
+  FAIRY_RETURN_IF_ERROR(CheckImages(image, model.frame_multiple(), "edit"));
+  if (image.size(0) != 1) return Status::InvalidArgument("edit: EditImage takes one image");
+  FAIRY_ASSIGN_OR_RETURN(Conditioning c, Condition(model, settings));
+  if (trace != nullptr) {
+    trace->image = image.cpu();
+    trace->prompt_embeds = torch::cat({c.cond, c.uncond, c.uncond}, 0).cpu();
+  }
+  FAIRY_ASSIGN_OR_RETURN(torch::Tensor m, model.EncodeImages(image));
+  FAIRY_ASSIGN_OR_RETURN(torch::Tensor x, Denoise(model, m, c, settings, {0}, noise,
+                                                  SelfAttentionMode::kPlain, nullptr, trace, {}));
+  if (trace != nullptr) trace->vae_decode_input = (x / model.scaling_factor()).cpu();
+  return Finish(model, x, trace);
+}
+
+Result<torch::Tensor> RunAnchorPass(Model& model, const torch::Tensor& anchor_images,
+                                    const std::vector<int64_t>& anchor_indices,
+                                    const EditSettings& settings, AnchorCache* cache,
+                                    const StepCallback& on_step) {
+  FAIRY_RETURN_IF_ERROR(settings.Validate());
+  FAIRY_RETURN_IF_ERROR(CheckImages(anchor_images, model.frame_multiple(), "anchor pass"));
+  if (static_cast<int64_t>(anchor_indices.size()) != anchor_images.size(0)) {
+    return Status::InvalidArgument("anchor pass: " + std::to_string(anchor_indices.size()) +
+                                   " indices for " + std::to_string(anchor_images.size(0)) +
+                                   " images");
+  }
+  *cache = AnchorCache(model.unet().SelfAttentionLayers(), settings.steps, settings.fp16_cache);
+  cache->metadata()["model"] = model.dir();
+  cache->metadata()["width"] = std::to_string(anchor_images.size(3));
+  cache->metadata()["height"] = std::to_string(anchor_images.size(2));
+  FAIRY_ASSIGN_OR_RETURN(Conditioning c, Condition(model, settings));
+  FAIRY_ASSIGN_OR_RETURN(torch::Tensor m, model.EncodeImages(anchor_images));
+  FrameNoise noise(settings.seed);
+  FAIRY_ASSIGN_OR_RETURN(torch::Tensor x,
+                         Denoise(model, m, c, settings, anchor_indices, noise,
+                                 SelfAttentionMode::kAnchor, cache, nullptr, on_step));
+  return Finish(model, x, nullptr);
+}
+
+Result<torch::Tensor> RunFramePass(Model& model, const AnchorCache& cache,
+                                   const torch::Tensor& images,
+                                   const std::vector<int64_t>& frame_indices,
+                                   const EditSettings& settings, int64_t batch,
+                                   const StepCallback& on_step) {
+  FAIRY_RETURN_IF_ERROR(settings.Validate());
+  FAIRY_RETURN_IF_ERROR(CheckImages(images, model.frame_multiple(), "frame pass"));
+  if (static_cast<int64_t>(frame_indices.size()) != images.size(0)) {
+    return Status::InvalidArgument("frame pass: " + std::to_string(frame_indices.size()) +
+                                   " indices for " + std::to_string(images.size(0)) + " images");
+  }
+  if (batch < 1) return Status::InvalidArgument("frame pass: batch must be >= 1");
+  FAIRY_RETURN_IF_ERROR(cache.CheckUsableFor(model.unet().SelfAttentionLayers(), settings.steps));
+  if (cache.num_branches() != 3) {
+    return Status::InvalidArgument("frame pass: the anchor cache holds " +
+                                   std::to_string(cache.num_branches()) +
+                                   " guidance branches, the pipeline needs 3");
+  }
+  FAIRY_ASSIGN_OR_RETURN(Conditioning c, Condition(model, settings));
+  // kFrame only reads the cache; the context's pointer is non-const because kAnchor fills it.
+  AnchorCache* anchors = const_cast<AnchorCache*>(&cache);
+  FrameNoise noise(settings.seed);
+  std::vector<torch::Tensor> outs;
+  const int64_t n = images.size(0);
+  for (int64_t start = 0; start < n; start += batch) {
+    const int64_t len = std::min(batch, n - start);
+    std::vector<int64_t> group(frame_indices.begin() + start, frame_indices.begin() + start + len);
+    FAIRY_ASSIGN_OR_RETURN(torch::Tensor m, model.EncodeImages(images.narrow(0, start, len)));
+    FAIRY_ASSIGN_OR_RETURN(torch::Tensor x,
+                           Denoise(model, m, c, settings, group, noise, SelfAttentionMode::kFrame,
+                                   anchors, nullptr, on_step));
+    FAIRY_ASSIGN_OR_RETURN(torch::Tensor out, Finish(model, x, nullptr));
+    outs.push_back(out);
+  }
+  return torch::cat(outs, 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+Result<torch::Tensor> ReadPngImage(const std::string& path) {
+#ifdef FAIRY_WITH_PNG
+  png_image image;
+  std::memset(&image, 0, sizeof(image));
+  image.version = PNG_IMAGE_VERSION;
+  if (!png_image_begin_read_from_file(&image, path.c_str())) {
+    return Status::InvalidArgument(path + ": cannot read PNG: " + image.message);
+  }
+  image.format = PNG_FORMAT_RGB;
+  auto pixels = torch::empty(
+      {static_cast<int64_t>(image.height), static_cast<int64_t>(image.width), 3}, torch::kUInt8);
+  if (!png_image_finish_read(&image, nullptr, pixels.data_ptr<uint8_t>(), 0, nullptr)) {
+    std::string message = image.message;
+    png_image_free(&image);
+    return Status::Corruption(path + ": PNG decode failed: " + message);
+  }
+  // [H, W, 3] uint8 -> [1, 3, H, W] in [-1, 1]
+  return pixels.permute({2, 0, 1})
+      .unsqueeze(0)
+      .to(torch::kFloat32)
+      .div(255.0)
+      .mul(2.0)
+      .sub(1.0)
+      .contiguous();
+#else
+  return Status::Unsupported(
+      path + ": this build has no PNG support (libpng not found at configure time)");
+#endif
+}
+
+// ---------------------------------------------------------------------------------------------
+namespace {
+
+// The parts this pipeline runs, as model_index.json names their classes.
+constexpr std::pair<const char*, const char*> kParts[] = {
+    {"tokenizer", "CLIPTokenizer"},
+    {"text_encoder", "CLIPTextModel"},
+    {"unet", "UNet2DConditionModel"},
+    {"vae", "AutoencoderKL"},
+    {"scheduler", ""},
+};
+
+Status CheckModelIndex(const std::string& dir) {
+  const std::string path = dir + "/model_index.json";
+  FAIRY_ASSIGN_OR_RETURN(nlohmann::json index, ReadJsonFile(path));
+  for (const auto& [part, cls] : kParts) {
+    if (!index.contains(part))
+      return Status::InvalidArgument(path + ": missing key \"" + std::string(part) + "\"");
+    const auto& entry = index[part];
+    if (!entry.is_array() || entry.size() != 2 || !entry[1].is_string()) {
+      return Status::InvalidArgument(path + ": " + part + ": expected [library, class], got " +
+                                     entry.dump());
+    }
+    const std::string got = entry[1].get<std::string>();
+    if (*cls != '\0' && got != cls) {
+      return Status::Unsupported(path + ": " + part + " is " + got + "; this engine runs " + cls);
+    }
+    if (!std::filesystem::is_directory(dir + "/" + part)) {
+      return Status::NotFound(dir + "/" + part + ": missing folder (listed in model_index.json)");
+    }
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
+Result<std::shared_ptr<Model>> Model::Load(const std::string& dir, const ModelOptions& options) {
+  if (!std::filesystem::is_directory(dir))
+    return Status::NotFound(dir + ": model folder not found");
+  FAIRY_RETURN_IF_ERROR(CheckModelIndex(dir));
+  std::shared_ptr<Model> model(new Model());
+  model->dir_ = dir;
+  model->options_ = options;
+  FAIRY_ASSIGN_OR_RETURN(model->tokenizer_, CLIPTokenizer::Load(dir + "/tokenizer"));
+  FAIRY_ASSIGN_OR_RETURN(model->text_encoder_,
+                         LoadCLIPTextModel(dir + "/text_encoder", options.device, options.dtype));
+  FAIRY_ASSIGN_OR_RETURN(model->unet_, LoadUNet(dir + "/unet", options.device, options.dtype));
+  FAIRY_ASSIGN_OR_RETURN(model->vae_,
+                         LoadAutoencoderKL(dir + "/vae", options.device, options.dtype));
+  FAIRY_ASSIGN_OR_RETURN(model->scheduler_config_, SchedulerConfig::Load(dir + "/scheduler"));
+  if (!model->scheduler_config_.class_name.empty() &&
+      model->scheduler_config_.class_name != "EulerAncestralDiscreteScheduler") {
+    FAIRY_LOG(kWarn, "engine")
+        << dir << "/scheduler: " << model->scheduler_config_.class_name
+        << " configured; Fairy samples with Euler ancestral on the same schedule";
+  }
+  const VAEConfig& vae = model->vae_->config();
+  model->vae_scale_factor_ = vae.ScaleFactor();
+  model->latent_channels_ = vae.latent_channels;
+  model->scaling_factor_ = vae.scaling_factor;
+  const int64_t unet_in = model->unet_->config().in_channels;
+  if (unet_in != 2 * model->latent_channels_) {
+    return Status::Unsupported(dir + "/unet/config.json: in_channels is " +
+                               std::to_string(unet_in) +
+                               "; an InstructPix2Pix UNet takes noise and image latents (2 x " +
+                               std::to_string(model->latent_channels_) + " channels)");
+  }
+  return model;
+}
+
+Model::~Model() = default;
+
+Result<torch::Tensor> Model::EncodePrompt(const std::string& text) {
+  FAIRY_ASSIGN_OR_RETURN(Tokenized tokens, tokenizer_->Tokenize(text, kTextLength));
+  if (tokens.truncated()) {
+    FAIRY_LOG(kWarn, "engine") << "instruction has " << tokens.untruncated_length - 2
+                               << " tokens; the text encoder reads the first " << kTextLength - 2;
+  }
+  auto ids = torch::tensor(tokens.input_ids, torch::kLong).unsqueeze(0).to(options_.device);
+  return text_encoder_->forward(ids);
+}
+
+Result<torch::Tensor> Model::EncodeImages(const torch::Tensor& images) {
+  FAIRY_RETURN_IF_ERROR(CheckImages(images, vae_scale_factor_, "encode"));
+  return vae_->Encode(images.to(options_.device, options_.dtype)).first;
+}
+
+Result<torch::Tensor> Model::DecodeLatents(const torch::Tensor& latents) {
+  if (!latents.defined() || latents.dim() != 4 || latents.size(1) != latent_channels_) {
+    return Status::InvalidArgument("decode: latents must be [N, " +
+                                   std::to_string(latent_channels_) + ", h, w], got " +
+                                   (latents.defined() ? ShapeString(latents.sizes()) : "none"));
+  }
+  return vae_->Decode((latents / scaling_factor_).to(options_.device, options_.dtype));
+}
+
+}  // namespace fairy::engine
