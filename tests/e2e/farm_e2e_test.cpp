@@ -1,9 +1,8 @@
 // The farm tests 1-7: real redis-server, real fairy-coordinator and fairy-worker processes
-// on loopback, a real clip from ../shared/media and the tiny fixture model for real edits. The
-// reference for "identical" is `fairy-engine edit` with the same settings, run once per suite.
-#include <gtest/gtest.h>
-
+// on loopback, a real clip from ../shared/media and the embedded fairy-tiny model for real edits.
+// The reference for "identical" is `fairy-engine edit` with the same settings, run once per suite.
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/file.h>
 #include <unistd.h>
@@ -32,15 +31,15 @@ namespace fs = std::filesystem;
 const char* kClip = "bigbuckbunny.mp4";
 const char* kInstruction = "turn it into a winter scene";
 
-std::string JobYaml(const std::string& output, const std::string& anchor_mode = "cache", int priority = 50,
-                    const std::string& input = "") {
+std::string JobYaml(const std::string& output, const std::string& anchor_mode = "cache",
+                    int priority = 50, const std::string& input = "") {
   std::ostringstream y;
   y << "input: " << (input.empty() ? MediaPath(kClip) : input) << "\n"
     << "output: " << output << "\n"
     << "instruction: " << kInstruction << "\n"
     << "priority: " << priority << "\n"
     << "chunk_frames: 16\n"
-    << "edit: {resolution: 32, steps: 3, seed: 7, anchors: 3, anchor_mode: " << anchor_mode << "}\n"
+    << "edit: {resolution: 64, steps: 3, seed: 7, anchors: 3, anchor_mode: " << anchor_mode << "}\n"
     << "shots: {max_length: 50}\n";
   return y.str();
 }
@@ -50,20 +49,30 @@ std::string JobYaml(const std::string& output, const std::string& anchor_mode = 
 class FarmE2ETest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    lock_fd_ = open((fs::temp_directory_path() / "fairy-farm-e2e.lock").c_str(), O_CREAT | O_RDWR, 0666);
+    lock_fd_ =
+        open((fs::temp_directory_path() / "fairy-farm-e2e.lock").c_str(), O_CREAT | O_RDWR, 0666);
     ASSERT_GE(lock_fd_, 0);
     ASSERT_EQ(flock(lock_fd_, LOCK_EX), 0);
     std::string engine = BinDir() + "/fairy-engine";
     std::string ref = BinDir() + "/../tests/farm-e2e-reference.mp4";
     std::error_code ec;
-    bool fresh = fs::exists(ref, ec) && fs::last_write_time(ref, ec) > fs::last_write_time(engine, ec);
+    bool fresh =
+        fs::exists(ref, ec) && fs::last_write_time(ref, ec) > fs::last_write_time(engine, ec);
     if (!fresh) {
       std::string log = BinDir() + "/../tests/farm-e2e-reference.log";
-      auto edit = ChildProcess::Spawn(
-          {engine, "edit", "--model", SharedDir() + "/fixtures/pix2pix-tiny", "--input", MediaPath(kClip),
-           "--output", ref, "--instruction", kInstruction, "--steps", "3", "--seed", "7", "--anchors", "3",
-           "--resolution", "32", "--max-shot", "50", "--batch", "4", "--no-progress"},
-          log);
+      auto edit = ChildProcess::Spawn({engine,          "edit",
+                                       "--model",       SourceDir() + "/models/fairy-tiny",
+                                       "--input",       MediaPath(kClip),
+                                       "--output",      ref,
+                                       "--instruction", kInstruction,
+                                       "--steps",       "3",
+                                       "--seed",        "7",
+                                       "--anchors",     "3",
+                                       "--resolution",  "64",
+                                       "--max-shot",    "50",
+                                       "--batch",       "4",
+                                       "--no-progress"},
+                                      log);
       ASSERT_TRUE(edit.ok()) << edit.status().ToString();
       ASSERT_EQ((*edit)->Wait(900s), 0) << "fairy-engine edit failed; see " << log;
     }
@@ -91,7 +100,8 @@ class FarmE2ETest : public ::testing::Test {
     EXPECT_EQ(differing, 0u) << "frames differing from fairy-engine edit";
     auto out = media::Probe(output);
     ASSERT_TRUE(out.ok());
-    EXPECT_EQ(out->audio.size(), source->audio.size()) << "the source's audio must be in the output";
+    EXPECT_EQ(out->audio.size(), source->audio.size())
+        << "the source's audio must be in the output";
   }
 
   static int lock_fd_;
@@ -134,7 +144,8 @@ TEST_F(FarmE2ETest, WorkerKilledMidTaskStillGivesTheSameOutput) {
   std::string out = (*farm)->dir() + "/out/killed-worker.mp4";
   auto job = (*farm)->Submit(JobYaml(out));
   ASSERT_TRUE(job.ok()) << job.status().ToString();
-  auto running = (*farm)->WaitFor(*job, [](const json& j) { return !RunningWorkerOfFramesTask(j).empty(); }, 600s);
+  auto running = (*farm)->WaitFor(
+      *job, [](const json& j) { return !RunningWorkerOfFramesTask(j).empty(); }, 600s);
   ASSERT_TRUE(running.ok()) << running.status().ToString();
   std::string victim = RunningWorkerOfFramesTask(*running);
   int index = victim == "w0" ? 0 : 1;
@@ -156,7 +167,8 @@ TEST_F(FarmE2ETest, CoordinatorKilledMidJobResumes) {
   std::string out = (*farm)->dir() + "/out/killed-coordinator.mp4";
   auto job = (*farm)->Submit(JobYaml(out));
   ASSERT_TRUE(job.ok()) << job.status().ToString();
-  auto some = (*farm)->WaitFor(*job, [](const json& j) { return j["tasks_done"].get<int>() >= 3; }, 600s);
+  auto some = (*farm)->WaitFor(
+      *job, [](const json& j) { return j["tasks_done"].get<int>() >= 3; }, 600s);
   ASSERT_TRUE(some.ok()) << some.status().ToString();
   (*farm)->coordinator()->Signal(SIGKILL);
   ASSERT_EQ((*farm)->coordinator()->Wait(5s), 128 + SIGKILL);
@@ -179,7 +191,8 @@ TEST_F(FarmE2ETest, CancelStopsEverythingAndDropsTheCache) {
     auto r = (*redis)->Command({"KEYS", "fairy:anchor*"});
     return r.ok() ? r->elements.size() : 0;
   };
-  auto started = (*farm)->WaitFor(*job, [&](const json& j) { return !RunningWorkerOfFramesTask(j).empty(); }, 600s);
+  auto started = (*farm)->WaitFor(
+      *job, [&](const json& j) { return !RunningWorkerOfFramesTask(j).empty(); }, 600s);
   ASSERT_TRUE(started.ok()) << started.status().ToString();
   EXPECT_GT(anchor_keys(), 0u) << "an anchor task should have published its cache";
   auto c = (*farm)->Client().Json("POST", "/v1/jobs/" + *job + "/cancel");
@@ -217,8 +230,9 @@ TEST_F(FarmE2ETest, CancelStopsEverythingAndDropsTheCache) {
       size_t at = log.find("cancelling " + *job);
       if (at == std::string::npos) continue;
       ++cancelled_attempts;
-      all_stopped = all_stopped && (log.find("stopped " + *job, at) != std::string::npos ||
-                                    log.find("finished after a cancel request", at) != std::string::npos);
+      all_stopped =
+          all_stopped && (log.find("stopped " + *job, at) != std::string::npos ||
+                          log.find("finished after a cancel request", at) != std::string::npos);
     }
     if (!all_stopped) std::this_thread::sleep_for(100ms);
   }
@@ -238,10 +252,14 @@ TEST_F(FarmE2ETest, HigherPriorityJobStartsFirst) {
   ASSERT_TRUE(high.ok()) << high.status().ToString();
   // Both analyzed and waiting.
   for (const auto& id : {*low, *high}) {
-    ASSERT_TRUE((*farm)->WaitFor(id, [](const json& j) { return j["tasks_total"].get<int>() > 0; }, 60s).ok());
+    ASSERT_TRUE((*farm)
+                    ->WaitFor(
+                        id, [](const json& j) { return j["tasks_total"].get<int>() > 0; }, 60s)
+                    .ok());
   }
   ASSERT_TRUE((*farm)->StartWorker(0).ok());
-  auto high_started = (*farm)->WaitFor(*high, [](const json& j) { return j["started_ms"].get<int64_t>() > 0; }, 120s);
+  auto high_started = (*farm)->WaitFor(
+      *high, [](const json& j) { return j["started_ms"].get<int64_t>() > 0; }, 120s);
   ASSERT_TRUE(high_started.ok()) << high_started.status().ToString();
   auto low_now = (*farm)->Job(*low);
   ASSERT_TRUE(low_now.ok());
@@ -276,13 +294,15 @@ TEST_F(FarmE2ETest, BadInputIsRejectedClearlyAndTheFarmKeepsServing) {
   auto bad_yaml = api.Json("POST", "/v1/jobs?name=broken.yaml", "input: [unclosed\noutput: x\n");
   ASSERT_FALSE(bad_yaml.ok());
   EXPECT_EQ(bad_yaml.status().code(), Status::Code::kInvalidArgument);
-  EXPECT_NE(bad_yaml.status().message().find("broken.yaml:"), std::string::npos) << bad_yaml.status().message();
+  EXPECT_NE(bad_yaml.status().message().find("broken.yaml:"), std::string::npos)
+      << bad_yaml.status().message();
 
   // Output outside the storage roots: rejected at submit, naming the field.
   auto outside = api.Json("POST", "/v1/jobs?name=outside.yaml", JobYaml("/etc/fairy-out.mp4"));
   ASSERT_FALSE(outside.ok());
   EXPECT_NE(outside.status().message().find("outside the storage roots"), std::string::npos);
-  EXPECT_NE(outside.status().message().find("outside.yaml:2:"), std::string::npos) << outside.status().message();
+  EXPECT_NE(outside.status().message().find("outside.yaml:2:"), std::string::npos)
+      << outside.status().message();
 
   // Missing input video, corrupt video, unknown model folder: the job FAILS naming the cause.
   std::string corrupt = dir + "/corrupt.mp4";
@@ -305,7 +325,8 @@ TEST_F(FarmE2ETest, BadInputIsRejectedClearlyAndTheFarmKeepsServing) {
     auto failed = (*farm)->WaitForState(*id, {"FAILED", "DONE"}, 60s);
     ASSERT_TRUE(failed.ok()) << failed.status().ToString();
     EXPECT_EQ((*failed)["state"], "FAILED");
-    EXPECT_NE((*failed)["error"].get<std::string>().find(c.expect), std::string::npos) << (*failed)["error"];
+    EXPECT_NE((*failed)["error"].get<std::string>().find(c.expect), std::string::npos)
+        << (*failed)["error"];
   }
 
   // A worker speaking another protocol version gets a DISCONNECT naming the versions; a malformed
@@ -324,7 +345,8 @@ TEST_F(FarmE2ETest, BadInputIsRejectedClearlyAndTheFarmKeepsServing) {
     auto frames = protocol::Encode(ready);
     frames[1] = "99";
     for (size_t i = 0; i < frames.size(); ++i) {
-      s.send(zmq::buffer(frames[i]), i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
+      s.send(zmq::buffer(frames[i]),
+             i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
     }
     std::vector<zmq::message_t> reply;
     ASSERT_TRUE(zmq::recv_multipart(s, std::back_inserter(reply)));
@@ -333,7 +355,8 @@ TEST_F(FarmE2ETest, BadInputIsRejectedClearlyAndTheFarmKeepsServing) {
     auto decoded = protocol::Decode(reply_frames);
     ASSERT_TRUE(decoded.ok());
     ASSERT_TRUE(std::holds_alternative<protocol::Disconnect>(*decoded));
-    EXPECT_NE(std::get<protocol::Disconnect>(*decoded).reason.find("version 99"), std::string::npos);
+    EXPECT_NE(std::get<protocol::Disconnect>(*decoded).reason.find("version 99"),
+              std::string::npos);
   }
 
   // Without or with a wrong token: 401.
@@ -352,7 +375,8 @@ TEST_F(FarmE2ETest, BadInputIsRejectedClearlyAndTheFarmKeepsServing) {
   EXPECT_EQ((*done)["state"], "DONE") << done->dump(1);
   auto metrics = api.Request("GET", "/metrics");
   ASSERT_TRUE(metrics.ok());
-  EXPECT_NE(metrics->body.find("fairy_protocol_messages_rejected_total 2"), std::string::npos) << metrics->body;
+  EXPECT_NE(metrics->body.find("fairy_protocol_messages_rejected_total 2"), std::string::npos)
+      << metrics->body;
   EXPECT_TRUE((*farm)->coordinator()->Running());
 }
 

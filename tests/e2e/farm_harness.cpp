@@ -25,7 +25,8 @@ Result<std::unique_ptr<ChildProcess>> ChildProcess::Spawn(const std::vector<std:
                                                           const std::string& log_path) {
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log_path.c_str(),
+                                   O_WRONLY | O_CREAT | O_APPEND, 0644);
   posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
   posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
   std::vector<char*> args;
@@ -101,24 +102,39 @@ FarmHarness::~FarmHarness() {
 }
 
 api::HttpClient FarmHarness::Client(const std::string& token) const {
-  return api::HttpClient(api::ApiEndpoint{"127.0.0.1", static_cast<uint16_t>(api_port_)}, token, 30000);
+  return api::HttpClient(api::ApiEndpoint{"127.0.0.1", static_cast<uint16_t>(api_port_)}, token,
+                         30000);
 }
 
 std::string FarmHarness::CoordinatorLog() const { return dir_ + "/coordinator.log"; }
-std::string FarmHarness::WorkerLog(int index) const { return dir_ + "/worker" + std::to_string(index) + ".log"; }
+std::string FarmHarness::WorkerLog(int index) const {
+  return dir_ + "/worker" + std::to_string(index) + ".log";
+}
 
 Status FarmHarness::StartCoordinator() {
   std::vector<std::string> argv = {BinDir() + "/fairy-coordinator",
-                                   "--redis-url", redis_->url(),
-                                   "--worker-bind", worker_endpoint(),
-                                   "--api-port", std::to_string(api_port_),
-                                   "--api-token", token_,
-                                   "--storage-root", dir_,
-                                   "--storage-root", SharedDir(),
-                                   "--default-model", SharedDir() + "/fixtures/pix2pix-tiny",
-                                   "--heartbeat-interval-ms", std::to_string(options_.heartbeat_interval_ms),
-                                   "--heartbeat-liveness", std::to_string(options_.heartbeat_liveness),
-                                   "--retry-backoff-ms", "100"};
+                                   "--redis-url",
+                                   redis_->url(),
+                                   "--worker-bind",
+                                   worker_endpoint(),
+                                   "--api-port",
+                                   std::to_string(api_port_),
+                                   "--api-token",
+                                   token_,
+                                   "--storage-root",
+                                   dir_,
+                                   "--storage-root",
+                                   SharedDir(),
+                                   "--storage-root",
+                                   SourceDir() + "/models",
+                                   "--default-model",
+                                   SourceDir() + "/models/fairy-tiny",
+                                   "--heartbeat-interval-ms",
+                                   std::to_string(options_.heartbeat_interval_ms),
+                                   "--heartbeat-liveness",
+                                   std::to_string(options_.heartbeat_liveness),
+                                   "--retry-backoff-ms",
+                                   "100"};
   argv.insert(argv.end(), options_.coordinator_args.begin(), options_.coordinator_args.end());
   FAIRY_ASSIGN_OR_RETURN(coordinator_, ChildProcess::Spawn(argv, CoordinatorLog()));
   // Ready when the API answers.
@@ -126,7 +142,8 @@ Status FarmHarness::StartCoordinator() {
   while (std::chrono::steady_clock::now() < deadline) {
     auto r = Client().Request("GET", "/v1/health");
     if (r.ok() && r->status == 200) return Status::OK();
-    if (!coordinator_->Running()) return Status::Internal("fairy-coordinator exited; see " + CoordinatorLog());
+    if (!coordinator_->Running())
+      return Status::Internal("fairy-coordinator exited; see " + CoordinatorLog());
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   return Status::DeadlineExceeded("fairy-coordinator did not answer; see " + CoordinatorLog());
@@ -134,22 +151,34 @@ Status FarmHarness::StartCoordinator() {
 
 Status FarmHarness::StartWorker(int index) {
   std::vector<std::string> argv = {BinDir() + "/fairy-worker",
-                                   "--coordinator", worker_endpoint(),
-                                   "--worker-id", "w" + std::to_string(index),
-                                   "--redis-url", redis_->url(),
-                                   "--heartbeat-interval-ms", std::to_string(options_.heartbeat_interval_ms),
-                                   "--heartbeat-liveness", std::to_string(options_.heartbeat_liveness),
-                                   "--drain-grace-ms", "5000",
-                                   "--storage-root", dir_,
-                                   "--storage-root", SharedDir()};
+                                   "--coordinator",
+                                   worker_endpoint(),
+                                   "--worker-id",
+                                   "w" + std::to_string(index),
+                                   "--redis-url",
+                                   redis_->url(),
+                                   "--heartbeat-interval-ms",
+                                   std::to_string(options_.heartbeat_interval_ms),
+                                   "--heartbeat-liveness",
+                                   std::to_string(options_.heartbeat_liveness),
+                                   "--drain-grace-ms",
+                                   "5000",
+                                   "--storage-root",
+                                   dir_,
+                                   "--storage-root",
+                                   SharedDir(),
+                                   "--storage-root",
+                                   SourceDir() + "/models"};
   argv.insert(argv.end(), options_.worker_args.begin(), options_.worker_args.end());
   FAIRY_ASSIGN_OR_RETURN(workers_[index], ChildProcess::Spawn(argv, WorkerLog(index)));
   return Status::OK();
 }
 
 Result<std::string> FarmHarness::Submit(const std::string& yaml, const std::string& name) {
-  FAIRY_ASSIGN_OR_RETURN(nlohmann::json r, Client().Json("POST", "/v1/jobs?name=" + api::UrlEncode(name), yaml));
-  if (!r.contains("jobs") || r["jobs"].empty()) return Status::Internal("submit returned no job id");
+  FAIRY_ASSIGN_OR_RETURN(nlohmann::json r,
+                         Client().Json("POST", "/v1/jobs?name=" + api::UrlEncode(name), yaml));
+  if (!r.contains("jobs") || r["jobs"].empty())
+    return Status::Internal("submit returned no job id");
   return r["jobs"][0].get<std::string>();
 }
 
@@ -170,14 +199,17 @@ Result<nlohmann::json> FarmHarness::WaitFor(const std::string& job_id,
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  return Status::DeadlineExceeded("job " + job_id + " did not reach the expected state; last status: " +
-                                  last.dump().substr(0, 2000));
+  return Status::DeadlineExceeded(
+      "job " + job_id +
+      " did not reach the expected state; last status: " + last.dump().substr(0, 2000));
 }
 
-Result<nlohmann::json> FarmHarness::WaitForState(const std::string& job_id, const std::set<std::string>& states,
+Result<nlohmann::json> FarmHarness::WaitForState(const std::string& job_id,
+                                                 const std::set<std::string>& states,
                                                  std::chrono::seconds timeout) {
   return WaitFor(
-      job_id, [&](const nlohmann::json& j) { return states.count(j.value("state", "")) > 0; }, timeout);
+      job_id, [&](const nlohmann::json& j) { return states.count(j.value("state", "")) > 0; },
+      timeout);
 }
 
 Result<std::vector<std::string>> DecodeAllFrames(const std::string& path) {

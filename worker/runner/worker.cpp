@@ -22,19 +22,22 @@ bool Retryable(const Status& s) {
 
 }  // namespace
 
-Worker::Worker(WorkerOptions options, TaskExecutor* executor) : options_(std::move(options)), executor_(executor) {}
+Worker::Worker(WorkerOptions options, TaskExecutor* executor)
+    : options_(std::move(options)), executor_(executor) {}
 
 Result<std::unique_ptr<Worker>> Worker::Start(WorkerOptions options, TaskExecutor* executor) {
   if (executor == nullptr) return Status::InvalidArgument("worker: no executor");
   if (options.slots < 1) return Status::InvalidArgument("worker: slots must be >= 1");
   std::unique_ptr<Worker> w(new Worker(std::move(options), executor));
   Worker* raw = w.get();
-  FAIRY_ASSIGN_OR_RETURN(w->link_, link::DealerLink::Start(
-                                       w->options_.link, [raw] { return raw->MakeReady(); },
-                                       [raw](protocol::Message m) { raw->OnMessage(std::move(m)); }));
+  FAIRY_ASSIGN_OR_RETURN(w->link_,
+                         link::DealerLink::Start(
+                             w->options_.link, [raw] { return raw->MakeReady(); },
+                             [raw](protocol::Message m) { raw->OnMessage(std::move(m)); }));
   for (int i = 0; i < w->options_.slots; ++i) w->threads_.emplace_back([raw] { raw->TaskLoop(); });
-  FAIRY_LOG(kInfo, "worker") << "worker " << w->options_.link.worker_id << " (" << w->options_.device << ", "
-                             << w->options_.slots << " slot(s)) connecting to " << w->options_.link.endpoint;
+  FAIRY_LOG(kInfo, "worker") << "worker " << w->options_.link.worker_id << " ("
+                             << w->options_.device << ", " << w->options_.slots
+                             << " slot(s)) connecting to " << w->options_.link.endpoint;
   return w;
 }
 
@@ -76,12 +79,12 @@ void Worker::OnMessage(protocol::Message message) {
         break;
       }
     }
-    FAIRY_LOG(kInfo, "worker") << "got " << protocol::Describe(*task) << " frames [" << task->frame_begin << ", "
-                               << task->frame_end << ")";
+    FAIRY_LOG(kInfo, "worker") << "got " << protocol::Describe(*task) << " frames ["
+                               << task->frame_begin << ", " << task->frame_end << ")";
     Attempt a;
     a.task = std::move(*task);
     queue_.push_back(std::move(a));
-    cv_.notify_one();
+    cv_.notify_all();  // Wait() shares cv_: notify_one could wake it instead of a task thread
   } else if (auto* cancel = std::get_if<protocol::Cancel>(&message)) {
     std::lock_guard<std::mutex> lock(mutex_);
     std::string key = Key(cancel->ref);
@@ -93,8 +96,8 @@ void Worker::OnMessage(protocol::Message message) {
     }
     auto it = running_.find(key);
     if (it != running_.end() && it->second.task.ref.attempt == cancel->ref.attempt) {
-      FAIRY_LOG(kInfo, "worker") << "cancelling " << key << " attempt " << cancel->ref.attempt << ": "
-                                 << cancel->reason;
+      FAIRY_LOG(kInfo, "worker") << "cancelling " << key << " attempt " << cancel->ref.attempt
+                                 << ": " << cancel->reason;
       it->second.cancel->store(true);
     }
   }
@@ -117,7 +120,8 @@ void Worker::TaskLoop() {
     {
       std::lock_guard<std::mutex> lock(mutex_);
       auto it = running_.find(Key(a.task.ref));
-      if (it != running_.end() && it->second.task.ref.attempt == a.task.ref.attempt) running_.erase(it);
+      if (it != running_.end() && it->second.task.ref.attempt == a.task.ref.attempt)
+        running_.erase(it);
       link_->SetRunning(static_cast<int64_t>(running_.size()));
     }
     cv_.notify_all();
@@ -140,7 +144,9 @@ void Worker::RunAttempt(const Attempt& a) {
     link_->Send(protocol::Progress{ref, std::min(done, total), total, line});
   };
   Result<TaskOutcome> r = executor_->Run(ctx);
-  int64_t ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count();
+  int64_t ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                   std::chrono::steady_clock::now() - start)
+                   .count();
   if (r.ok()) {
     if (a.cancel->load()) {
       // Finished anyway; the coordinator decides (fencing) whether it still counts.
@@ -148,17 +154,19 @@ void Worker::RunAttempt(const Attempt& a) {
     }
     link_->Send(protocol::Done{ref, r->output, r->frames, ms, r->cache_bytes});
     tasks_done_.fetch_add(1);
-    FAIRY_LOG(kInfo, "worker") << "done " << Key(ref) << " attempt " << ref.attempt << ": " << r->frames
-                               << " frame(s) in " << ms << " ms";
+    FAIRY_LOG(kInfo, "worker") << "done " << Key(ref) << " attempt " << ref.attempt << ": "
+                               << r->frames << " frame(s) in " << ms << " ms";
     return;
   }
   if (r.status().code() == Status::Code::kCancelled || a.cancel->load()) {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (draining_) handed_back_.push_back(ref);  // else: the coordinator cancelled it, nothing to say
+    if (draining_)
+      handed_back_.push_back(ref);  // else: the coordinator cancelled it, nothing to say
     FAIRY_LOG(kInfo, "worker") << "stopped " << Key(ref) << " attempt " << ref.attempt;
     return;
   }
-  FAIRY_LOG(kWarn, "worker") << "task " << Key(ref) << " attempt " << ref.attempt << " failed: " << r.status().ToString();
+  FAIRY_LOG(kWarn, "worker") << "task " << Key(ref) << " attempt " << ref.attempt
+                             << " failed: " << r.status().ToString();
   link_->Send(protocol::Failed{ref, r.status().ToString(), Retryable(r.status())});
 }
 
@@ -169,8 +177,10 @@ void Worker::Drain(int64_t grace_ms) {
     draining_ = true;
     for (const auto& a : queue_) handed_back_.push_back(a.task.ref);
     queue_.clear();
-    FAIRY_LOG(kInfo, "worker") << "draining: " << running_.size() << " running task(s), grace " << grace_ms << " ms";
-    cv_.wait_for(lock, std::chrono::milliseconds(std::max<int64_t>(0, grace_ms)), [this] { return running_.empty(); });
+    FAIRY_LOG(kInfo, "worker") << "draining: " << running_.size() << " running task(s), grace "
+                               << grace_ms << " ms";
+    cv_.wait_for(lock, std::chrono::milliseconds(std::max<int64_t>(0, grace_ms)),
+                 [this] { return running_.empty(); });
     for (auto& [key, a] : running_) a.cancel->store(true);
     cv_.wait(lock, [this] { return running_.empty(); });
     stopped_ = true;
