@@ -104,49 +104,55 @@ std::string Runtime(int64_t start_ms, int64_t end_ms) {
 }
 
 std::string JobsTable(const json& jobs) {
-  Table t({"JOB", "NAME", "STATE", "PRI", "FRAMES", "DONE", "TASKS", "FAILED", "SUBMITTED", "RUNTIME",
-           "FPS", "ETA"},
+  Table t({"JOB", "NAME", "STATE", "PRI", "FRAMES", "DONE", "TASKS", "FAILED", "SUBMITTED",
+           "RUNTIME", "FPS", "ETA"},
           {false, false, false, true, true, true, true, true, false, true, true, true});
   for (const auto& j : jobs) {
     t.AddRow({Str(j, "id"), Str(j, "name"), Str(j, "state"), std::to_string(Int(j, "priority")),
               std::to_string(Int(j, "frames_total")), std::to_string(Int(j, "frames_done")),
               std::to_string(Int(j, "tasks_done")) + "/" + std::to_string(Int(j, "tasks_total")),
               std::to_string(Int(j, "tasks_failed")), FormatTime(Int(j, "submit_ms")),
-              Runtime(Int(j, "started_ms"), Int(j, "finished_ms")), FormatRate(Num(j, "frames_per_s")),
+              Runtime(Int(j, "started_ms"), Int(j, "finished_ms")),
+              FormatRate(Num(j, "frames_per_s")),
               IsFinalState(Str(j, "state")) ? "-" : FormatDuration(Num(j, "eta_s"))});
   }
   return t.Render();
 }
 
 std::string ShotsTable(const json& job) {
-  Table t({"SHOT", "FRAMES", "RANGE", "STATE", "DONE", "WORKER", "ATTEMPT", "START", "RUNTIME", "FPS"},
-          {true, true, false, false, true, false, true, false, true, true});
+  Table t(
+      {"SHOT", "FRAMES", "RANGE", "STATE", "DONE", "WORKER", "ATTEMPT", "START", "RUNTIME", "FPS"},
+      {true, true, false, false, true, false, true, false, true, true});
   for (const auto& s : job.value("shots", json::array())) {
     int64_t first = Int(s, "first_frame");
     int64_t count = Int(s, "frame_count");
-    t.AddRow({std::to_string(Int(s, "index")), std::to_string(count),
-              std::to_string(first) + "-" + std::to_string(first + count - 1), Str(s, "state"),
-              std::to_string(Int(s, "frames_done")), Str(s, "worker").empty() ? "-" : Str(s, "worker"),
-              std::to_string(Int(s, "attempt")), FormatTime(Int(s, "started_ms")),
-              Runtime(Int(s, "started_ms"), Int(s, "finished_ms")), FormatRate(Num(s, "frames_per_s"))});
+    t.AddRow(
+        {std::to_string(Int(s, "index")), std::to_string(count),
+         std::to_string(first) + "-" + std::to_string(first + count - 1), Str(s, "state"),
+         std::to_string(Int(s, "frames_done")), Str(s, "worker").empty() ? "-" : Str(s, "worker"),
+         std::to_string(Int(s, "attempt")), FormatTime(Int(s, "started_ms")),
+         Runtime(Int(s, "started_ms"), Int(s, "finished_ms")), FormatRate(Num(s, "frames_per_s"))});
   }
   return t.Render();
 }
 
 std::string TasksTable(const json& job) {
-  Table t({"TASK", "KIND", "SHOT", "FRAMES", "STATE", "WORKER", "ATTEMPT", "START", "RUNTIME", "FPS", "ERROR"},
+  Table t({"TASK", "KIND", "SHOT", "FRAMES", "STATE", "WORKER", "ATTEMPT", "START", "RUNTIME",
+           "FPS", "ERROR"},
           {false, false, true, true, false, false, true, false, true, true, false});
   for (const auto& k : job.value("tasks", json::array())) {
     int64_t started = Int(k, "started_ms") > 0 ? Int(k, "started_ms") : Int(k, "assigned_ms");
-    double secs = started > 0 ? static_cast<double>((Int(k, "finished_ms") > 0 ? Int(k, "finished_ms") : NowMs()) -
-                                                    started) / 1000.0
-                              : 0;
+    double secs =
+        started > 0 ? static_cast<double>(
+                          (Int(k, "finished_ms") > 0 ? Int(k, "finished_ms") : NowMs()) - started) /
+                          1000.0
+                    : 0;
     double fps = secs > 0 ? static_cast<double>(Int(k, "frames_done")) / secs : 0;
     t.AddRow({Str(k, "id"), Str(k, "kind"), std::to_string(Int(k, "shot")),
               std::to_string(Int(k, "frames_done")) + "/" + std::to_string(Int(k, "frame_count")),
               Str(k, "state"), Str(k, "worker").empty() ? "-" : Str(k, "worker"),
-              std::to_string(Int(k, "attempt")), FormatTime(started), Runtime(started, Int(k, "finished_ms")),
-              FormatRate(fps), Str(k, "error")});
+              std::to_string(Int(k, "attempt")), FormatTime(started),
+              Runtime(started, Int(k, "finished_ms")), FormatRate(fps), Str(k, "error")});
   }
   return t.Render();
 }
@@ -154,9 +160,9 @@ std::string TasksTable(const json& job) {
 std::string JobHeader(const json& j) {
   std::ostringstream out;
   out << "job " << Str(j, "id") << " (" << Str(j, "name") << "): " << Str(j, "state") << " / "
-      << Str(j, "phase") << ", priority " << Int(j, "priority") << ", " << Int(j, "frames_done") << "/"
-      << Int(j, "frames_total") << " frames, " << Int(j, "tasks_done") << "/" << Int(j, "tasks_total")
-      << " tasks";
+      << Str(j, "phase") << ", priority " << Int(j, "priority") << ", " << Int(j, "frames_done")
+      << "/" << Int(j, "frames_total") << " frames, " << Int(j, "tasks_done") << "/"
+      << Int(j, "tasks_total") << " tasks";
   if (Int(j, "tasks_failed") > 0) out << ", " << Int(j, "tasks_failed") << " failed";
   out << "\n";
   if (!Str(j, "output").empty()) out << "output " << Str(j, "output") << "\n";
@@ -167,8 +173,8 @@ std::string JobHeader(const json& j) {
 void PrintJson(const json& j) { std::cout << j.dump(2) << "\n"; }
 
 // Waits until every job is final; returns kExitOk only when all ended DONE.
-int WaitForJobs(const api::HttpClient& client, const std::vector<std::string>& ids, double interval_s,
-                bool quiet) {
+int WaitForJobs(const api::HttpClient& client, const std::vector<std::string>& ids,
+                double interval_s, bool quiet) {
   std::set<std::string> pending(ids.begin(), ids.end());
   bool all_done = true;
   while (!pending.empty()) {
@@ -177,14 +183,18 @@ int WaitForJobs(const api::HttpClient& client, const std::vector<std::string>& i
       if (!r.ok()) return Fail(r.status());
       std::string state = Str(*r, "state");
       if (IsFinalState(state)) {
-        if (!quiet) std::cout << *it << " " << state << (Str(*r, "error").empty() ? "" : ": " + Str(*r, "error")) << "\n";
+        if (!quiet)
+          std::cout << *it << " " << state
+                    << (Str(*r, "error").empty() ? "" : ": " + Str(*r, "error")) << "\n";
         all_done = all_done && state == "DONE";
         it = pending.erase(it);
       } else {
         ++it;
       }
     }
-    if (!pending.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int64_t>(interval_s * 1000)));
+    if (!pending.empty())
+      std::this_thread::sleep_for(
+          std::chrono::milliseconds(static_cast<int64_t>(interval_s * 1000)));
   }
   return all_done ? kExitOk : kExitFailure;
 }
@@ -257,9 +267,13 @@ int RunWatch(const FarmOptions& o) {
     const json& j = *r;
     std::string state = Str(j, "state");
     if (o.json_output) {
-      std::cout << json{{"time_ms", NowMs()}, {"id", Str(j, "id")}, {"state", state},
-                        {"frames_done", Int(j, "frames_done")}, {"frames_total", Int(j, "frames_total")},
-                        {"frames_per_s", Num(j, "frames_per_s")}, {"eta_s", Num(j, "eta_s")}}
+      std::cout << json{{"time_ms", NowMs()},
+                        {"id", Str(j, "id")},
+                        {"state", state},
+                        {"frames_done", Int(j, "frames_done")},
+                        {"frames_total", Int(j, "frames_total")},
+                        {"frames_per_s", Num(j, "frames_per_s")},
+                        {"eta_s", Num(j, "eta_s")}}
                        .dump()
                 << std::endl;
     } else if (tty) {
@@ -271,8 +285,9 @@ int RunWatch(const FarmOptions& o) {
       for (const auto& s : j.value("shots", json::array())) {
         char label[32];
         std::snprintf(label, sizeof(label), "shot %-3lld", static_cast<long long>(Int(s, "index")));
-        frame << label << " " << ProgressBar(Int(s, "frames_done"), Int(s, "frame_count"), 40) << " "
-              << Int(s, "frames_done") << "/" << Int(s, "frame_count") << " " << Str(s, "state") << "\n";
+        frame << label << " " << ProgressBar(Int(s, "frames_done"), Int(s, "frame_count"), 40)
+              << " " << Int(s, "frames_done") << "/" << Int(s, "frame_count") << " "
+              << Str(s, "state") << "\n";
       }
       std::string text = frame.str();
       if (drawn_lines > 0) std::cout << "\x1b[" << drawn_lines << "A\x1b[J";
@@ -280,14 +295,17 @@ int RunWatch(const FarmOptions& o) {
       drawn_lines = static_cast<int>(std::count(text.begin(), text.end(), '\n'));
     } else {
       std::ostringstream line;
-      line << Str(j, "id") << " " << state << " " << Int(j, "frames_done") << "/" << Int(j, "frames_total")
-           << " frames " << FormatRate(Num(j, "frames_per_s")) << " frames/s ETA "
-           << (IsFinalState(state) ? "-" : FormatDuration(Num(j, "eta_s")));
-      if (line.str() != last_line) std::cout << line.str() << std::endl;
-      last_line = line.str();
+      line << Str(j, "id") << " " << state << " " << Int(j, "frames_done") << "/"
+           << Int(j, "frames_total") << " frames " << FormatRate(Num(j, "frames_per_s"))
+           << " frames/s ETA " << (IsFinalState(state) ? "-" : FormatDuration(Num(j, "eta_s")));
+      // A line per change of state or frames done (the ETA alone ticks every poll).
+      const std::string key = state + " " + std::to_string(Int(j, "frames_done"));
+      if (key != last_line) std::cout << line.str() << std::endl;
+      last_line = key;
     }
     if (IsFinalState(state)) return state == "DONE" ? kExitOk : kExitFailure;
-    std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int64_t>(o.interval_s * 1000)));
+    std::this_thread::sleep_for(
+        std::chrono::milliseconds(static_cast<int64_t>(o.interval_s * 1000)));
   }
 }
 
@@ -297,7 +315,8 @@ int RunWorkers(const FarmOptions& o) {
   auto r = client->Json("GET", "/v1/workers");
   if (!r.ok()) return Fail(r.status());
   if (o.json_output) return PrintJson(*r), kExitOk;
-  Table t({"WORKER", "HOST", "DEVICE", "MEM_MB", "SLOTS", "RUNNING", "TAGS", "MODELS", "LAST_SEEN", "STATE"},
+  Table t({"WORKER", "HOST", "DEVICE", "MEM_MB", "SLOTS", "RUNNING", "TAGS", "MODELS", "LAST_SEEN",
+           "STATE"},
           {false, false, false, true, true, false, false, false, false, false});
   for (const auto& w : r->value("workers", json::array())) {
     std::string running, tags, models;
@@ -305,12 +324,14 @@ int RunWorkers(const FarmOptions& o) {
       running += (running.empty() ? "" : ",") + Str(k, "job_id") + "/" + Str(k, "task_id") + "#" +
                  std::to_string(Int(k, "attempt"));
     }
-    for (const auto& s : w.value("tags", json::array())) tags += (tags.empty() ? "" : ",") + s.get<std::string>();
-    for (const auto& s : w.value("models", json::array())) models += (models.empty() ? "" : ",") + s.get<std::string>();
+    for (const auto& s : w.value("tags", json::array()))
+      tags += (tags.empty() ? "" : ",") + s.get<std::string>();
+    for (const auto& s : w.value("models", json::array()))
+      models += (models.empty() ? "" : ",") + s.get<std::string>();
     t.AddRow({Str(w, "id"), Str(w, "host"), Str(w, "device"), std::to_string(Int(w, "memory_mb")),
-              std::to_string(Int(w, "slots")), running.empty() ? "-" : running, tags.empty() ? "-" : tags,
-              models.empty() ? "-" : models, FormatTime(Int(w, "last_seen_ms")),
-              w.value("draining", false) ? "draining" : "up"});
+              std::to_string(Int(w, "slots")), running.empty() ? "-" : running,
+              tags.empty() ? "-" : tags, models.empty() ? "-" : models,
+              FormatTime(Int(w, "last_seen_ms")), w.value("draining", false) ? "draining" : "up"});
   }
   std::cout << t.Render();
   return kExitOk;
@@ -325,7 +346,8 @@ int RunControl(const FarmOptions& o, const std::string& op) {
   auto r = client->Json("POST", target);
   if (!r.ok()) return Fail(r.status());
   if (o.json_output) return PrintJson(*r), kExitOk;
-  std::cout << Str(*r, "id") << " " << Str(*r, "state") << " priority " << Int(*r, "priority") << "\n";
+  std::cout << Str(*r, "id") << " " << Str(*r, "state") << " priority " << Int(*r, "priority")
+            << "\n";
   return kExitOk;
 }
 
@@ -348,7 +370,8 @@ int RunLogs(const FarmOptions& o) {
       } else {
         std::string task = Str(l, "task").empty() ? "job" : Str(l, "task");
         std::string worker = Str(l, "worker").empty() ? "coordinator" : Str(l, "worker");
-        std::cout << FormatTime(Int(l, "time_ms")) << " " << task << " [" << worker << "] " << Str(l, "line") << "\n";
+        std::cout << FormatTime(Int(l, "time_ms")) << " " << task << " [" << worker << "] "
+                  << Str(l, "line") << "\n";
       }
     }
     std::cout << std::flush;
@@ -362,7 +385,8 @@ int RunLogs(const FarmOptions& o) {
 }
 
 void AddConnection(CLI::App* cmd, FarmOptions* o) {
-  cmd->add_option("--api", o->conn.api_url, "Control API URL (default $FAIRY_API or http://127.0.0.1:8765)");
+  cmd->add_option("--api", o->conn.api_url,
+                  "Control API URL (default $FAIRY_API or http://127.0.0.1:8765)");
   cmd->add_option("--token", o->conn.token, "API bearer token (default $FAIRY_TOKEN)");
   cmd->add_option("--token-file", o->conn.token_file, "Read the API token from this file");
   cmd->add_flag("--json", o->json_output, "Print the API's JSON instead of a table");
@@ -382,7 +406,8 @@ void AddFarmCommands(CLI::App& app, int* exit_code) {
   auto* submit = add("submit", "Submit job files to the farm; prints the new job ids",
                      [o] { return RunSubmit(*o); });
   submit->add_option("files", o->files, "Job YAML files")->required()->check(CLI::ExistingFile);
-  submit->add_option("--priority", o->priority, "Priority 0..100 for every job (overrides the file)")
+  submit
+      ->add_option("--priority", o->priority, "Priority 0..100 for every job (overrides the file)")
       ->check(CLI::Range(0, 100));
   submit->add_flag("--wait", o->wait, "Wait until the jobs end; exit 0 only if all are DONE");
 
@@ -411,9 +436,12 @@ void AddFarmCommands(CLI::App& app, int* exit_code) {
   retry->add_option("job", o->job, "Job id")->required();
   retry->add_flag("--all", o->all, "Retry the whole job from the start");
 
-  auto* priority = add("priority", "Change a job's priority", [o] { return RunControl(*o, "priority"); });
+  auto* priority =
+      add("priority", "Change a job's priority", [o] { return RunControl(*o, "priority"); });
   priority->add_option("job", o->job, "Job id")->required();
-  priority->add_option("value", o->new_priority, "New priority 0..100")->required()->check(CLI::Range(0, 100));
+  priority->add_option("value", o->new_priority, "New priority 0..100")
+      ->required()
+      ->check(CLI::Range(0, 100));
 
   auto* logs = add("logs", "Print a job's task log lines", [o] { return RunLogs(*o); });
   logs->add_option("job", o->job, "Job id")->required();
