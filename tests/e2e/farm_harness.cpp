@@ -150,6 +150,8 @@ Status FarmHarness::StartCoordinator() {
 }
 
 Status FarmHarness::StartWorker(int index) {
+  std::string worker_id = "w";  // built with += (GCC 12 -Wrestrict false positive on "w" + string)
+  worker_id += std::to_string(index);
   std::vector<std::string> argv = {BinDir() + "/fairy-worker",
                                    "--coordinator",
                                    worker_endpoint(),
