@@ -156,7 +156,7 @@ Status FarmHarness::StartWorker(int index) {
                                    "--coordinator",
                                    worker_endpoint(),
                                    "--worker-id",
-                                   "w" + std::to_string(index),
+                                   worker_id,
                                    "--redis-url",
                                    redis_->url(),
                                    "--heartbeat-interval-ms",
