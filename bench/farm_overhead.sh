@@ -4,21 +4,24 @@
 # anchor_mode recompute variant. Prints wall times and ratios against the single-process edit
 # measured in the same run. Usage:
 #   bench/farm_overhead.sh [BUILD_DIR] [CLIP] [RESOLUTION] [STEPS]
-# Defaults: build, ../shared/media/bigbuckbunny.mp4 (132 frames; split into 3 shots), 256, 10.
+# Defaults: build, ../shared/media/bigbuckbunny.mp4 (132 frames; split into 3 shots), 128, 10;
+# the model is the embedded models/fairy-tiny (FAIRY_BENCH_MODEL=DIR for another).
+# With two workers on a 2-core machine each worker gets one LibTorch thread (FAIRY_THREADS=1);
+# the single-process edit and the one-worker farm use every core.
 set -euo pipefail
 build=${1:-build}
 clip=${2:-$(cd "$(dirname "$0")/../.." && pwd)/shared/media/bigbuckbunny.mp4}
-res=${3:-256}
+res=${3:-128}
 steps=${4:-10}
 bin=$(cd "$build/bin" && pwd)
-model=$(cd "$(dirname "$0")/../.." && pwd)/shared/fixtures/pix2pix-tiny
+model=${FAIRY_BENCH_MODEL:-$(cd "$(dirname "$0")/.." && pwd)/models/fairy-tiny}
 work=$(mktemp -d /tmp/fairy-farm-overhead-XXXXXX)
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
 free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 now() { date +%s.%N; }
 
 t0=$(now)
-"$bin/fairy-engine" edit --model "$model" --input "$clip" --output "$work/ref.mp4" --instruction "make it snow" \
+"$bin/fairy-engine" edit --model "$model" --input "$clip" --output "$work/ref.mp4" --instruction "make it sepia" \
   --steps "$steps" --resolution "$res" --max-shot 50 --batch 4 --no-progress 2>"$work/edit.log"
 t_ref=$(echo "$(now) - $t0" | bc)
 
@@ -31,19 +34,21 @@ run_farm() {  # $1 = workers, $2 = anchor_mode
   redis-cli -p "$redis_port" flushall >/dev/null
   "$bin/fairy-coordinator" --redis-url "redis://127.0.0.1:$redis_port" --worker-bind "tcp://127.0.0.1:$wport" \
     --api-port "$api" --api-token bench --storage-root "$work" --storage-root "$(dirname "$clip")" \
+    --storage-root "$(dirname "$model")" \
     --default-model "$model" --log-level warning >"$work/coord.log" 2>&1 &
   local cpid=$!
   local wpids=()
+  local threads=$(( $(nproc) / $1 )); (( threads >= 1 )) || threads=1
   for i in $(seq 1 "$1"); do
-    "$bin/fairy-worker" --coordinator "tcp://127.0.0.1:$wport" --worker-id "w$i" --redis-url "redis://127.0.0.1:$redis_port" \
-      --storage-root "$work" --storage-root "$(dirname "$clip")" --log-level warning >"$work/worker$i.log" 2>&1 &
+    FAIRY_THREADS=$threads "$bin/fairy-worker" --coordinator "tcp://127.0.0.1:$wport" --worker-id "w$i" --redis-url "redis://127.0.0.1:$redis_port" \
+      --storage-root "$work" --storage-root "$(dirname "$clip")" --storage-root "$(dirname "$model")" --log-level warning >"$work/worker$i.log" 2>&1 &
     wpids+=($!)
   done
   sleep 1
   cat >"$work/job.yaml" <<YAML
 input: $clip
 output: $work/out-$1-$2.mp4
-instruction: make it snow
+instruction: make it sepia
 edit: {resolution: $res, steps: $steps, anchor_mode: $2}
 shots: {max_length: 50}
 YAML

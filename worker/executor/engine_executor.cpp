@@ -12,12 +12,16 @@
 #include "common/media/probe.h"
 #include "common/redis/redis_client.h"
 #include "worker/engine/engine_info.h"
+#include "worker/engine/frames/frame_tensors.h"
 #include "worker/engine/pipeline.h"
 #include "worker/engine/weights.h"
 #include "worker/runner/frame_groups.h"
 
 namespace fairy::worker {
 namespace {
+
+using engine::DecodeFrames;
+using engine::TensorToFrame;
 
 // A shot's anchors: the cache and (when computed here) the anchors' edited images.
 struct ShotAnchors {
@@ -27,39 +31,6 @@ struct ShotAnchors {
   torch::Tensor outputs;  // [K, H, W, 3] in [0, 1] on the CPU; undefined when fetched from Redis
   int64_t cache_bytes = 0;
 };
-
-// RGB24 -> [1, 3, H, W] float32 in [-1, 1] (as fairy-engine edit).
-torch::Tensor FrameToTensor(const media::RgbFrame& frame) {
-  auto t = torch::from_blob(const_cast<uint8_t*>(frame.pixels.data()),
-                            {frame.height, frame.width, 3}, torch::kUInt8);
-  return t.permute({2, 0, 1}).unsqueeze(0).to(torch::kFloat32).div(255.0).mul(2.0).sub(1.0);
-}
-
-// [H, W, 3] in [0, 1] -> RGB24, x * 255 rounded (as fairy-engine edit).
-media::RgbFrame TensorToFrame(const torch::Tensor& image, int64_t index) {
-  media::RgbFrame frame;
-  frame.height = static_cast<int>(image.size(0));
-  frame.width = static_cast<int>(image.size(1));
-  frame.index = index;
-  auto bytes = image.mul(255.0).round().clamp(0, 255).to(torch::kUInt8).contiguous();
-  frame.pixels.assign(bytes.data_ptr<uint8_t>(), bytes.data_ptr<uint8_t>() + bytes.numel());
-  return frame;
-}
-
-Result<torch::Tensor> DecodeFrames(media::FrameReader& reader,
-                                   const std::vector<int64_t>& indices) {
-  std::vector<torch::Tensor> out;
-  media::RgbFrame frame;
-  for (int64_t index : indices) {
-    if (reader.index() != index) FAIRY_RETURN_IF_ERROR(reader.Seek(index));
-    FAIRY_ASSIGN_OR_RETURN(bool got, reader.Next(&frame));
-    if (!got)
-      return Status::Corruption(reader.info().path + ": frame " + std::to_string(index) +
-                                " could not be decoded");
-    out.push_back(FrameToTensor(frame));
-  }
-  return torch::cat(out, 0);
-}
 
 std::string SourceIdentity(const std::string& path) {
   struct stat st {};

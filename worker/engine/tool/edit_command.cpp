@@ -22,6 +22,7 @@
 #include "common/media/probe.h"
 #include "common/media/shots.h"
 #include "worker/engine/engine_info.h"
+#include "worker/engine/frames/frame_tensors.h"
 #include "worker/engine/pipeline.h"
 #include "worker/engine/tool/args.h"
 #include "worker/engine/tool/commands.h"
@@ -71,38 +72,6 @@ class ProgressBar {
   bool enabled_;
   Clock::time_point start_;
 };
-
-// RGB24 -> [1, 3, H, W] float32 in [-1, 1].
-torch::Tensor FrameToTensor(const media::RgbFrame& frame) {
-  auto t = torch::from_blob(const_cast<uint8_t*>(frame.pixels.data()),
-                            {frame.height, frame.width, 3}, torch::kUInt8);
-  return t.permute({2, 0, 1}).unsqueeze(0).to(torch::kFloat32).div(255.0).mul(2.0).sub(1.0);
-}
-
-// [H, W, 3] in [0, 1] -> RGB24 (x * 255 rounded, as diffusers' numpy_to_pil).
-media::RgbFrame TensorToFrame(const torch::Tensor& image, int64_t index) {
-  media::RgbFrame frame;
-  frame.height = static_cast<int>(image.size(0));
-  frame.width = static_cast<int>(image.size(1));
-  frame.index = index;
-  auto bytes = image.mul(255.0).round().clamp(0, 255).to(torch::kUInt8).contiguous();
-  frame.pixels.assign(bytes.data_ptr<uint8_t>(), bytes.data_ptr<uint8_t>() + bytes.numel());
-  return frame;
-}
-
-// Decodes frames `indices` (sorted) of [shot.start, shot.end) into one [N, 3, H, W] tensor.
-Result<torch::Tensor> DecodeFrames(media::FrameReader& reader,
-                                   const std::vector<int64_t>& indices) {
-  std::vector<torch::Tensor> out;
-  media::RgbFrame frame;
-  for (int64_t index : indices) {
-    if (reader.index() != index) FAIRY_RETURN_IF_ERROR(reader.Seek(index));
-    FAIRY_ASSIGN_OR_RETURN(bool got, reader.Next(&frame));
-    if (!got) return Status::Corruption("frame " + std::to_string(index) + " could not be decoded");
-    out.push_back(FrameToTensor(frame));
-  }
-  return torch::cat(out, 0);
-}
 
 Status EditShot(Model& model, media::FrameReader& reader, const media::Shot& shot,
                 const EditOptions& o, const std::string& chunk_path, int64_t* frames_done,
