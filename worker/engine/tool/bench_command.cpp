@@ -29,6 +29,7 @@
 #include "worker/engine/tool/args.h"
 #include "worker/engine/tool/commands.h"
 #include "worker/engine/unet.h"
+#include "worker/engine/vae.h"
 #include "worker/engine/weights.h"
 
 namespace fairy::engine::tool {
@@ -59,7 +60,8 @@ double Seconds(Clock::time_point start) {
 
 void ResetPeakMemory(const torch::Device& device) {
 #ifdef FAIRY_CUDA_MEMORY_STATS
-  if (device.is_cuda()) c10::cuda::CUDACachingAllocator::resetPeakStats(device.index() < 0 ? 0 : device.index());
+  if (device.is_cuda())
+    c10::cuda::CUDACachingAllocator::resetPeakStats(device.index() < 0 ? 0 : device.index());
 #else
   (void)device;
 #endif
@@ -70,7 +72,8 @@ std::string PeakMemory(const torch::Device& device) {
   char text[96];
 #ifdef FAIRY_CUDA_MEMORY_STATS
   if (device.is_cuda()) {
-    auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.index() < 0 ? 0 : device.index());
+    auto stats =
+        c10::cuda::CUDACachingAllocator::getDeviceStats(device.index() < 0 ? 0 : device.index());
     std::snprintf(text, sizeof(text), "%.2f GiB (CUDA allocator peak)",
                   static_cast<double>(stats.allocated_bytes[0].peak) / (1 << 30));
     return text;
@@ -79,7 +82,8 @@ std::string PeakMemory(const torch::Device& device) {
   (void)device;
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
-  std::snprintf(text, sizeof(text), "%.2f GiB (process peak RSS)", static_cast<double>(usage.ru_maxrss) / (1 << 20));
+  std::snprintf(text, sizeof(text), "%.2f GiB (process peak RSS)",
+                static_cast<double>(usage.ru_maxrss) / (1 << 20));
   return text;
 }
 
@@ -115,14 +119,14 @@ struct LoopResult {
 };
 
 // One guided step of a batch of F frames: [3F] UNet call, guidance, a simple Euler update.
-Result<torch::Tensor> GuidedStep(UNetImpl& unet, const torch::Tensor& x, const torch::Tensor& image_latents,
-                                 const torch::Tensor& text3, float t, const SelfAttentionContext& ctx,
-                                 LoopResult* result) {
+Result<torch::Tensor> GuidedStep(UNetImpl& unet, const torch::Tensor& x,
+                                 const torch::Tensor& image_latents, const torch::Tensor& text3,
+                                 float t, const SelfAttentionContext& ctx, LoopResult* result) {
   const int64_t f = x.size(0);
-  auto x3 = torch::cat({x, x, x}, 0);                                                    // [3F, 4, h, w]
+  auto x3 = torch::cat({x, x, x}, 0);  // [3F, 4, h, w]
   auto m3 = torch::cat({image_latents, image_latents, torch::zeros_like(image_latents)}, 0);
-  auto u = torch::cat({x3, m3}, 1);                                                      // [3F, 8, h, w]
-  auto text = text3.repeat_interleave(f, 0);                                             // [3F, 77, C]
+  auto u = torch::cat({x3, m3}, 1);           // [3F, 8, h, w]
+  auto text = text3.repeat_interleave(f, 0);  // [3F, 77, C]
   FAIRY_ASSIGN_OR_RETURN(torch::Tensor e, unet.Forward(u, torch::tensor({t}), text, &ctx));
   auto parts = e.chunk(3, 0);
   auto eps = parts[2] + 7.5 * (parts[0] - parts[1]) + 1.5 * (parts[1] - parts[2]);
@@ -140,7 +144,9 @@ Result<LoopResult> RunFairyLoop(UNetImpl& unet, const BenchOptions& o, int64_t l
   auto text3 = torch::cat({randn({1, 77, cross}), randn({1, 77, cross}), randn({1, 77, cross})}, 0);
   const int64_t k = std::min(o.anchors, o.frames);
   AnchorCache cache(unet.SelfAttentionLayers(), static_cast<int>(o.steps), o.fp16_cache);
-  auto timestep = [&](int64_t s) { return static_cast<float>(999.0 * (1.0 - static_cast<double>(s) / o.steps)); };
+  auto timestep = [&](int64_t s) {
+    return static_cast<float>(999.0 * (1.0 - static_cast<double>(s) / o.steps));
+  };
 
   Sync(o.device);
   auto start = Clock::now();
@@ -183,10 +189,13 @@ bool ParseResolution(const std::string& text, int64_t* w, int64_t* h) {
 
 void PrintHelp() {
   std::printf(
-      "Usage: fairy-engine bench (--config UNET_CONFIG_JSON --random-weights | --model DIR) [options]\n\n"
+      "Usage: fairy-engine bench (--config UNET_CONFIG_JSON --random-weights | --model DIR) "
+      "[options]\n\n"
       "Times the Fairy UNet loop (anchor pass + frame pass, three-way guidance) and a plain UNet\n"
       "forward against the plain matmul rate measured in the same run.\n\n"
-      "  --resolution WxH   image size (default 512x384; latents are 1/8 of it)\n"
+      "  --resolution WxH   image size (default 512x384; latents are 1/8 of it, or 1/the VAE "
+      "factor\n"
+      "                     of --model's vae/config.json)\n"
       "  --frames N         frames of the shot, anchors included (default 120; 0: forwards only)\n"
       "  --anchors K        anchor frames (default 3)\n"
       "  --steps N          denoising steps (default 10)\n"
@@ -230,15 +239,20 @@ int RunBenchCommand(int argc, char** argv) {
     return kExitUsage;
   }
   if (!ParseResolution(resolution, &o.width, &o.height)) {
-    std::fprintf(stderr, "fairy-engine bench: --resolution must be WxH, got \"%s\"\n", resolution.c_str());
+    std::fprintf(stderr, "fairy-engine bench: --resolution must be WxH, got \"%s\"\n",
+                 resolution.c_str());
     return kExitUsage;
   }
-  if (o.frames < 0 || o.anchors < 1 || o.steps < 1 || o.batch < 1 || o.plain_batch < 1 || o.warmup < 0) {
-    std::fprintf(stderr, "fairy-engine bench: --frames >= 0, --anchors/--steps/--batch/--plain-batch >= 1\n");
+  if (o.frames < 0 || o.anchors < 1 || o.steps < 1 || o.batch < 1 || o.plain_batch < 1 ||
+      o.warmup < 0) {
+    std::fprintf(
+        stderr,
+        "fairy-engine bench: --frames >= 0, --anchors/--steps/--batch/--plain-batch >= 1\n");
     return kExitUsage;
   }
   if (o.model_dir.empty() == (o.config_path.empty() || !o.random_weights)) {
-    std::fprintf(stderr, "fairy-engine bench: give either --model DIR or --config FILE --random-weights\n");
+    std::fprintf(stderr,
+                 "fairy-engine bench: give either --model DIR or --config FILE --random-weights\n");
     return kExitUsage;
   }
   auto parsed_device = ParseDevice(device);
@@ -276,14 +290,27 @@ int RunBenchCommand(int argc, char** argv) {
   }
   int64_t params = 0;
   for (const auto& p : unet->parameters()) params += p.numel();
-  const int64_t lh = o.height / 8, lw = o.width / 8;
+  // Latent size: the model's VAE factor with --model, else Stable Diffusion's 8.
+  int64_t vae_factor = 8;
+  if (!o.model_dir.empty()) {
+    auto vae = VAEConfig::Load(o.model_dir + "/vae/config.json");
+    if (!vae.ok()) {
+      std::fprintf(stderr, "fairy-engine bench: %s\n", vae.status().ToString().c_str());
+      return kExitUsage;
+    }
+    vae_factor = vae->ScaleFactor();
+  }
+  const int64_t lh = o.height / vae_factor, lw = o.width / vae_factor;
 
   std::printf("fairy-engine bench (%s)\n", BuildInfo().c_str());
-  std::printf("unet: %s, %.1fM parameters, device %s, dtype %s\n", source.c_str(), static_cast<double>(params) / 1e6,
-              o.device.str().c_str(), std::string(c10::toString(o.dtype)).c_str());
-  std::printf("image %" PRId64 "x%" PRId64 " (latent %" PRId64 "x%" PRId64 "), frames %" PRId64 ", K=%" PRId64
-              ", steps %" PRId64 ", batch %" PRId64 " frames x 3 branches, anchor cache %s\n",
-              o.width, o.height, lw, lh, o.frames, o.anchors, o.steps, o.batch, o.fp16_cache ? "float16" : "float32");
+  std::printf("unet: %s, %.1fM parameters, device %s, dtype %s\n", source.c_str(),
+              static_cast<double>(params) / 1e6, o.device.str().c_str(),
+              std::string(c10::toString(o.dtype)).c_str());
+  std::printf("image %" PRId64 "x%" PRId64 " (latent %" PRId64 "x%" PRId64 "), frames %" PRId64
+              ", K=%" PRId64 ", steps %" PRId64 ", batch %" PRId64
+              " frames x 3 branches, anchor cache %s\n",
+              o.width, o.height, lw, lh, o.frames, o.anchors, o.steps, o.batch,
+              o.fp16_cache ? "float16" : "float32");
   std::fflush(stdout);
 
   const double matmul = MatmulGflops(o);
@@ -310,8 +337,10 @@ int RunBenchCommand(int argc, char** argv) {
   } while (Seconds(start) < 2.0 && reps < 20);
   const double forward_s = Seconds(start) / reps;
   const double flops = unet->ForwardFlops(lh, lw, 77, 1.0) * static_cast<double>(o.plain_batch);
-  std::printf("unet forward (plain, batch %" PRId64 "): %.4f s, %.1f GFLOP, %.1f GFLOP/s = %.2f x matmul\n",
-              o.plain_batch, forward_s, flops / 1e9, flops / forward_s / 1e9, flops / forward_s / 1e9 / matmul);
+  std::printf("unet forward (plain, batch %" PRId64
+              "): %.4f s, %.1f GFLOP, %.1f GFLOP/s = %.2f x matmul\n",
+              o.plain_batch, forward_s, flops / 1e9, flops / forward_s / 1e9,
+              flops / forward_s / 1e9 / matmul);
   std::fflush(stdout);
 
   if (o.frames > 0) {
@@ -332,7 +361,8 @@ int RunBenchCommand(int argc, char** argv) {
     std::printf("%-28s %12.3f s\n", "total (UNet loop)", total);
     std::printf("%-28s %12.3f\n", "frames/s", static_cast<double>(o.frames) / total);
     std::printf("%-28s %12.2f\n", "UNet calls/s", static_cast<double>(loop->calls) / total);
-    std::printf("%-28s %12.2f\n", "UNet forwards/s (samples)", static_cast<double>(loop->samples) / total);
+    std::printf("%-28s %12.2f\n", "UNet forwards/s (samples)",
+                static_cast<double>(loop->samples) / total);
     std::printf("%-28s %12.1f\n", "loop GFLOP/s", loop_flops / total / 1e9);
     std::printf("%-28s %12s\n", "anchor cache", Bytes(loop->cache_bytes).c_str());
     std::printf("%-28s %s\n", "peak memory", PeakMemory(o.device).c_str());
