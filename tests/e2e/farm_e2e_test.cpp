@@ -183,7 +183,13 @@ TEST_F(FarmE2ETest, CoordinatorKilledMidJobResumes) {
 TEST_F(FarmE2ETest, CancelStopsEverythingAndDropsTheCache) {
   auto farm = FarmHarness::Start();
   ASSERT_TRUE(farm.ok()) << farm.status().ToString();
-  auto job = (*farm)->Submit(JobYaml((*farm)->dir() + "/out/cancelled.mp4"));
+  // Bigger frames and more steps than the other tests: a frames task must still be running (several
+  // seconds) when the cancel arrives, not already done.
+  std::string yaml = JobYaml((*farm)->dir() + "/out/cancelled.mp4");
+  const std::string quick = "resolution: 64, steps: 3,";
+  ASSERT_NE(yaml.find(quick), std::string::npos);
+  yaml.replace(yaml.find(quick), quick.size(), "resolution: 128, steps: 10,");
+  auto job = (*farm)->Submit(yaml);
   ASSERT_TRUE(job.ok()) << job.status().ToString();
   auto redis = redis::RedisClient::Connect((*farm)->redis().url());
   ASSERT_TRUE(redis.ok());
