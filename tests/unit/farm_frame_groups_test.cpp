@@ -1,11 +1,11 @@
-#include "worker/runner/frame_groups.h"
-
 #include <gtest/gtest.h>
 
 #include <map>
 #include <set>
 
-namespace fairy::worker {
+#include "worker/engine/frames/frame_groups.h"
+
+namespace fairy::engine {
 namespace {
 
 using Groups = std::vector<std::vector<int64_t>>;
@@ -41,4 +41,4 @@ TEST(FrameGroupsTest, TasksOfAnyPartitionComputeTheEngineBatchesAndCoverEveryFra
 }
 
 }  // namespace
-}  // namespace fairy::worker
+}  // namespace fairy::engine

@@ -12,15 +12,17 @@
 #include "common/media/probe.h"
 #include "common/redis/redis_client.h"
 #include "worker/engine/engine_info.h"
+#include "worker/engine/frames/frame_groups.h"
 #include "worker/engine/frames/frame_tensors.h"
 #include "worker/engine/pipeline.h"
 #include "worker/engine/weights.h"
-#include "worker/runner/frame_groups.h"
 
 namespace fairy::worker {
 namespace {
 
 using engine::DecodeFrames;
+using engine::FramePassGroups;
+using engine::GroupsTouching;
 using engine::TensorToFrame;
 
 // A shot's anchors: the cache and (when computed here) the anchors' edited images.

@@ -22,6 +22,7 @@
 #include "common/media/probe.h"
 #include "common/media/shots.h"
 #include "worker/engine/engine_info.h"
+#include "worker/engine/frames/frame_groups.h"
 #include "worker/engine/frames/frame_tensors.h"
 #include "worker/engine/pipeline.h"
 #include "worker/engine/tool/args.h"
@@ -116,23 +117,16 @@ Status EditShot(Model& model, media::FrameReader& reader, const media::Shot& sho
     }
     return Status::OK();
   };
-  std::vector<int64_t> pending;
-  auto edit_pending = [&]() -> Status {
-    FAIRY_ASSIGN_OR_RETURN(torch::Tensor images, DecodeFrames(reader, pending));
+  // The same UNet batches as the farm's frames tasks (frame_groups.h): bit-identical frames.
+  for (const std::vector<int64_t>& group :
+       FramePassGroups(shot.start, shot.end - shot.start, shot.anchors, o.batch)) {
+    FAIRY_ASSIGN_OR_RETURN(torch::Tensor images, DecodeFrames(reader, group));
     FAIRY_ASSIGN_OR_RETURN(torch::Tensor out,
-                           RunFramePass(model, cache, images, pending, o.settings, o.batch,
-                                        on_last_step(static_cast<int64_t>(pending.size()))));
-    for (size_t j = 0; j < pending.size(); ++j) edited[pending[j]] = out[static_cast<int64_t>(j)];
-    const int64_t end = pending.back() + 1;
-    pending.clear();
-    return write_upto(end);
-  };
-  for (int64_t i = shot.start; i < shot.end; ++i) {
-    if (anchor_slot(i) >= 0) continue;
-    pending.push_back(i);
-    if (static_cast<int64_t>(pending.size()) == o.batch) FAIRY_RETURN_IF_ERROR(edit_pending());
+                           RunFramePass(model, cache, images, group, o.settings, o.batch,
+                                        on_last_step(static_cast<int64_t>(group.size()))));
+    for (size_t j = 0; j < group.size(); ++j) edited[group[j]] = out[static_cast<int64_t>(j)];
+    FAIRY_RETURN_IF_ERROR(write_upto(group.back() + 1));
   }
-  if (!pending.empty()) FAIRY_RETURN_IF_ERROR(edit_pending());
   FAIRY_RETURN_IF_ERROR(write_upto(shot.end));
   if (writer->frames_written() != shot.end - shot.start) {
     return Status::Internal("shot [" + std::to_string(shot.start) + ", " +

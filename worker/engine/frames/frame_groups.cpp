@@ -1,11 +1,12 @@
-#include "worker/runner/frame_groups.h"
+#include "worker/engine/frames/frame_groups.h"
 
 #include <algorithm>
 
-namespace fairy::worker {
+namespace fairy::engine {
 
 std::vector<std::vector<int64_t>> FramePassGroups(int64_t shot_first, int64_t shot_count,
-                                                  const std::vector<int64_t>& anchors, int64_t batch) {
+                                                  const std::vector<int64_t>& anchors,
+                                                  int64_t batch) {
   std::vector<std::vector<int64_t>> groups;
   std::vector<int64_t> pending;
   for (int64_t i = shot_first; i < shot_first + shot_count; ++i) {
@@ -20,13 +21,14 @@ std::vector<std::vector<int64_t>> FramePassGroups(int64_t shot_first, int64_t sh
   return groups;
 }
 
-std::vector<std::vector<int64_t>> GroupsTouching(const std::vector<std::vector<int64_t>>& groups, int64_t begin,
-                                                 int64_t end) {
+std::vector<std::vector<int64_t>> GroupsTouching(const std::vector<std::vector<int64_t>>& groups,
+                                                 int64_t begin, int64_t end) {
   std::vector<std::vector<int64_t>> out;
   for (const auto& g : groups) {
-    if (std::any_of(g.begin(), g.end(), [&](int64_t i) { return i >= begin && i < end; })) out.push_back(g);
+    if (std::any_of(g.begin(), g.end(), [&](int64_t i) { return i >= begin && i < end; }))
+      out.push_back(g);
   }
   return out;
 }
 
-}  // namespace fairy::worker
+}  // namespace fairy::engine

@@ -7,13 +7,15 @@
 #include <cstdint>
 #include <vector>
 
-namespace fairy::worker {
+namespace fairy::engine {
 
-// All groups of the shot [shot_first, shot_first + shot_count). `anchors` sorted. REQUIRES batch >= 1.
+// All groups of the shot [shot_first, shot_first + shot_count). `anchors` sorted. REQUIRES batch
+// >= 1.
 std::vector<std::vector<int64_t>> FramePassGroups(int64_t shot_first, int64_t shot_count,
-                                                  const std::vector<int64_t>& anchors, int64_t batch);
+                                                  const std::vector<int64_t>& anchors,
+                                                  int64_t batch);
 // The groups holding at least one frame of [begin, end).
-std::vector<std::vector<int64_t>> GroupsTouching(const std::vector<std::vector<int64_t>>& groups, int64_t begin,
-                                                 int64_t end);
+std::vector<std::vector<int64_t>> GroupsTouching(const std::vector<std::vector<int64_t>>& groups,
+                                                 int64_t begin, int64_t end);
 
-}  // namespace fairy::worker
+}  // namespace fairy::engine
