@@ -65,7 +65,7 @@ Result RunOnce(bool use_redis, int workers, int jobs, const std::string& clip) {
   std::vector<std::string> ids;
   for (int j = 0; j < jobs; ++j) {
     std::string yaml = "input: " + clip + "\noutput: " + dir + "/out" + std::to_string(j) +
-                       ".mp4\ninstruction: bench\nchunk_frames: 1\n";
+                       ".mp4\ninstruction: bench\nchunk_frames: 1\nedit: {batch: 1}\n";
     auto r = api.Json("POST", "/v1/jobs", yaml);
     if (!r.ok()) {
       std::fprintf(stderr, "submit: %s\n", r.status().ToString().c_str());
@@ -157,7 +157,7 @@ int main(int argc, char** argv) {
     if (!std::strcmp(argv[i], "--clip")) clip = argv[i + 1];
   }
   fairy::SetLogLevel(fairy::LogLevel::kError);
-  std::printf("farm loopback: %d simulated workers, %d jobs of %s, chunk_frames 1\n", workers, jobs, clip.c_str());
+  std::printf("farm loopback: %d simulated workers, %d jobs of %s, chunk_frames 1, edit.batch 1\n", workers, jobs, clip.c_str());
   std::printf("%-8s %8s %12s %10s %10s %10s\n", "store", "tasks", "tasks/s", "p50 ms", "p99 ms", "max ms");
   for (bool redis : {true, false}) {
     Result r = RunOnce(redis, workers, jobs, clip);

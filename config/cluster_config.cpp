@@ -335,7 +335,7 @@ Result<WorkerConfig> ParseWorkerConfig(const std::string& text, const std::strin
   auto tree = LoadTree(text, !file_name.empty() || !text.empty(), options, r, c);
   if (tree) {
     const YAML::Node& root = *tree;
-    r.CheckMap(root, "", {"coordinator", "worker_id", "device", "dtype", "batch_size", "slots", "tags",
+    r.CheckMap(root, "", {"coordinator", "worker_id", "device", "dtype", "slots", "tags",
                           "models_dir", "redis", "storage_roots", "heartbeat_interval_ms",
                           "heartbeat_liveness", "reconnect_min_ms", "reconnect_max_ms",
                           "drain_grace_ms", "anchor_cache", "log_level"});
@@ -363,7 +363,6 @@ Result<WorkerConfig> ParseWorkerConfig(const std::string& text, const std::strin
                 cfg.dtype + " needs a cuda device; the cpu runs float32");
       }
     }
-    r.ReadInt(root, "", "batch_size", 1, 256, &cfg.batch_size);
     r.ReadInt(root, "", "slots", 1, 64, &cfg.slots);
     ReadTags(c, root, &cfg.tags);
     if (r.ReadString(root, "", "models_dir", &cfg.models_dir) && !cfg.models_dir.empty()) {

@@ -60,7 +60,6 @@ struct WorkerConfig {
   std::string worker_id;       // "" = "<hostname>-<pid>"
   std::string device = "cpu";  // cpu, cuda, cuda:N
   std::string dtype = "float32";  // float32; float16 and bfloat16 need a cuda device
-  int batch_size = 4;          // frames per UNet call, 1..256
   int slots = 1;               // tasks run at once, 1..64
   std::vector<std::string> tags;  // matched against a job's worker_tags
   std::string models_dir = "/var/lib/fairy/models";  // where model folders named by id live

@@ -37,7 +37,6 @@ const std::vector<NamedFlag> kWorkerFlags = {
     {"--worker-id", "worker_id", "this worker's id (default: hostname-pid)", false},
     {"--device", "device", "cpu, cuda or cuda:N", false},
     {"--dtype", "dtype", "float32, float16, bfloat16", false},
-    {"--batch-size", "batch_size", "frames per UNet call", false},
     {"--slots", "slots", "tasks run at once", false},
     {"--tag", "tags", "worker tag (repeatable; replaces the file's list)", true},
     {"--models-dir", "models_dir", "folder of model folders", false},

@@ -16,6 +16,7 @@ nlohmann::json JobSpecToJson(const JobSpec& job) {
                {"guidance_image", job.edit.guidance_image},
                {"seed", job.edit.seed},
                {"anchors", job.edit.anchors},
+               {"batch", job.edit.batch},
                {"scheduler", job.edit.scheduler},
                {"anchor_mode", AnchorModeName(job.edit.anchor_mode)}};
   j["shots"] = {{"threshold", job.shots.threshold},
@@ -67,6 +68,7 @@ Result<JobSpec> JobSpecFromJson(const nlohmann::json& j) {
   Get(edit, "edit.", "guidance_image", &job.edit.guidance_image, &s);
   Get(edit, "edit.", "seed", &job.edit.seed, &s);
   Get(edit, "edit.", "anchors", &job.edit.anchors, &s);
+  Get(edit, "edit.", "batch", &job.edit.batch, &s);
   Get(edit, "edit.", "scheduler", &job.edit.scheduler, &s);
   std::string mode = AnchorModeName(job.edit.anchor_mode);
   Get(edit, "edit.", "anchor_mode", &mode, &s);

@@ -27,6 +27,8 @@ struct EditSettings {
   double guidance_image = 1.5; // image guidance scale s_img, 0..50
   uint64_t seed = 0;           // noise of frame i is drawn from a generator seeded by (seed, i)
   int anchors = 3;             // anchor frames K per shot, 1..16
+  int batch = 4;               // frames per UNet call of the frame pass, 1..256; part of the job
+                               // because results are bit-identical only for equal batches
   std::string scheduler = "euler_ancestral";  // the only sampler
   AnchorMode anchor_mode = AnchorMode::kCache;
 };
@@ -62,7 +64,7 @@ struct JobSpec {
   int priority = 50;        // 0..100, higher runs first
   EditSettings edit;
   ShotSettings shots;
-  int chunk_frames = 16;    // frames per FRAMES task, 1..4096
+  int chunk_frames = 16;    // frames per FRAMES task, 1..4096 (rounded up to whole edit.batch)
   EncodeSettings encode;
   std::vector<std::string> worker_tags;  // a worker needs every tag; [A-Za-z0-9_.:-]{1,64} each
   JobOrigin origin;

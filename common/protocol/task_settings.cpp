@@ -93,6 +93,7 @@ json ToJson(const TaskSettings& s) {
               {"seed", s.seed},
               {"long_side", s.long_side},
               {"anchor_mode", s.anchor_mode},
+              {"batch", s.batch},
               {"shot_first", s.shot_first},
               {"shot_count", s.shot_count},
               {"anchor_frames", s.anchor_frames}};
@@ -114,6 +115,7 @@ Result<TaskSettings> TaskSettingsFromJson(const json& j) {
   if (r.status().ok() && s.anchor_mode != "cache" && s.anchor_mode != "recompute") {
     r.Fail("anchor_mode", "expected 'cache' or 'recompute', got '" + s.anchor_mode + "'");
   }
+  s.batch = r.Int("batch", 1, 256);
   s.shot_first = r.Int("shot_first", 0, int64_t{1} << 40);
   s.shot_count = r.Int("shot_count", 1, int64_t{1} << 40);
   s.anchor_frames = r.Ints("anchor_frames");

@@ -5,6 +5,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <charconv>
@@ -380,6 +381,34 @@ Result<Reply> RedisClient::Eval(const Script& script, const std::vector<std::str
     return Status::FailedPrecondition("redis " + endpoint_ + ": script " +
                                       script.sha1().substr(0, 8) + ": " + r.str);
   return r;
+}
+
+Result<std::vector<Reply>> RedisClient::EvalPipeline(const Script& script,
+                                                     const std::vector<EvalCall>& calls) {
+  std::vector<std::string> nkeys;
+  nkeys.reserve(calls.size());
+  for (const EvalCall& c : calls) nkeys.push_back(std::to_string(c.keys.size()));
+  auto commands = [&](std::string_view verb, std::string_view body) {
+    std::vector<std::vector<std::string_view>> out;
+    out.reserve(calls.size());
+    for (size_t i = 0; i < calls.size(); ++i) {
+      std::vector<std::string_view> argv = {verb, body, nkeys[i]};
+      argv.insert(argv.end(), calls[i].keys.begin(), calls[i].keys.end());
+      argv.insert(argv.end(), calls[i].args.begin(), calls[i].args.end());
+      out.push_back(std::move(argv));
+    }
+    return out;
+  };
+  FAIRY_ASSIGN_OR_RETURN(std::vector<Reply> replies, Pipeline(commands("EVALSHA", script.sha1())));
+  auto noscript = [](const Reply& r) { return r.is_error() && r.str.rfind("NOSCRIPT", 0) == 0; };
+  const size_t missing = static_cast<size_t>(std::count_if(replies.begin(), replies.end(), noscript));
+  if (missing == 0) return replies;
+  if (missing != replies.size()) {
+    // Some calls ran and some did not: the script was flushed mid-batch. Report, do not retry.
+    return Status::Internal("redis " + endpoint_ + ": script " + script.sha1().substr(0, 8) +
+                            " vanished during a pipeline of " + std::to_string(calls.size()) + " calls");
+  }
+  return Pipeline(commands("EVAL", script.source()));
 }
 
 Status RedisClient::Ping() {

@@ -97,6 +97,15 @@ class RedisClient {
   Result<Reply> Eval(const Script& script, const std::vector<std::string_view>& keys,
                      const std::vector<std::string_view>& args);
 
+  // Several calls of one script in one round trip, run in order (each atomic on its own). A call's
+  // Lua error is returned in place as a Reply::Type::kError; when the server lacks the script the
+  // whole batch is sent again with EVAL. Only a connection failure fails the whole call.
+  struct EvalCall {
+    std::vector<std::string_view> keys;
+    std::vector<std::string_view> args;
+  };
+  Result<std::vector<Reply>> EvalPipeline(const Script& script, const std::vector<EvalCall>& calls);
+
   // ---- Large values (anchor cache parts): no copies through hiredis's buffers. ----
   // Like Pipeline(), but the RESP encoding is written with writev straight from the caller's
   // argument buffers, so a 64 MiB argument is never copied in user space. Replies are small

@@ -91,7 +91,7 @@ Result<json> Coordinator::Submit(const std::string& yaml, const std::string& sou
     Execute(std::move(actions));
     ids.push_back(id);
   }
-  Dispatch();
+  ExecuteAndDispatch({});
   return json{{"jobs", ids}};
 }
 
@@ -157,9 +157,8 @@ Result<json> Coordinator::Control(const std::string& job_id, const std::string& 
   FAIRY_ASSIGN_OR_RETURN(scheduler::ControlOp control, scheduler::ParseControlOp(op));
   Actions actions;
   FAIRY_RETURN_IF_ERROR(scheduler_->Control(job_id, control, priority, &actions));
-  Execute(std::move(actions));
+  ExecuteAndDispatch(std::move(actions));
   Log(job_id, "", "", op + (op == "priority" ? " " + std::to_string(priority) : std::string()) + " (control API)");
-  Dispatch();
   const scheduler::JobRecord* job = scheduler_->FindJob(job_id);
   if (job == nullptr) return Status::NotFound("no job '" + job_id + "'");
   return JobSummary(*job);

@@ -1,6 +1,5 @@
 #include "coordinator/daemon/coordinator.h"
 
-#include <array>
 #include <boost/asio/post.hpp>
 #include <filesystem>
 
@@ -74,7 +73,13 @@ Status Coordinator::Init() {
       link_, link::RouterLink::Start(
                  lo,
                  [this](const std::string& peer, protocol::Message m) {
-                   net::post(io_, [this, peer, m = std::move(m)]() mutable { OnWorkerMessage(peer, std::move(m)); });
+                   bool first = false;
+                   {
+                     std::lock_guard<std::mutex> lock(inbox_mutex_);
+                     first = inbox_.empty();
+                     inbox_.emplace_back(peer, std::move(m));
+                   }
+                   if (first) net::post(io_, [this] { OnWorkerMessages(); });
                  },
                  [](const std::string& peer, const Status& why) {
                    // Already logged by the link; nothing else to do but count (link_->rejected()).
@@ -133,8 +138,7 @@ void Coordinator::ScheduleTick() {
     if (ec || shutting_down_.load()) return;
     Actions actions;
     scheduler_->Tick(&actions);
-    Execute(std::move(actions));
-    Dispatch();
+    ExecuteAndDispatch(std::move(actions));
     RecordRate();
     ScheduleTick();
   });
@@ -158,13 +162,29 @@ void Coordinator::Log(const std::string& job_id, const std::string& task_id, con
   }
 }
 
-void Coordinator::OnWorkerMessage(const std::string& peer, protocol::Message message) {
+void Coordinator::OnWorkerMessages() {
+  std::deque<std::pair<std::string, protocol::Message>> batch;
+  {
+    std::lock_guard<std::mutex> lock(inbox_mutex_);
+    batch.swap(inbox_);
+  }
   if (shutting_down_.load()) return;
   Actions actions;
+  std::vector<std::pair<std::string, scheduler::LogLine>> logs;
+  for (auto& [peer, message] : batch) HandleWorkerMessage(peer, std::move(message), &actions, &logs);
+  ExecuteAndDispatch(std::move(actions));
   // Log lines are written after the actions and the dispatch: they are not on the DONE -> TASK path.
-  std::vector<std::array<std::string, 4>> logs;
-  auto Log = [&logs](const std::string& job, const std::string& task, const std::string& w, std::string line) {
-    logs.push_back({job, task, w, std::move(line)});
+  Status s = store_->AppendLogs(logs);
+  if (!s.ok()) {
+    FAIRY_LOG(kWarn, "coordinator") << "task log append failed: " << s.ToString();
+  }
+}
+
+void Coordinator::HandleWorkerMessage(const std::string& peer, protocol::Message message, Actions* out,
+                                      std::vector<std::pair<std::string, scheduler::LogLine>>* logs) {
+  Actions& actions = *out;
+  auto Log = [&](const std::string& job, const std::string& task, const std::string& w, std::string line) {
+    logs->push_back({job, scheduler::LogLine{clock_.NowMs(), task, w, std::move(line), ""}});
   };
   const std::string& worker = peer;  // workers use their id as the routing id
   auto ask_ready = [&] { link_->Send(peer, protocol::Disconnect{"unknown worker: send READY", {}}); };
@@ -224,38 +244,38 @@ void Coordinator::OnWorkerMessage(const std::string& peer, protocol::Message mes
   } else {
     FAIRY_LOG(kWarn, "coordinator") << "worker " << worker << " sent " << protocol::Describe(message)
                                     << ", which only the coordinator sends; dropped";
-    return;
   }
-  Execute(std::move(actions));
-  Dispatch();
-  for (const auto& l : logs) this->Log(l[0], l[1], l[2], l[3]);
 }
 
-void Coordinator::Dispatch() {
-  std::vector<std::pair<std::string, int>> free;
+void Coordinator::ExecuteAndDispatch(Actions actions) {
   for (const auto* w : scheduler_->Workers()) {
     if (w->draining) continue;
     int n = w->info.slots - static_cast<int>(w->running.size());
-    if (n > 0 && worker_peers_.count(w->info.worker_id)) free.emplace_back(w->info.worker_id, n);
-  }
-  if (free.empty()) return;
-  Actions actions;
-  for (const auto& [id, n] : free) {
-    Status s = scheduler_->OnWorkerReady(id, n, &actions);
+    if (n <= 0 || !worker_peers_.count(w->info.worker_id)) continue;
+    Status s = scheduler_->OnWorkerReady(w->info.worker_id, n, &actions);
     if (!s.ok() && s.code() != Status::Code::kNotFound) {
-      FAIRY_LOG(kWarn, "coordinator") << "assigning to " << id << ": " << s.ToString();
+      FAIRY_LOG(kWarn, "coordinator") << "assigning to " << w->info.worker_id << ": " << s.ToString();
     }
   }
   Execute(std::move(actions));
 }
 
 void Coordinator::Execute(Actions actions) {
+  // Every job/task write of the list goes to the store in one batch (one Redis round trip), before
+  // any action is executed; the actions then run in order, and the first failed write stops the
+  // list there, as if the writes had been made one at a time.
+  std::vector<const scheduler::Mutation*> writes;
+  for (const auto& action : actions) {
+    if (const auto* p = std::get_if<scheduler::PersistAction>(&action)) writes.push_back(&p->mutation);
+  }
+  const std::vector<Status> written = writes.empty() ? std::vector<Status>() : store_->ApplyAll(writes);
+  size_t next_write = 0;
   // Worker registry writes are informational (recovery relies on the workers' READY), so they go
   // after the sends: one Redis round trip less between a DONE and the next TASK.
   std::vector<const scheduler::PersistWorkerAction*> worker_writes;
   for (auto& action : actions) {
     if (auto* p = std::get_if<scheduler::PersistAction>(&action)) {
-      Status s = store_->Apply(p->mutation);
+      const Status& s = written[next_write++];
       if (!s.ok()) {
         FAIRY_LOG(kError, "coordinator") << "persisting job " << p->mutation.job_id << " failed ("
                                          << s.ToString() << "); reloading state from the store";
@@ -335,8 +355,7 @@ void Coordinator::StartAnalyze(const std::string& job_id) {
       if (!s.ok()) {
         FAIRY_LOG(kWarn, "coordinator") << "job " << job_id << " analyze result: " << s.ToString();
       }
-      Execute(std::move(actions));
-      Dispatch();
+      ExecuteAndDispatch(std::move(actions));
     });
   });
 }
@@ -372,7 +391,7 @@ void Coordinator::StartStitch(const std::string& job_id) {
       if (!s.ok()) {
         FAIRY_LOG(kWarn, "coordinator") << "job " << job_id << " stitch result: " << s.ToString();
       }
-      Execute(std::move(actions));
+      ExecuteAndDispatch(std::move(actions));
       const scheduler::JobRecord* job = scheduler_->FindJob(job_id);
       if (r.ok() && job != nullptr && job->state == scheduler::JobState::kDone) {
         net::post(media_pool_, [work_dir] {
@@ -380,7 +399,6 @@ void Coordinator::StartStitch(const std::string& job_id) {
           std::filesystem::remove_all(work_dir, ec);
         });
       }
-      Dispatch();
     });
   });
 }

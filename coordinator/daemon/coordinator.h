@@ -16,7 +16,9 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
@@ -78,9 +80,16 @@ class Coordinator final : public api::ControlHandler {
   Status Init();
 
   // Loop-thread only below.
-  void OnWorkerMessage(const std::string& peer, protocol::Message message);
+  // Handles every message waiting in inbox_ (a burst from many workers is one batch), then
+  // executes all their actions and the assignments that follow with one batch of store writes.
+  void OnWorkerMessages();
+  void HandleWorkerMessage(const std::string& peer, protocol::Message message, scheduler::Actions* actions,
+                           std::vector<std::pair<std::string, scheduler::LogLine>>* logs);
   void Execute(scheduler::Actions actions);
-  void Dispatch();  // offers free worker slots to the scheduler
+  // Offers the free worker slots to the scheduler, appending its assignments to `actions`, then
+  // executes the list: an event's writes and the assignments that follow it share one store
+  // round trip (a DONE and the next TASK cost one Redis round trip, not two).
+  void ExecuteAndDispatch(scheduler::Actions actions);
   void ScheduleTick();
   Status Reload();  // rebuilds the scheduler from the store (after a persist failure)
   const JobPlan* Plan(const std::string& job_id);
@@ -102,6 +111,8 @@ class Coordinator final : public api::ControlHandler {
   std::unique_ptr<redis::RedisClient> anchor_redis_;  // loop thread's own connection (cache drop)
   std::unique_ptr<anchor::AnchorStore> anchors_;
   std::unique_ptr<link::RouterLink> link_;
+  std::mutex inbox_mutex_;  // the link's thread appends, the loop drains
+  std::deque<std::pair<std::string, protocol::Message>> inbox_;
   std::unique_ptr<api::HttpServer> api_;
   std::string worker_endpoint_;
   std::atomic<bool> shutting_down_{false};

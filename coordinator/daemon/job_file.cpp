@@ -28,6 +28,7 @@ Result<std::vector<JobPlan>> ParseJobFile(const std::string& yaml, const std::st
     p.seed = j.edit.seed;
     p.long_side = j.edit.resolution;
     p.anchors_per_shot = j.edit.anchors;
+    p.batch = j.edit.batch;
     p.anchor_mode = jobs::AnchorModeName(j.edit.anchor_mode);
     p.chunk_frames = j.chunk_frames;
     p.priority = priority.value_or(j.priority);

@@ -18,6 +18,7 @@ json JobPlan::ToJson() const {
               {"seed", seed},
               {"long_side", long_side},
               {"anchors_per_shot", anchors_per_shot},
+              {"batch", batch},
               {"anchor_mode", anchor_mode},
               {"chunk_frames", chunk_frames},
               {"priority", priority},
@@ -50,6 +51,7 @@ Result<JobPlan> JobPlan::FromJson(const json& j) {
     p.seed = j.at("seed").get<uint64_t>();
     p.long_side = j.at("long_side").get<int64_t>();
     p.anchors_per_shot = j.at("anchors_per_shot").get<int>();
+    p.batch = j.value("batch", int64_t{4});  // absent in records written before it existed
     p.anchor_mode = j.at("anchor_mode").get<std::string>();
     p.chunk_frames = j.at("chunk_frames").get<int64_t>();
     p.priority = j.at("priority").get<int>();
@@ -79,6 +81,7 @@ scheduler::JobSubmission JobPlan::Submission(const std::string& job_id) const {
   s.requirements.device = device;
   s.requirements.min_memory_mb = min_memory_mb;
   s.chunk_frames = chunk_frames;
+  s.frame_batch = batch;
   // With recompute every frames task computes its shot's anchors itself.
   s.frames_wait_for_anchor = anchor_mode != "recompute";
   return s;
@@ -96,6 +99,7 @@ protocol::TaskSettings JobPlan::Settings(const scheduler::ShotPlan& shot) const 
   t.seed = seed;
   t.long_side = long_side;
   t.anchor_mode = anchor_mode;
+  t.batch = batch;
   t.shot_first = shot.first_frame;
   t.shot_count = shot.frame_count;
   t.anchor_frames = shot.anchor_frames;

@@ -30,6 +30,7 @@ struct JobPlan {
   uint64_t seed = 0;
   int64_t long_side = 512;
   int anchors_per_shot = 3;
+  int64_t batch = 4;          // frames per UNet call of the frame pass
   std::string anchor_mode = "cache";
   int64_t chunk_frames = 24;
   int priority = 50;

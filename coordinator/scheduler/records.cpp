@@ -130,6 +130,7 @@ json JobRecord::ToJson(bool include_spec, bool include_plan) const {
            {"device", requirements.device},
            {"min_memory_mb", requirements.min_memory_mb}}},
          {"chunk_frames", chunk_frames},
+         {"frame_batch", frame_batch},
          {"frames_wait_for_anchor", frames_wait_for_anchor},
          {"total_frames", total_frames},
          {"frames_done", frames_done},
@@ -177,6 +178,7 @@ Result<JobRecord> JobRecord::FromJson(const json& j) {
                               &job.requirements.min_memory_mb, false));
   }
   FAIRY_RETURN_IF_ERROR(Get(j, r, "chunk_frames", &job.chunk_frames));
+  FAIRY_RETURN_IF_ERROR(Get(j, r, "frame_batch", &job.frame_batch, false));
   FAIRY_RETURN_IF_ERROR(Get(j, r, "frames_wait_for_anchor", &job.frames_wait_for_anchor, false));
   if (auto it = j.find("shots"); it != j.end() && it->is_array()) {
     for (const auto& s : *it) {

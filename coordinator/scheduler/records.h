@@ -89,7 +89,8 @@ struct JobRecord {
   JobState state = JobState::kQueued;
   JobPhase phase = JobPhase::kAnalyze;
   WorkerRequirements requirements;
-  int64_t chunk_frames = 24;           // frames per FRAMES task
+  int64_t chunk_frames = 24;           // frames per FRAMES task (rounded up to whole batches)
+  int64_t frame_batch = 4;             // frames per UNet call of the frame pass
   bool frames_wait_for_anchor = true;  // false for anchor_mode: recompute
   std::vector<ShotPlan> shots;         // filled by analyze
   int64_t total_frames = 0;

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "common/frame_plan/frame_plan.h"
 #include "coordinator/scheduler/scheduler_internal.h"
 
 namespace fairy::scheduler {
@@ -92,6 +93,10 @@ Status Scheduler::Submit(const JobSubmission& s, Actions* out) {
     return Status::InvalidArgument("job " + s.job_id + ": chunk_frames must be >= 1, got " +
                                    std::to_string(s.chunk_frames));
   }
+  if (s.frame_batch < 1) {
+    return Status::InvalidArgument("job " + s.job_id + ": frame_batch must be >= 1, got " +
+                                   std::to_string(s.frame_batch));
+  }
   if (jobs_.count(s.job_id) != 0)
     return Status::FailedPrecondition("job " + s.job_id + " already exists");
   auto entry = std::make_unique<JobEntry>();
@@ -104,6 +109,7 @@ Status Scheduler::Submit(const JobSubmission& s, Actions* out) {
   r.priority = std::clamp(s.priority, 0, 100);
   r.requirements = s.requirements;
   r.chunk_frames = s.chunk_frames;
+  r.frame_batch = s.frame_batch;
   r.frames_wait_for_anchor = s.frames_wait_for_anchor;
   r.state = JobState::kQueued;
   r.phase = JobPhase::kAnalyze;
@@ -139,10 +145,14 @@ Status Scheduler::OnAnalyzeDone(const std::string& job_id, const std::vector<Sho
       return Status::InvalidArgument(where + ": first_frame " + std::to_string(s.first_frame) +
                                      " does not follow the previous shot");
     }
-    for (int64_t a : s.anchor_frames) {
+    for (size_t k = 0; k < s.anchor_frames.size(); ++k) {
+      const int64_t a = s.anchor_frames[k];
       if (a < s.first_frame || a >= s.first_frame + s.frame_count) {
         return Status::InvalidArgument(where + ": anchor frame " + std::to_string(a) +
                                        " is outside the shot");
+      }
+      if (k > 0 && a <= s.anchor_frames[k - 1]) {
+        return Status::InvalidArgument(where + ": anchor frames are not sorted and distinct");
       }
     }
   }
@@ -166,13 +176,14 @@ Status Scheduler::OnAnalyzeDone(const std::string& job_id, const std::vector<Sho
     a.ready_at_ms = now;
     job->anchor_of_shot.push_back(static_cast<int>(job->tasks.size()));
     job->tasks.push_back(std::move(a));
-    for (int64_t f = s.first_frame; f < s.first_frame + s.frame_count; f += r.chunk_frames) {
+    for (const frame_plan::FrameRange& range : frame_plan::FramesTaskRanges(
+             s.first_frame, s.frame_count, s.anchor_frames, r.frame_batch, r.chunk_frames)) {
       TaskRecord t;
       t.job_id = job_id;
       t.kind = TaskKind::kFrames;
       t.shot = s.index;
-      t.first_frame = f;
-      t.frame_count = std::min(r.chunk_frames, s.first_frame + s.frame_count - f);
+      t.first_frame = range.first;
+      t.frame_count = range.count;
       t.task_id = FramesTaskId(s.index, t.first_frame, t.frame_count);
       t.state = r.frames_wait_for_anchor ? TaskState::kPending : TaskState::kReady;
       t.ready_at_ms = now;

@@ -6,8 +6,9 @@
 // Threading: not thread-safe; owned by one event loop (DESIGN.md section 2).
 //
 // Job graph (DESIGN.md section 3): Submit -> QUEUED + Analyze action -> OnAnalyzeDone(shots) ->
-// per shot one ANCHOR task (READY) and FRAMES tasks over `chunk_frames` ranges (PENDING until the
-// shot's anchor task is DONE, unless frames_wait_for_anchor is false) -> all tasks DONE ->
+// per shot one ANCHOR task (READY) and FRAMES tasks of about `chunk_frames` frames, cut where a
+// frame-pass UNet batch of `frame_batch` frames begins (common/frame_plan; PENDING until the shot's
+// anchor task is DONE, unless frames_wait_for_anchor is false) -> all tasks DONE ->
 // Stitch action -> OnStitchDone -> DONE.
 //
 // Queue order: among jobs a worker may take (state QUEUED/RUNNING, requirements met, not
@@ -109,6 +110,7 @@ struct JobSubmission {
   int priority = 50;  // clamped to 0..100
   WorkerRequirements requirements;
   int64_t chunk_frames = 24;
+  int64_t frame_batch = 4;  // frames per UNet call of the frame pass (the job's edit.batch)
   bool frames_wait_for_anchor = true;
 };
 
@@ -136,7 +138,7 @@ class Scheduler {
   Scheduler& operator=(const Scheduler&) = delete;
 
   // ---- Jobs ----
-  // InvalidArgument (empty id, chunk_frames < 1) / FailedPrecondition (id exists).
+  // InvalidArgument (empty id, chunk_frames < 1, frame_batch < 1) / FailedPrecondition (id exists).
   Status Submit(const JobSubmission& job, Actions* out);
   // shots: contiguous, non-empty, frame_count > 0. InvalidArgument names the shot.
   Status OnAnalyzeDone(const std::string& job_id, const std::vector<ShotPlan>& shots, Actions* out);

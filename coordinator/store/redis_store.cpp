@@ -82,63 +82,45 @@ class RedisStore final : public Store {
   RedisStore(std::unique_ptr<redis::RedisClient> client, RedisStoreOptions options)
       : client_(std::move(client)), options_(std::move(options)), keys_(options_.key_prefix) {}
 
-  Status Apply(const Mutation& m) override {
-    if (m.job_id.empty()) return Status::InvalidArgument("store: mutation without job_id");
-    if (m.fence && m.fence->job_id != m.job_id) {
-      return Status::InvalidArgument("store: mutation for job " + m.job_id + " is fenced on job " +
-                                     m.fence->job_id);
+  Status Apply(const Mutation& m) override { return ApplyAll({&m}).front(); }
+
+  // One EVALSHA per mutation, all in one pipeline (one round trip).
+  std::vector<Status> ApplyAll(const std::vector<const Mutation*>& mutations) override {
+    std::vector<Status> out(mutations.size());
+    std::vector<ApplyCall> calls;
+    std::vector<size_t> sent;  // index in `mutations` of each call
+    calls.reserve(mutations.size());
+    for (size_t i = 0; i < mutations.size(); ++i) {
+      ApplyCall c;
+      out[i] = BuildApply(*mutations[i], &c);
+      if (!out[i].ok()) continue;
+      calls.push_back(std::move(c));
+      sent.push_back(i);
     }
-    std::vector<std::string> args;
-    args.push_back(m.fence ? m.fence->task_id : "");
-    args.push_back(m.fence ? std::to_string(m.fence->attempt) : "");
-    args.push_back(m.job_id);
-    if (m.job) {
-      if (m.job->job_id != m.job_id)
-        return Status::InvalidArgument("store: mutation for job " + m.job_id + " carries job " +
-                                       m.job->job_id);
-      args.push_back(IsFinal(m.job->state) ? "rem" : "add");
-      args.push_back(std::to_string(
-          static_cast<int64_t>(redis::QueueScore(m.job->priority, m.job->submit_ms))));
-    } else {
-      args.push_back("");
-      args.push_back("0");
+    if (calls.empty()) return out;
+    std::vector<redis::RedisClient::EvalCall> evals;
+    evals.reserve(calls.size());
+    for (const ApplyCall& c : calls) {
+      evals.push_back({std::vector<std::string_view>(c.keys.begin(), c.keys.end()),
+                       std::vector<std::string_view>(c.args.begin(), c.args.end())});
     }
-    args.push_back(std::to_string(options_.events_max_len));
-    if (m.job) {
-      const json j = m.job->ToJson(m.include_spec, m.include_plan);
-      args.push_back(std::to_string(j.size()));
-      for (const auto& [field, value] : j.items()) {
-        args.push_back(field);
-        args.push_back(value.is_string() && TextFields().count(field) ? value.get<std::string>()
-                                                                      : value.dump());
+    Result<std::vector<Reply>> replies = client_->EvalPipeline(ApplyScript(), evals);
+    for (size_t k = 0; k < sent.size(); ++k) {
+      const Mutation& m = *mutations[sent[k]];
+      if (!replies.ok()) {
+        out[sent[k]] = replies.status();
+        continue;
       }
-    } else {
-      args.push_back("0");
+      const Reply& r = (*replies)[k];
+      if (r.is_error()) {
+        out[sent[k]] = Status::FailedPrecondition("redis " + client_->endpoint() + ": apply script: " + r.str);
+      } else if (r.str.rfind("stale:", 0) == 0) {
+        out[sent[k]] = StaleError(*m.fence, r.str.substr(6));
+      } else if (r.str != "ok") {
+        out[sent[k]] = Status::Internal("store: apply script answered " + r.DebugString());
+      }
     }
-    args.push_back(std::to_string(m.tasks.size()));
-    for (const TaskRecord& t : m.tasks) {
-      args.push_back(t.task_id);
-      args.push_back(t.ToJson().dump());
-      args.push_back(std::to_string(IsLive(t.state) ? t.attempt : 0));
-    }
-    args.push_back(std::to_string(m.events.size()));
-    for (const Event& e : m.events) {
-      args.push_back(std::to_string(e.time_ms));
-      args.push_back(e.type);
-      args.push_back(e.job_id);
-      args.push_back(e.task_id);
-      args.push_back(e.worker_id);
-      args.push_back(std::to_string(e.attempt));
-      args.push_back(e.detail);
-    }
-    const std::string k1 = keys_.Job(m.job_id), k2 = keys_.Tasks(m.job_id),
-                      k3 = keys_.Attempts(m.job_id);
-    const std::string k4 = keys_.Queue(), k5 = keys_.Events(), k6 = keys_.Jobs();
-    std::vector<std::string_view> argv(args.begin(), args.end());
-    FAIRY_ASSIGN_OR_RETURN(Reply r, client_->Eval(ApplyScript(), {k1, k2, k3, k4, k5, k6}, argv));
-    if (r.str.rfind("stale:", 0) == 0) return StaleError(*m.fence, r.str.substr(6));
-    if (r.str != "ok") return Status::Internal("store: apply script answered " + r.DebugString());
-    return Status::OK();
+    return out;
   }
 
   Result<JobSnapshot> LoadJob(const std::string& job_id) override {
@@ -273,12 +255,31 @@ class RedisStore final : public Store {
   }
 
   Status AppendLog(const std::string& job_id, const LogLine& line) override {
-    const std::string maxlen = std::to_string(options_.log_max_len),
-                      time = std::to_string(line.time_ms);
-    return client_
-        ->Command({"XADD", keys_.Log(job_id), "MAXLEN", "~", maxlen, "*", "time_ms", time, "task",
-                   line.task_id, "worker", line.worker_id, "line", line.line})
-        .status();
+    return AppendLogs({{job_id, line}});
+  }
+
+  Status AppendLogs(const std::vector<std::pair<std::string, LogLine>>& lines) override {
+    if (lines.empty()) return Status::OK();
+    const std::string maxlen = std::to_string(options_.log_max_len);
+    std::vector<std::string> keys, times;
+    keys.reserve(lines.size());
+    times.reserve(lines.size());
+    std::vector<std::vector<std::string_view>> commands;
+    commands.reserve(lines.size());
+    for (const auto& [job_id, line] : lines) {
+      keys.push_back(keys_.Log(job_id));
+      times.push_back(std::to_string(line.time_ms));
+    }
+    for (size_t i = 0; i < lines.size(); ++i) {
+      const LogLine& line = lines[i].second;
+      commands.push_back({"XADD", keys[i], "MAXLEN", "~", maxlen, "*", "time_ms", times[i], "task",
+                          line.task_id, "worker", line.worker_id, "line", line.line});
+    }
+    FAIRY_ASSIGN_OR_RETURN(std::vector<Reply> replies, client_->Pipeline(commands));
+    for (const Reply& r : replies) {
+      if (r.is_error()) return Status::FailedPrecondition("redis " + client_->endpoint() + ": XADD: " + r.str);
+    }
+    return Status::OK();
   }
 
   Result<std::vector<LogLine>> ReadLog(const std::string& job_id, const std::string& after_id,
@@ -296,6 +297,65 @@ class RedisStore final : public Store {
   }
 
  private:
+  // The apply script's keys and arguments for one mutation.
+  struct ApplyCall {
+    std::vector<std::string> keys;
+    std::vector<std::string> args;
+  };
+  Status BuildApply(const Mutation& m, ApplyCall* call) const {
+    if (m.job_id.empty()) return Status::InvalidArgument("store: mutation without job_id");
+    if (m.fence && m.fence->job_id != m.job_id) {
+      return Status::InvalidArgument("store: mutation for job " + m.job_id + " is fenced on job " +
+                                     m.fence->job_id);
+    }
+    std::vector<std::string>& args = call->args;
+    args.push_back(m.fence ? m.fence->task_id : "");
+    args.push_back(m.fence ? std::to_string(m.fence->attempt) : "");
+    args.push_back(m.job_id);
+    if (m.job) {
+      if (m.job->job_id != m.job_id)
+        return Status::InvalidArgument("store: mutation for job " + m.job_id + " carries job " +
+                                       m.job->job_id);
+      args.push_back(IsFinal(m.job->state) ? "rem" : "add");
+      args.push_back(std::to_string(
+          static_cast<int64_t>(redis::QueueScore(m.job->priority, m.job->submit_ms))));
+    } else {
+      args.push_back("");
+      args.push_back("0");
+    }
+    args.push_back(std::to_string(options_.events_max_len));
+    if (m.job) {
+      const json j = m.job->ToJson(m.include_spec, m.include_plan);
+      args.push_back(std::to_string(j.size()));
+      for (const auto& [field, value] : j.items()) {
+        args.push_back(field);
+        args.push_back(value.is_string() && TextFields().count(field) ? value.get<std::string>()
+                                                                      : value.dump());
+      }
+    } else {
+      args.push_back("0");
+    }
+    args.push_back(std::to_string(m.tasks.size()));
+    for (const TaskRecord& t : m.tasks) {
+      args.push_back(t.task_id);
+      args.push_back(t.ToJson().dump());
+      args.push_back(std::to_string(IsLive(t.state) ? t.attempt : 0));
+    }
+    args.push_back(std::to_string(m.events.size()));
+    for (const Event& e : m.events) {
+      args.push_back(std::to_string(e.time_ms));
+      args.push_back(e.type);
+      args.push_back(e.job_id);
+      args.push_back(e.task_id);
+      args.push_back(e.worker_id);
+      args.push_back(std::to_string(e.attempt));
+      args.push_back(e.detail);
+    }
+    call->keys = {keys_.Job(m.job_id), keys_.Tasks(m.job_id), keys_.Attempts(m.job_id),
+                  keys_.Queue(),         keys_.Events(),        keys_.Jobs()};
+    return Status::OK();
+  }
+
   Result<Reply> Range(const std::string& key, const std::string& after_id, int max_count) {
     const std::string start =
         after_id.empty() || after_id == "0" || after_id == "-" ? "-" : "(" + after_id;

@@ -11,6 +11,9 @@
 //   fence.attempt is the live attempt of (fence.job_id, fence.task_id); otherwise it returns
 //   FailedPrecondition whose message starts with "stale attempt" and changes nothing. After it,
 //   the live attempt of every task written is its `attempt` when ASSIGNED/RUNNING, else 0.
+// - ApplyAll() applies mutations in order, each exactly as Apply() would (RedisStore: in one round
+//   trip). Unlike a loop of Apply() that stops at the first error, every mutation is tried: a
+//   caller that gets an error must reload its state from the store.
 // - A job record written with state QUEUED/RUNNING/PAUSED is in the queue (scored by priority,
 //   submit time); DONE/FAILED/CANCELLED removes it from the queue.
 // - LoadAll() returns every job (or only unfinished ones) with all its tasks, enough for
@@ -22,6 +25,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/redis/farm_keys.h"
@@ -45,6 +49,13 @@ class Store {
   virtual ~Store() = default;
 
   virtual Status Apply(const Mutation& mutation) = 0;
+  // One Status per mutation, in order.
+  virtual std::vector<Status> ApplyAll(const std::vector<const Mutation*>& mutations) {
+    std::vector<Status> out;
+    out.reserve(mutations.size());
+    for (const Mutation* m : mutations) out.push_back(Apply(*m));
+    return out;
+  }
   // NotFound when the job is unknown.
   virtual Result<JobSnapshot> LoadJob(const std::string& job_id) = 0;
   virtual Result<std::vector<JobSnapshot>> LoadAll(bool unfinished_only) = 0;
@@ -63,6 +74,15 @@ class Store {
   // Events appended after `after_id` ("" or "0" = from the start), at most `max_count`.
   virtual Result<std::vector<Event>> ReadEvents(const std::string& after_id, int max_count) = 0;
   virtual Status AppendLog(const std::string& job_id, const LogLine& line) = 0;
+  // (job id, line) pairs in order (RedisStore: one round trip). The first error, after trying all.
+  virtual Status AppendLogs(const std::vector<std::pair<std::string, LogLine>>& lines) {
+    Status first;
+    for (const auto& [job_id, line] : lines) {
+      Status s = AppendLog(job_id, line);
+      if (first.ok()) first = s;
+    }
+    return first;
+  }
   virtual Result<std::vector<LogLine>> ReadLog(const std::string& job_id,
                                                const std::string& after_id, int max_count) = 0;
 };

@@ -76,7 +76,6 @@ TEST_F(ConfigTest, DefaultWorkerFileMatchesBuiltInDefaults) {
   EXPECT_EQ(w.worker_id, d.worker_id);
   EXPECT_EQ(w.device, d.device);
   EXPECT_EQ(w.dtype, d.dtype);
-  EXPECT_EQ(w.batch_size, d.batch_size);
   EXPECT_EQ(w.slots, d.slots);
   EXPECT_EQ(w.tags, d.tags);
   EXPECT_EQ(w.models_dir, d.models_dir);
@@ -173,7 +172,7 @@ TEST_F(ConfigTest, FlagsThroughCLI11) {
   AddConfigFlags(app, ConfigKind::kWorker, &flags);
   std::vector<std::string> args = {"--config", path, "--device", "cuda:1", "--dtype", "float16",
                                    "--tag", "gpu", "--tag", "a100", "--storage-root", dir_ + "/b",
-                                   "--batch-size", "8", "--set", "slots=3", "--set", "batch_size=16"};
+                                   "--slots", "8", "--set", "slots=3"};
   std::reverse(args.begin(), args.end());  // CLI11 parses a reversed vector
   app.parse(args);
   auto w = LoadWorkerConfig(flags);
@@ -182,20 +181,19 @@ TEST_F(ConfigTest, FlagsThroughCLI11) {
   EXPECT_EQ(w->dtype, "float16");
   EXPECT_EQ(w->tags, (std::vector<std::string>{"gpu", "a100"}));
   EXPECT_EQ(w->storage_roots, (std::vector<std::string>{dir_ + "/b"}));
-  EXPECT_EQ(w->slots, 3);
-  EXPECT_EQ(w->batch_size, 16);  // --set is applied after the named flags
+  EXPECT_EQ(w->slots, 3);  // --set is applied after the named flags
 
   CLI::App app2;
   ConfigFlags flags2;
   AddConfigFlags(app2, ConfigKind::kWorker, &flags2);
-  std::vector<std::string> bad = {"--config", path, "--batch-size", "0", "--dtype", "bfloat16"};
+  std::vector<std::string> bad = {"--config", path, "--slots", "0", "--dtype", "bfloat16"};
   std::reverse(bad.begin(), bad.end());
   app2.parse(bad);
   Diagnostics diags;
   EXPECT_FALSE(LoadWorkerConfig(flags2, &diags).ok());
   EXPECT_EQ(Text(diags),
             "--dtype: dtype: bfloat16 needs a cuda device; the cpu runs float32\n"
-            "--batch-size: batch_size: must be between 1 and 256, got 0\n");
+            "--slots: slots: must be between 1 and 64, got 0\n");
 
   CLI::App app3;
   ConfigFlags flags3;

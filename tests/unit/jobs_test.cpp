@@ -79,7 +79,7 @@ TEST_F(JobsTest, EveryFieldIsRead) {
   ParseResult r = Parse(Job(
       "name: big-cat\nmodel: fairy-tiny\npriority: 90\n"
       "edit: {resolution: 768, steps: 25, guidance_text: 9, guidance_image: 1.2, "
-      "seed: 18446744073709551615, anchors: 5, scheduler: euler_ancestral, anchor_mode: recompute}\n"
+      "seed: 18446744073709551615, anchors: 5, batch: 8, scheduler: euler_ancestral, anchor_mode: recompute}\n"
       "shots: {threshold: 30.5, min_length: 10, max_length: 300}\n"
       "chunk_frames: 8\n"
       "encode: {codec: h264, crf: 23, preset: slow, scale_to_source: false, audio: none}\n"
@@ -94,6 +94,7 @@ TEST_F(JobsTest, EveryFieldIsRead) {
   EXPECT_DOUBLE_EQ(j.edit.guidance_image, 1.2);
   EXPECT_EQ(j.edit.seed, 18446744073709551615ull);
   EXPECT_EQ(j.edit.anchors, 5);
+  EXPECT_EQ(j.edit.batch, 8);
   EXPECT_EQ(j.edit.anchor_mode, AnchorMode::kRecompute);
   EXPECT_DOUBLE_EQ(j.shots.threshold, 30.5);
   EXPECT_EQ(j.shots.min_length, 10);
@@ -158,7 +159,7 @@ TEST_F(JobsTest, UnknownKeysGetDidYouMean) {
             "t.yaml:4:1: instructions: unknown key \"instructions\" (did you mean \"instruction\"?)\n"
             "t.yaml:6:3: edit.stpes: unknown key \"stpes\" (did you mean \"steps\"?)\n"
             "t.yaml:7:3: edit.guidance: unknown key \"guidance\"; expected one of: resolution, steps, "
-            "guidance_text, guidance_image, seed, anchors, scheduler, anchor_mode\n"
+            "guidance_text, guidance_image, seed, anchors, batch, scheduler, anchor_mode\n"
             "t.yaml:8:1: foo: unknown key \"foo\"; expected one of: name, input, output, instruction, "
             "model, priority, edit, shots, chunk_frames, encode, worker_tags\n");
 }

@@ -177,6 +177,7 @@ TEST(TaskSettingsTest, RoundTripsAndNamesBadFields) {
   s.shot_first = 100;
   s.shot_count = 50;
   s.anchor_frames = {108, 124, 141};
+  s.batch = 8;
   auto back = TaskSettingsFromJson(ToJson(s));
   ASSERT_TRUE(back.ok()) << back.status().ToString();
   EXPECT_EQ(*back, s);
@@ -187,6 +188,9 @@ TEST(TaskSettingsTest, RoundTripsAndNamesBadFields) {
   j = ToJson(s);
   j["anchor_mode"] = "network";
   EXPECT_NE(TaskSettingsFromJson(j).status().message().find("'cache' or 'recompute'"), std::string::npos);
+  j = ToJson(s);
+  j["batch"] = 0;
+  EXPECT_NE(TaskSettingsFromJson(j).status().message().find("settings.batch"), std::string::npos);
   j = ToJson(s);
   j.erase("model");
   EXPECT_NE(TaskSettingsFromJson(j).status().message().find("settings.model: missing"), std::string::npos);

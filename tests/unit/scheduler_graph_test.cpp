@@ -54,6 +54,30 @@ TEST_F(SchedulerGraphTest, PlanMakesAnchorThenChunkedFramesPerShot) {
   EXPECT_EQ(job->phase, JobPhase::kRender);
 }
 
+TEST_F(SchedulerGraphTest, FramesTasksAreCutWhereAUNetBatchBegins) {
+  JobSubmission s;
+  s.job_id = "j";
+  s.chunk_frames = 8;
+  s.frame_batch = 4;
+  Actions out;
+  ASSERT_TRUE(sched_->Submit(s, &out).ok());
+  // Non-anchors 1-9, 11-18 in batches {1-4} {5-8} {9 11 12 13} {14-17} {18}: two per task.
+  ASSERT_TRUE(sched_->OnAnalyzeDone("j", {{0, 0, 20, {0, 10, 19}}}, &out).ok());
+  std::vector<std::string> ids;
+  for (const TaskRecord* t : sched_->Tasks("j")) ids.push_back(t->task_id);
+  EXPECT_EQ(ids, (std::vector<std::string>{"s000-anchor", "s000-f000000-000008", "s000-f000009-000017",
+                                           "s000-f000018-000019"}));
+  EXPECT_EQ(sched_->FindJob("j")->frame_batch, 4);
+
+  s.job_id = "k";
+  s.frame_batch = 0;
+  EXPECT_EQ(sched_->Submit(s, &out).code(), Status::Code::kInvalidArgument);
+  s.frame_batch = 4;
+  ASSERT_TRUE(sched_->Submit(s, &out).ok());
+  Status unsorted = sched_->OnAnalyzeDone("k", {{0, 0, 20, {10, 0}}}, &out);
+  EXPECT_NE(unsorted.message().find("not sorted"), std::string::npos) << unsorted.message();
+}
+
 TEST_F(SchedulerGraphTest, AnalysisResultsAreValidated) {
   JobSubmission s;
   s.job_id = "j";

@@ -59,6 +59,7 @@ TEST(RecordsTest, JobJsonLeavesOutSpecAndPlanOnRequest) {
   r.job_id = "j";
   r.spec = "yaml";
   r.shots = {{0, 0, 10, {0, 9}}};
+  r.frame_batch = 6;
   auto full = r.ToJson();
   EXPECT_EQ(full["spec"], "yaml");
   EXPECT_EQ(full["shots"].size(), 1u);
@@ -68,6 +69,9 @@ TEST(RecordsTest, JobJsonLeavesOutSpecAndPlanOnRequest) {
   auto back = JobRecord::FromJson(full);
   ASSERT_TRUE(back.ok()) << back.status().ToString();
   EXPECT_EQ(back->shots.at(0).anchor_frames, (std::vector<int64_t>{0, 9}));
+  EXPECT_EQ(back->frame_batch, 6);
+  full.erase("frame_batch");  // a record written before the field existed
+  EXPECT_EQ(JobRecord::FromJson(full)->frame_batch, 4);
 }
 
 TEST(RecordsTest, TaskIdsAreSortableAndInclusive) {

@@ -59,7 +59,9 @@ class SchedulerFixture : public ::testing::Test {
     sched_ = std::make_unique<Scheduler>(options_, &clock_);
   }
 
-  // Submits a job and finishes its analysis with shots of the given frame counts.
+  // Submits a job and finishes its analysis with shots of the given frame counts. Frames tasks
+  // are exactly `chunk` frames (the last of a shot shorter): UNet batches of one frame and no
+  // anchor frames in the plan (frame_plan_test covers batches and anchors).
   void SubmitPlanned(const std::string& id, int priority, std::vector<int64_t> shot_frames,
                      int64_t chunk, WorkerRequirements req = {}, bool wait_for_anchor = true) {
     JobSubmission s;
@@ -68,6 +70,7 @@ class SchedulerFixture : public ::testing::Test {
     s.spec = "spec of " + id;
     s.priority = priority;
     s.chunk_frames = chunk;
+    s.frame_batch = 1;
     s.requirements = req;
     s.frames_wait_for_anchor = wait_for_anchor;
     Actions out;
@@ -75,7 +78,7 @@ class SchedulerFixture : public ::testing::Test {
     std::vector<ShotPlan> shots;
     int64_t first = 0;
     for (size_t i = 0; i < shot_frames.size(); ++i) {
-      shots.push_back(ShotPlan{static_cast<int>(i), first, shot_frames[i], {first}});
+      shots.push_back(ShotPlan{static_cast<int>(i), first, shot_frames[i], {}});
       first += shot_frames[i];
     }
     Status st = sched_->OnAnalyzeDone(id, shots, &out);

@@ -59,6 +59,7 @@ class StoreContractTest : public ::testing::Test {
     r.requirements.device = "cuda";
     r.requirements.min_memory_mb = 16000;
     r.chunk_frames = 12;
+    r.frame_batch = 6;
     r.frames_wait_for_anchor = false;
     r.shots = {{0, 0, 30, {0, 15, 29}}, {1, 30, 10, {30, 39}}};
     r.total_frames = 40;
@@ -208,6 +209,35 @@ TEST_F(StoreContractTest, FencedCommitAcceptsOnlyTheLiveAttemptAtomically) {
   EXPECT_EQ(*store_->LiveAttempt("j", "unknown-task"), 0);
 }
 
+TEST_F(StoreContractTest, ApplyAllAppliesInOrderAndReportsEachMutation) {
+  const std::string a = "s000-f000000-000003", b = "s000-f000004-000007";
+  ASSERT_TRUE(store_->Apply(Put(Job("j", 50, 1), {Task("j", a, TaskState::kAssigned, 1)})).ok());
+  // A fenced DONE of the live attempt, a stale one, then the next assignment: one batch.
+  TaskRecord done = Task("j", a, TaskState::kDone, 1);
+  done.result = "/chunks/a.mkv";
+  Mutation commit = Put(Job("j", 50, 1), {done}, false);
+  commit.fence = Fence{"j", a, 1};
+  Mutation stale = Put(Job("j", 50, 1), {Task("j", a, TaskState::kFailed, 1)}, false);
+  stale.fence = Fence{"j", a, 1};  // attempt 1 is no longer live once `commit` ran
+  Mutation assign = Put(Job("j", 50, 1), {Task("j", b, TaskState::kAssigned, 1)}, false);
+  Mutation invalid;  // no job id: refused before it reaches the store
+  std::vector<Status> st = store_->ApplyAll({&commit, &stale, &invalid, &assign});
+  ASSERT_EQ(st.size(), 4u);
+  EXPECT_TRUE(st[0].ok()) << st[0].ToString();
+  EXPECT_EQ(st[1].message().rfind("stale attempt", 0), 0u) << st[1].ToString();
+  EXPECT_EQ(st[2].code(), Status::Code::kInvalidArgument);
+  EXPECT_TRUE(st[3].ok()) << st[3].ToString();
+  auto after = store_->LoadJob("j");
+  ASSERT_TRUE(after.ok());
+  ASSERT_EQ(after->tasks.size(), 2u);
+  EXPECT_EQ(after->tasks[0].state, TaskState::kDone);
+  EXPECT_EQ(after->tasks[0].result, "/chunks/a.mkv");
+  EXPECT_EQ(after->tasks[1].state, TaskState::kAssigned);
+  EXPECT_EQ(*store_->LiveAttempt("j", a), 0);
+  EXPECT_EQ(*store_->LiveAttempt("j", b), 1);
+  EXPECT_TRUE(store_->ApplyAll({}).empty());
+}
+
 TEST_F(StoreContractTest, DeleteJobRemovesEverything) {
   ASSERT_TRUE(store_->Apply(Put(Job("j", 50, 1), {Task("j", "t", TaskState::kAssigned, 4)})).ok());
   ASSERT_TRUE(store_->AppendLog("j", LogLine{1, "t", "w", "hello", ""}).ok());
@@ -313,7 +343,7 @@ TEST_F(StoreContractTest, PersistedSchedulerStateRecoversAfterRestart) {
     scheduler::JobSubmission sub;
     sub.job_id = "movie";
     sub.spec = "spec-text";
-    sub.chunk_frames = 10;
+    sub.chunk_frames = 10;  // 3 UNet batches of 4: tasks [0, 13) and [13, 20)
     ASSERT_TRUE(a.Submit(sub, &out).ok());
     ASSERT_TRUE(a.OnAnalyzeDone("movie", {{0, 0, 20, {0, 19}}}, &out).ok());
     ASSERT_TRUE(a.OnWorkerHello({"w1", "h", "cpu", 0, {}, {}, 1}, {}, &out).ok());
@@ -326,8 +356,8 @@ TEST_F(StoreContractTest, PersistedSchedulerStateRecoversAfterRestart) {
     assigns.clear();
     execute(out, &assigns);
     ASSERT_EQ(assigns.size(), 1u);
-    EXPECT_EQ(assigns[0].task.task_id, "s000-f000000-000009");
-  }  // the coordinator dies here, with s000-f000000-000009 out on w1
+    EXPECT_EQ(assigns[0].task.task_id, "s000-f000000-000012");
+  }  // the coordinator dies here, with s000-f000000-000012 out on w1
   clock.Advance(2000);
   auto snaps = store_->LoadAll(true);
   ASSERT_TRUE(snaps.ok()) << snaps.status().ToString();
@@ -337,19 +367,19 @@ TEST_F(StoreContractTest, PersistedSchedulerStateRecoversAfterRestart) {
   scheduler::Actions out;
   ASSERT_TRUE(b.Recover(*snaps, &out).ok());
   ASSERT_TRUE(
-      b.OnWorkerHello({"w1", "h", "cpu", 0, {}, {}, 1}, {{"movie", "s000-f000000-000009", 1}}, &out)
+      b.OnWorkerHello({"w1", "h", "cpu", 0, {}, {}, 1}, {{"movie", "s000-f000000-000012", 1}}, &out)
           .ok());
-  EXPECT_EQ(b.FindTask("movie", "s000-f000000-000009")->state, TaskState::kAssigned);
-  ASSERT_TRUE(b.OnTaskDone({"movie", "s000-f000000-000009", 1}, "w1", "/c/0.mkv", &out).ok());
+  EXPECT_EQ(b.FindTask("movie", "s000-f000000-000012")->state, TaskState::kAssigned);
+  ASSERT_TRUE(b.OnTaskDone({"movie", "s000-f000000-000012", 1}, "w1", "/c/0.mkv", &out).ok());
   // The other frames task was never assigned: it is READY and goes out now.
   ASSERT_TRUE(b.OnWorkerReady("w1", 1, &out).ok());
   std::vector<scheduler::AssignAction> after;
   execute(out, &after);
   ASSERT_EQ(after.size(), 1u);
-  EXPECT_EQ(after[0].task.task_id, "s000-f000010-000019");
+  EXPECT_EQ(after[0].task.task_id, "s000-f000013-000019");
   EXPECT_EQ(after[0].task.attempt, 1);
   out.clear();
-  ASSERT_TRUE(b.OnTaskDone({"movie", "s000-f000010-000019", 1}, "w1", "/c/1.mkv", &out).ok());
+  ASSERT_TRUE(b.OnTaskDone({"movie", "s000-f000013-000019", 1}, "w1", "/c/1.mkv", &out).ok());
   bool stitch = false;
   for (const auto& a : out) stitch |= std::holds_alternative<scheduler::StitchAction>(a);
   EXPECT_TRUE(stitch);

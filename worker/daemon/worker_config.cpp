@@ -30,7 +30,6 @@ WorkerSetup SetupFromConfig(const config::WorkerConfig& c) {
   if (pages > 0 && page > 0) s.worker.memory_bytes = static_cast<int64_t>(pages) * page;
   s.executor.device = c.device;
   s.executor.dtype = c.dtype;
-  s.executor.batch = c.batch_size;
   s.executor.fp16_cache = c.anchor_cache_fp16;
   s.executor.redis_url = c.redis.url;
   s.executor.redis_password = c.redis.password;

@@ -372,13 +372,19 @@ Result<std::shared_ptr<Model>> Model::Load(const std::string& dir, const ModelOp
 Model::~Model() = default;
 
 Result<torch::Tensor> Model::EncodePrompt(const std::string& text) {
+  constexpr size_t kMaxMemoised = 64;  // prompts; a worker serves a handful of jobs at a time
+  std::lock_guard<std::mutex> lock(prompt_mutex_);
+  if (auto it = prompt_embeddings_.find(text); it != prompt_embeddings_.end()) return it->second;
   FAIRY_ASSIGN_OR_RETURN(Tokenized tokens, tokenizer_->Tokenize(text, kTextLength));
   if (tokens.truncated()) {
     FAIRY_LOG(kWarn, "engine") << "instruction has " << tokens.untruncated_length - 2
                                << " tokens; the text encoder reads the first " << kTextLength - 2;
   }
   auto ids = torch::tensor(tokens.input_ids, torch::kLong).unsqueeze(0).to(options_.device);
-  return text_encoder_->forward(ids);
+  torch::Tensor embeddings = text_encoder_->forward(ids);
+  if (prompt_embeddings_.size() >= kMaxMemoised) prompt_embeddings_.clear();
+  prompt_embeddings_.emplace(text, embeddings);
+  return embeddings;
 }
 
 Result<torch::Tensor> Model::EncodeImages(const torch::Tensor& images) {

@@ -28,6 +28,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -54,7 +55,10 @@ class Model {
   ~Model();
 
   // [1, 77, C] prompt embeddings of `text` (tokenizer + text encoder last_hidden_state). An
-  // instruction longer than 75 tokens is truncated with a warning in the log.
+  // instruction longer than 75 tokens is truncated with a warning in the log. Memoised (the
+  // encoder is deterministic): every pass of a job asks for the same instruction and "", so the
+  // text encoder runs once per instruction, not once per UNet batch. Thread-safe; do not modify
+  // the returned tensor in place.
   Result<torch::Tensor> EncodePrompt(const std::string& text);
   // VAE posterior mean (no sampling, no scaling factor) of images [B, 3, H, W] in [-1, 1]
   // -> [B, latent_channels, H/f, W/f]. H and W must be multiples of vae_scale_factor().
@@ -83,6 +87,8 @@ class Model {
   AutoencoderKL vae_{nullptr};
   UNet unet_{nullptr};
   SchedulerConfig scheduler_config_;
+  std::mutex prompt_mutex_;
+  std::map<std::string, torch::Tensor> prompt_embeddings_;  // EncodePrompt's memo (bounded)
   int64_t vae_scale_factor_ = 8;
   int64_t latent_channels_ = 4;
   double scaling_factor_ = 0.18215;

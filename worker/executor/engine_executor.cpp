@@ -6,13 +6,13 @@
 #include <filesystem>
 
 #include "common/anchor_store/anchor_store.h"
+#include "common/frame_plan/frame_plan.h"
 #include "common/log.h"
 #include "common/media/chunk.h"
 #include "common/media/frame_reader.h"
 #include "common/media/probe.h"
 #include "common/redis/redis_client.h"
 #include "worker/engine/engine_info.h"
-#include "worker/engine/frames/frame_groups.h"
 #include "worker/engine/frames/frame_tensors.h"
 #include "worker/engine/pipeline.h"
 #include "worker/engine/weights.h"
@@ -21,8 +21,8 @@ namespace fairy::worker {
 namespace {
 
 using engine::DecodeFrames;
-using engine::FramePassGroups;
-using engine::GroupsTouching;
+using frame_plan::FramePassGroups;
+using frame_plan::GroupsTouching;
 using engine::TensorToFrame;
 
 // A shot's anchors: the cache and (when computed here) the anchors' edited images.
@@ -73,7 +73,6 @@ EngineExecutor::EngineExecutor(EngineExecutorOptions options)
 EngineExecutor::~EngineExecutor() = default;
 
 Result<std::unique_ptr<EngineExecutor>> EngineExecutor::Create(EngineExecutorOptions options) {
-  if (options.batch < 1) return Status::InvalidArgument("batch must be >= 1");
   FAIRY_ASSIGN_OR_RETURN(torch::Device device, engine::ParseDevice(options.device));
   FAIRY_ASSIGN_OR_RETURN(torch::ScalarType dtype, engine::ParseScalarType(options.dtype));
   // The same process-wide numerics as fairy-engine edit (thread count, denormals flushed), so a
@@ -301,14 +300,14 @@ Result<TaskOutcome> EngineExecutor::Run(const TaskContext& ctx) {
     std::map<int64_t, media::RgbFrame> edited;
     int64_t done = 0;
     const auto groups =
-        GroupsTouching(FramePassGroups(s.shot_first, s.shot_count, s.anchor_frames, options_.batch),
+        GroupsTouching(FramePassGroups(s.shot_first, s.shot_count, s.anchor_frames, s.batch),
                        task.frame_begin, task.frame_end);
     for (const std::vector<int64_t>& group : groups) {
       if (ctx.cancel->load()) return Status::Cancelled("task cancelled");
       FAIRY_ASSIGN_OR_RETURN(torch::Tensor images, DecodeFrames(*reader, group));
       FAIRY_ASSIGN_OR_RETURN(
           torch::Tensor out,
-          engine::RunFramePass(*model, a->cache, images, group, r.edit, options_.batch));
+          engine::RunFramePass(*model, a->cache, images, group, r.edit, s.batch));
       for (size_t j = 0; j < group.size(); ++j) {
         if (group[j] >= task.frame_begin && group[j] < task.frame_end) {
           edited[group[j]] = TensorToFrame(out[static_cast<int64_t>(j)], group[j]);

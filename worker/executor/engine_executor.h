@@ -9,9 +9,10 @@
 //   - frames task: gets the shot's cache (kept in memory from the previous task of the same shot,
 //     else fetched from Redis and verified, else, or with anchor_mode recompute, recomputed), edits
 //     its range and writes one lossless chunk (protocol::ChunkPath) atomically. The engine edits a
-//     shot's non-anchor frames in groups of `batch` counted from the shot's start; a task runs
-//     exactly those groups that touch its range (frames outside the range are computed and
-//     discarded), because CPU results are only bit-identical for identical UNet batches.
+//     shot's non-anchor frames in groups of the job's `batch` counted from the shot's start
+//     (common/frame_plan); a task runs exactly the groups that touch its range, because CPU
+//     results are only bit-identical for identical UNet batches. The coordinator cuts ranges
+//     where groups begin, so no group is computed twice.
 //
 // Models stay loaded between tasks (one per folder). Thread-safe: Run may be called from several
 // task threads (each call has its own state; the models are shared read-only).
@@ -34,7 +35,6 @@ namespace fairy::worker {
 struct EngineExecutorOptions {
   std::string device = "cpu";      // cpu, cuda, cuda:N
   std::string dtype = "float32";   // float32, float16, bfloat16 (CUDA)
-  int64_t batch = 4;               // frames per UNet call (x3 guidance branches); as fairy-engine edit
   bool fp16_cache = false;         // anchor cache stored as float16
   std::string redis_url;           // anchor cache; "" = no Redis (anchor_mode cache falls back to recompute)
   std::string redis_password;      // AUTH password ("" = none or in the URL)

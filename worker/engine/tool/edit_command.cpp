@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "common/frame_plan/frame_plan.h"
 #include "common/log.h"
 #include "common/media/chunk.h"
 #include "common/media/encoder.h"
@@ -22,7 +23,6 @@
 #include "common/media/probe.h"
 #include "common/media/shots.h"
 #include "worker/engine/engine_info.h"
-#include "worker/engine/frames/frame_groups.h"
 #include "worker/engine/frames/frame_tensors.h"
 #include "worker/engine/pipeline.h"
 #include "worker/engine/tool/args.h"
@@ -117,9 +117,9 @@ Status EditShot(Model& model, media::FrameReader& reader, const media::Shot& sho
     }
     return Status::OK();
   };
-  // The same UNet batches as the farm's frames tasks (frame_groups.h): bit-identical frames.
+  // The same UNet batches as the farm's frames tasks (frame_plan.h): bit-identical frames.
   for (const std::vector<int64_t>& group :
-       FramePassGroups(shot.start, shot.end - shot.start, shot.anchors, o.batch)) {
+       frame_plan::FramePassGroups(shot.start, shot.end - shot.start, shot.anchors, o.batch)) {
     FAIRY_ASSIGN_OR_RETURN(torch::Tensor images, DecodeFrames(reader, group));
     FAIRY_ASSIGN_OR_RETURN(torch::Tensor out,
                            RunFramePass(model, cache, images, group, o.settings, o.batch,

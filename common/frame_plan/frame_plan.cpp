@@ -1,8 +1,8 @@
-#include "worker/engine/frames/frame_groups.h"
+#include "common/frame_plan/frame_plan.h"
 
 #include <algorithm>
 
-namespace fairy::engine {
+namespace fairy::frame_plan {
 
 std::vector<std::vector<int64_t>> FramePassGroups(int64_t shot_first, int64_t shot_count,
                                                   const std::vector<int64_t>& anchors,
@@ -31,4 +31,19 @@ std::vector<std::vector<int64_t>> GroupsTouching(const std::vector<std::vector<i
   return out;
 }
 
-}  // namespace fairy::engine
+std::vector<FrameRange> FramesTaskRanges(int64_t shot_first, int64_t shot_count,
+                                         const std::vector<int64_t>& anchors, int64_t batch,
+                                         int64_t chunk_frames) {
+  const auto groups = FramePassGroups(shot_first, shot_count, anchors, batch);
+  const size_t per_task = static_cast<size_t>(std::max<int64_t>(1, (chunk_frames + batch - 1) / batch));
+  std::vector<int64_t> starts = {shot_first};
+  for (size_t i = per_task; i < groups.size(); i += per_task) starts.push_back(groups[i].front());
+  std::vector<FrameRange> ranges;
+  for (size_t i = 0; i < starts.size(); ++i) {
+    int64_t end = i + 1 < starts.size() ? starts[i + 1] : shot_first + shot_count;
+    ranges.push_back({starts[i], end - starts[i]});
+  }
+  return ranges;
+}
+
+}  // namespace fairy::frame_plan
