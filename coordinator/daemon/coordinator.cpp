@@ -262,8 +262,9 @@ void Coordinator::ExecuteAndDispatch(Actions actions) {
 
 void Coordinator::Execute(Actions actions) {
   // Every job/task write of the list goes to the store in one batch (one Redis round trip), before
-  // any action is executed; the actions then run in order, and the first failed write stops the
-  // list there, as if the writes had been made one at a time.
+  // any action is executed; the actions then run in order up to the first failed write, and the
+  // state is reloaded from the store (writes after the failed one may have landed: recovery treats
+  // their tasks like tasks that were out when a coordinator restarted).
   std::vector<const scheduler::Mutation*> writes;
   for (const auto& action : actions) {
     if (const auto* p = std::get_if<scheduler::PersistAction>(&action)) writes.push_back(&p->mutation);

@@ -9,6 +9,7 @@
 #include "tests/support/test_paths.h"
 #include "worker/engine/train/checkpoint.h"
 #include "worker/engine/train/model_parts.h"
+#include "worker/engine/train/train_utils.h"
 #include "worker/engine/train/trainer.h"
 #include "worker/engine/unet.h"
 
@@ -71,6 +72,23 @@ class TrainRunTest : public ::testing::Test {
 };
 std::string TrainRunTest::root_;
 TrainReport TrainRunTest::vae_report_;
+
+TEST(TrainScheduleTest, WarmUpThenConstantOrHalfCosineToTheFinalRatio) {
+  // Warm-up: linear from lr / warmup at step 0 to lr at the last warm-up step, either way.
+  EXPECT_DOUBLE_EQ(ScheduledLearningRate(0, 1.0, 10, 110, true, 0.1), 0.1);
+  EXPECT_DOUBLE_EQ(ScheduledLearningRate(9, 1.0, 10, 110, true, 0.1), 1.0);
+  EXPECT_DOUBLE_EQ(ScheduledLearningRate(50, 1.0, 10, 110, false, 0.1), 1.0);
+  // Cosine: lr at the end of the warm-up, the midpoint halfway, lr x ratio at the last step.
+  EXPECT_DOUBLE_EQ(ScheduledLearningRate(10, 1.0, 10, 111, true, 0.1), 1.0);
+  EXPECT_NEAR(ScheduledLearningRate(60, 1.0, 10, 111, true, 0.1), 0.55, 1e-12);
+  EXPECT_NEAR(ScheduledLearningRate(110, 1.0, 10, 111, true, 0.1), 0.1, 1e-12);
+  double previous = 2.0;
+  for (int64_t step = 10; step < 111; ++step) {
+    double lr = ScheduledLearningRate(step, 1.0, 10, 111, true, 0.1);
+    EXPECT_LE(lr, previous);
+    previous = lr;
+  }
+}
 
 TEST_F(TrainRunTest, VAELossDecreasesAndFolderIsComplete) {
   EXPECT_LT(vae_report_.final_loss, 0.9 * vae_report_.first_loss)

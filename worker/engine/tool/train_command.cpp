@@ -27,10 +27,12 @@ constexpr const char* kUsage = R"(Usage:
   fairy-engine train [unet] --model DIR --output DIR [OPTIONS]   InstructPix2Pix objective
   fairy-engine train vae    --model DIR --output DIR [OPTIONS]   VAE reconstruction (small models)
   fairy-engine train fairy-tiny --output DIR [--videos PATHS] [--tokenizer DIR] [--scale X]
-                             [--vae-steps N (4000)] [--unet-steps N (6000)] [--resume]
+                             [--vae-steps N (8000)] [--unet-steps N (16000)] [--resume]
                                                                  the embedded default model, all stages
   fairy-engine train eval --model DIR --videos A,B [--frames N (8)] [--size N (128)] [--steps N (10)]
-                          [--seed N (0)] [--device D]   PSNR and flicker per edit on real clips
+                          [--seed N (0)] [--device D] [--fairy [--anchors K (3)] [--batch N (4)]]
+                          PSNR and flicker per edit on real clips; --fairy edits each clip as one
+                          shot with the engine's pipeline, as fairy-engine edit and the farm do
 
 --model DIR is a diffusers folder; parts without weights are initialised from their config.json.
 Common options (default):
@@ -39,6 +41,8 @@ Common options (default):
   --resolution N       training image size in pixels (64)
   --procedural X       share of procedural images (0.3)
   --steps N (1000)  --batch N (8)  --lr X (1e-4)  --weight-decay X (0.01)  --warmup N (100)
+  --lr-schedule constant|cosine   after the warm-up: constant, or half-cosine decay (constant)
+  --final-lr-ratio X   where the cosine decay ends, as a fraction of --lr (0.05)
   --clip-grad X        max gradient norm, 0 = off (1.0)
   --checkpoint-every N (500)   --resume   continue OUTPUT's training_state
   --tokenizer DIR      tokenizer files (MODEL/tokenizer)
@@ -95,7 +99,15 @@ bool ParseCommon(Args& args, CommonTrainOptions* o, std::string* error) {
   o->device = args.Value("--device", o->device);
   o->dtype = args.Value("--dtype", o->dtype);
   o->resume = args.Flag("--resume");
-  return ParseNumber(args, "--frames-per-video", &o->frame_pool.frames_per_video, error) &&
+  if (args.Has("--lr-schedule")) {
+    std::string schedule = args.Value("--lr-schedule");
+    if (schedule != "constant" && schedule != "cosine") {
+      *error = "--lr-schedule: \"" + schedule + "\" is not constant or cosine";
+      return false;
+    }
+    o->cosine_decay = schedule == "cosine";
+  }
+  return ParseNumber(args, "--final-lr-ratio", &o->final_lr_ratio, error) && ParseNumber(args, "--frames-per-video", &o->frame_pool.frames_per_video, error) &&
          ParseNumber(args, "--frame-size", &o->frame_pool.long_side, error) &&
          ParseNumber(args, "--resolution", &o->data.resolution, error) &&
          ParseNumber(args, "--procedural", &o->data.procedural_fraction, error) &&
@@ -172,7 +184,9 @@ int RunEval(Args& args) {
   o.model_dir = args.Value("--model");
   o.videos = SplitComma(args.Value("--videos"));
   o.device = args.Value("--device", o.device);
-  if (!ParseNumber(args, "--frames", &o.frames, &error) || !ParseNumber(args, "--size", &o.long_side, &error) ||
+  o.fairy = args.Flag("--fairy");
+  if (!ParseNumber(args, "--anchors", &o.anchors, &error) || !ParseNumber(args, "--batch", &o.batch, &error) ||
+      !ParseNumber(args, "--frames", &o.frames, &error) || !ParseNumber(args, "--size", &o.long_side, &error) ||
       !ParseNumber(args, "--steps", &o.steps, &error) || !ParseNumber(args, "--seed", &o.seed, &error) ||
       !args.Finish(&error)) {
     std::fprintf(stderr, "fairy-engine train eval: %s\n\n%s", error.c_str(), kUsage);
@@ -202,7 +216,7 @@ int RunFairyTiny(Args& args) {
   common.data.procedural_fraction = 0.3;
   common.batch_size = 8;
   double scale = 1.0;  // multiplies every step count (quick trials: 0.1)
-  int64_t vae_steps = 4000, unet_steps = 6000;
+  int64_t vae_steps = 8000, unet_steps = 16000;
   if (!ParseCommon(args, &common, &error) || !ParseNumber(args, "--scale", &scale, &error) ||
       !ParseNumber(args, "--vae-steps", &vae_steps, &error) || !ParseNumber(args, "--unet-steps", &unet_steps, &error) ||
       !args.Finish(&error)) {
@@ -224,6 +238,8 @@ int RunFairyTiny(Args& args) {
   vae.common.steps = steps(vae_steps);
   vae.common.learning_rate = 1e-3;
   vae.common.warmup_steps = 50;
+  vae.common.cosine_decay = true;
+  vae.common.final_lr_ratio = 0.02;
   vae.common.checkpoint_every = 1000;
   // --resume: the VAE stage is skipped once the state says the UNet stage began (both stages are
   // deterministic, so a resumed run ends with the weights of an uninterrupted one).
@@ -245,6 +261,8 @@ int RunFairyTiny(Args& args) {
   unet.common.batch_size = 16;
   unet.common.learning_rate = 1e-3;
   unet.common.warmup_steps = 100;
+  unet.common.cosine_decay = true;
+  unet.common.final_lr_ratio = 0.02;
   unet.common.checkpoint_every = 500;
   unet.train_text_encoder = true;
   unet.eval_every = steps(1000);

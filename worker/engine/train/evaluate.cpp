@@ -4,6 +4,10 @@
 
 #include <cstdio>
 
+#ifdef FAIRY_TRAIN_HAS_MEDIA
+#include "common/media/shots.h"
+#endif
+#include "worker/engine/pipeline.h"
 #include "worker/engine/train/frame_pool.h"
 #include "worker/engine/train/model_parts.h"
 #include "worker/engine/train/sampler.h"
@@ -16,12 +20,48 @@ double Flicker(const torch::Tensor& frames) {  // [N, 3, H, W]
   return (frames.slice(0, 1) - frames.slice(0, 0, frames.size(0) - 1)).abs().mean().item<double>();
 }
 
+// `source` [N, 3, H, W] in [0, 1] edited as one shot by the engine's Fairy pipeline, as
+// `fairy-engine edit` does it. Returns [N, 3, H, W] in [0, 1] (CPU).
+Result<torch::Tensor> EditShotLikeTheFarm(Model& model, const torch::Tensor& source, EditOp op,
+                                          const EvalOptions& o) {
+#ifdef FAIRY_TRAIN_HAS_MEDIA
+  const int64_t n = source.size(0);
+  const std::vector<int64_t> anchors = media::ChooseAnchors(0, n, o.anchors);
+  std::vector<int64_t> others;
+  for (int64_t i = 0; i < n; ++i) {
+    if (!std::binary_search(anchors.begin(), anchors.end(), i)) others.push_back(i);
+  }
+  EditSettings s;
+  s.instruction = CanonicalInstruction(op);
+  s.steps = o.steps;
+  s.guidance_text = 1;
+  s.guidance_image = 1;
+  s.seed = o.seed;
+  const auto images = source * 2 - 1;
+  auto pick = [&](const std::vector<int64_t>& idx) { return images.index_select(0, torch::tensor(idx)); };
+  AnchorCache cache;
+  FAIRY_ASSIGN_OR_RETURN(torch::Tensor anchor_out, RunAnchorPass(model, pick(anchors), anchors, s, &cache));
+  auto out = torch::empty({n, source.size(2), source.size(3), 3});
+  out.index_copy_(0, torch::tensor(anchors), anchor_out);
+  if (!others.empty()) {
+    // One call over the shot's non-anchor frames in order forms the farm's batches (frame_plan.h).
+    FAIRY_ASSIGN_OR_RETURN(torch::Tensor rest, RunFramePass(model, cache, pick(others), others, s, o.batch));
+    out.index_copy_(0, torch::tensor(others), rest);
+  }
+  return out.permute({0, 3, 1, 2}).contiguous();
+#else
+  (void)model, (void)source, (void)op, (void)o;
+  return Status::Unsupported("eval --fairy needs a build with common/media");
+#endif
+}
+
 }  // namespace
 
 Result<std::vector<EvalRow>> EvaluateModel(const EvalOptions& o) {
   if (o.model_dir.empty()) return Status::InvalidArgument("--model: a model folder is required");
   if (o.videos.empty()) return Status::InvalidArgument("--videos: at least one clip is required");
   if (o.frames < 1) return Status::InvalidArgument("--frames must be >= 1");
+  if (o.fairy && (o.anchors < 1 || o.batch < 1)) return Status::InvalidArgument("--anchors and --batch must be >= 1");
   torch::Device device(torch::kCPU);
   try {
     device = torch::Device(o.device);
@@ -35,8 +75,12 @@ Result<std::vector<EvalRow>> EvaluateModel(const EvalOptions& o) {
   parts.unet->eval();
   parts.vae->eval();
   parts.text_encoder->eval();
+  std::shared_ptr<Model> engine_model;
+  if (o.fairy) {
+    FAIRY_ASSIGN_OR_RETURN(engine_model, Model::Load(o.model_dir, ModelOptions{device}));
+  }
   torch::NoGradGuard no_grad;
-  const int64_t multiple = 8;
+  const int64_t multiple = engine_model ? engine_model->frame_multiple() : 8;
   std::vector<EvalRow> rows;
   for (const std::string& video : o.videos) {
     FramePoolOptions fp;
@@ -55,6 +99,9 @@ Result<std::vector<EvalRow>> EvaluateModel(const EvalOptions& o) {
       auto emb = parts.text_encoder->forward(ids.to(device));
       std::vector<torch::Tensor> outputs, recon;
       for (int64_t i = 0; i < source.size(0); ++i) {
+        auto tgt = (target[i].unsqueeze(0) * 2 - 1).to(device);
+        recon.push_back((parts.vae->Decode(parts.vae->Encode(tgt).first) / 2 + 0.5).clamp(0, 1).cpu());
+        if (engine_model) continue;
         auto src = (source[i].unsqueeze(0) * 2 - 1).to(device);
         auto cond = parts.vae->Encode(src).first;
         auto gen = at::make_generator<at::CPUGeneratorImpl>(o.seed * 1000003ULL + static_cast<uint64_t>(i));
@@ -62,10 +109,13 @@ Result<std::vector<EvalRow>> EvaluateModel(const EvalOptions& o) {
         ss.steps = o.steps;
         FAIRY_ASSIGN_OR_RETURN(auto latents, SampleEulerAncestral(*parts.unet, parts.schedule, cond, emb, ss, gen));
         outputs.push_back((parts.vae->Decode(latents / parts.scaling_factor()) / 2 + 0.5).clamp(0, 1).cpu());
-        auto tgt = (target[i].unsqueeze(0) * 2 - 1).to(device);
-        recon.push_back((parts.vae->Decode(parts.vae->Encode(tgt).first) / 2 + 0.5).clamp(0, 1).cpu());
       }
-      auto out = torch::cat(outputs);
+      torch::Tensor out;
+      if (engine_model) {
+        FAIRY_ASSIGN_OR_RETURN(out, EditShotLikeTheFarm(*engine_model, source.to(device), op, o));
+      } else {
+        out = torch::cat(outputs);
+      }
       {
         // Diagnostics: one denoising prediction from the exact target noised to t, and the VAE posterior spread.
         auto src = (source * 2 - 1).to(device);

@@ -3,9 +3,11 @@
 // edited frames against the exact operation applied to the source frames, and flicker (mean
 // absolute difference of consecutive frames) of the output against the exact targets' own.
 //
-// Frames are edited one at a time by the trainer's sampler (sampler.h: Euler ancestral, guidance
-// scales 1, noise from (seed, frame index)), i.e. without Fairy's anchor attention: a lower bound on
-// the temporal consistency the farm reaches with it.
+// By default frames are edited one at a time by the trainer's sampler (sampler.h: Euler ancestral,
+// guidance scales 1), i.e. without Fairy's anchor attention. With `fairy` they are edited exactly
+// as `fairy-engine edit` and the farm edit one shot (the engine's pipeline: K anchors chosen as the
+// farm chooses them, the anchor pass, then the frame pass in batches of `batch`; guidance scales 1,
+// noise from (seed, frame index)): the farm's output before its 8-bit rounding and H.264 encode.
 #pragma once
 
 #include <cstdint>
@@ -26,6 +28,9 @@ struct EvalOptions {
   uint64_t seed = 0;
   std::vector<EditOp> ops = AllEditOps();
   std::string device = "cpu";
+  bool fairy = false;                // edit with the engine's Fairy pipeline (see above)
+  int anchors = 3;                   // with `fairy`: anchor frames K
+  int64_t batch = 4;                 // with `fairy`: frames per UNet call of the frame pass
 };
 
 struct EvalRow {

@@ -44,6 +44,16 @@ double WarmupLearningRate(int64_t step, double base, int64_t warmup_steps) {
   return base * static_cast<double>(step + 1) / static_cast<double>(warmup_steps);
 }
 
+double ScheduledLearningRate(int64_t step, double base, int64_t warmup_steps, int64_t total_steps, bool cosine,
+                             double final_ratio) {
+  if (!cosine || step < warmup_steps) return WarmupLearningRate(step, base, warmup_steps);
+  int64_t span = total_steps - 1 - std::max<int64_t>(warmup_steps, 0);
+  if (span <= 0) return base;
+  double progress = std::min(1.0, static_cast<double>(step - std::max<int64_t>(warmup_steps, 0)) / span);
+  double ratio = final_ratio + (1 - final_ratio) * 0.5 * (1 + std::cos(M_PI * progress));
+  return base * ratio;
+}
+
 ExponentialMovingAverage::ExponentialMovingAverage(const std::vector<torch::Tensor>& params, double max_decay)
     : max_decay_(max_decay) {
   torch::NoGradGuard no_grad;

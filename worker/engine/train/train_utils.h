@@ -31,6 +31,11 @@ struct NoiseSchedule {
 // Linear warm-up from 0 to `base` over `warmup_steps`, then constant. step counts from 0.
 double WarmupLearningRate(int64_t step, double base, int64_t warmup_steps);
 
+// The same warm-up, then (when `cosine`) a half-cosine decay from `base` at the end of the warm-up
+// to `base * final_ratio` at step `total_steps - 1`; constant when not `cosine`.
+double ScheduledLearningRate(int64_t step, double base, int64_t warmup_steps, int64_t total_steps, bool cosine,
+                             double final_ratio);
+
 // Shadow copies of parameters: shadow = decay * shadow + (1 - decay) * param after each step.
 // decay is min(max_decay, (1 + n) / (10 + n)) at update n, as diffusers' EMAModel warm-up.
 class ExponentialMovingAverage {

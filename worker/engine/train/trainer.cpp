@@ -37,6 +37,7 @@ Status Validate(const CommonTrainOptions& o) {
   if (o.steps < 1) return Status::InvalidArgument("--steps must be >= 1");
   if (o.batch_size < 1) return Status::InvalidArgument("--batch must be >= 1");
   if (o.learning_rate <= 0) return Status::InvalidArgument("--lr must be > 0");
+  if (!(o.final_lr_ratio >= 0 && o.final_lr_ratio <= 1)) return Status::InvalidArgument("--final-lr-ratio must be in [0, 1]");
   if (o.data.resolution < 8) return Status::InvalidArgument("--resolution must be >= 8");
   if (o.dtype != "float32" && o.dtype != "fp32" && o.dtype != "bfloat16" && o.dtype != "bf16") {
     return Status::InvalidArgument("--dtype: \"" + o.dtype + "\" (supported: float32, bfloat16)");
@@ -303,7 +304,8 @@ Result<TrainReport> RunUNetTraining(const TrainUNetOptions& options) {
       loss = per_sample.mean();
     }
     for (auto& group : optimizer.param_groups()) {
-      static_cast<torch::optim::AdamWOptions&>(group.options()).lr(WarmupLearningRate(step, o.learning_rate, o.warmup_steps));
+      static_cast<torch::optim::AdamWOptions&>(group.options())
+          .lr(ScheduledLearningRate(step, o.learning_rate, o.warmup_steps, o.steps, o.cosine_decay, o.final_lr_ratio));
     }
     optimizer.zero_grad();
     loss.backward();
@@ -418,7 +420,8 @@ Result<TrainReport> RunVAETraining(const TrainVAEOptions& options) {
       loss = (rec - x).abs().mean() + (rec - x).square().mean() + options.kl_weight * kl;
     }
     for (auto& group : optimizer.param_groups()) {
-      static_cast<torch::optim::AdamWOptions&>(group.options()).lr(WarmupLearningRate(step, o.learning_rate, o.warmup_steps));
+      static_cast<torch::optim::AdamWOptions&>(group.options())
+          .lr(ScheduledLearningRate(step, o.learning_rate, o.warmup_steps, o.steps, o.cosine_decay, o.final_lr_ratio));
     }
     optimizer.zero_grad();
     loss.backward();

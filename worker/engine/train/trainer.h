@@ -39,6 +39,8 @@ struct CommonTrainOptions {
   double weight_decay = 1e-2;
   double adam_beta1 = 0.9, adam_beta2 = 0.999, adam_eps = 1e-8;
   int64_t warmup_steps = 100;         // linear warm-up
+  bool cosine_decay = false;          // after the warm-up, half-cosine decay to lr * final_lr_ratio
+  double final_lr_ratio = 0.05;       // where the cosine decay ends (last step)
   double max_grad_norm = 1.0;         // gradient clipping (<= 0: off)
   int64_t checkpoint_every = 500;     // steps between checkpoints (the last step always writes one)
   bool resume = false;                // continue from output_dir/training_state
