@@ -1,9 +1,11 @@
 // Farm loopback benchmark: the real coordinator (event loop, scheduler, store, ZeroMQ ROUTER link,
 // control API) with N simulated workers (real DealerLinks on loopback) that answer every TASK with
-// DONE at once. Measures tasks assigned per second and the assignment latency a worker sees
-// (its DONE sent -> its next TASK received), with the Redis store and with the in-memory store.
+// DONE, at once (saturation: the coordinator is never idle) and after holding each task for
+// --task-ms (a fixed offered load of about N / task-ms tasks per second). Measures tasks assigned
+// per second and the assignment latency a worker sees (its DONE sent -> its next TASK received),
+// with the Redis store and with the in-memory store.
 //
-//   bench_farm_loopback [--workers 32] [--jobs 40] [--clip PATH]
+//   bench_farm_loopback [--workers 32] [--jobs 40] [--clip PATH] [--task-ms 5]
 //
 // Not a test: prints a table; docs/benchmarks.md records the command and the numbers.
 #include <algorithm>
@@ -38,7 +40,7 @@ struct Result {
   int64_t tasks = 0;
 };
 
-Result RunOnce(bool use_redis, int workers, int jobs, const std::string& clip) {
+Result RunOnce(bool use_redis, int workers, int jobs, const std::string& clip, int task_ms) {
   std::unique_ptr<fairy::testing::RedisServer> redis;
   fairy::coordinator::CoordinatorOptions o;
   if (use_redis) {
@@ -105,7 +107,7 @@ Result RunOnce(bool use_redis, int workers, int jobs, const std::string& clip) {
           r.device = "cpu";
           return r;
         },
-        [raw, &lat_mutex, &latencies_ms, &done](fairy::protocol::Message m) {
+        [raw, &lat_mutex, &latencies_ms, &done, task_ms](fairy::protocol::Message m) {
           auto* task = std::get_if<fairy::protocol::Task>(&m);
           if (task == nullptr) return;
           auto now = Clock::now();
@@ -115,6 +117,12 @@ Result RunOnce(bool use_redis, int workers, int jobs, const std::string& clip) {
               std::lock_guard<std::mutex> l2(lat_mutex);
               latencies_ms.push_back(std::chrono::duration<double, std::milli>(now - raw->last_done).count());
             }
+          }
+          // The simulated work (on this worker's link thread; its heartbeats wait, as a busy GPU's
+          // would not, but task_ms is far below the heartbeat interval).
+          if (task_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(task_ms));
+          {
+            std::lock_guard<std::mutex> lock(raw->mutex);
             raw->last_done = Clock::now();
             raw->has_done = true;
           }
@@ -151,18 +159,24 @@ int main(int argc, char** argv) {
   int workers = 32;
   int jobs = 40;
   std::string clip = fairy::testing::MediaPath("carphone_pristine.mp4");
+  int task_ms = 5;
   for (int i = 1; i + 1 < argc; i += 2) {
+    if (!std::strcmp(argv[i], "--task-ms")) task_ms = std::atoi(argv[i + 1]);
     if (!std::strcmp(argv[i], "--workers")) workers = std::atoi(argv[i + 1]);
     if (!std::strcmp(argv[i], "--jobs")) jobs = std::atoi(argv[i + 1]);
     if (!std::strcmp(argv[i], "--clip")) clip = argv[i + 1];
   }
   fairy::SetLogLevel(fairy::LogLevel::kError);
   std::printf("farm loopback: %d simulated workers, %d jobs of %s, chunk_frames 1, edit.batch 1\n", workers, jobs, clip.c_str());
-  std::printf("%-8s %8s %12s %10s %10s %10s\n", "store", "tasks", "tasks/s", "p50 ms", "p99 ms", "max ms");
-  for (bool redis : {true, false}) {
-    Result r = RunOnce(redis, workers, jobs, clip);
-    std::printf("%-8s %8lld %12.0f %10.3f %10.3f %10.3f\n", redis ? "redis" : "memory", static_cast<long long>(r.tasks),
-                r.tasks_per_s, r.p50_ms, r.p99_ms, r.max_ms);
+  std::printf("%-8s %8s %8s %12s %10s %10s %10s\n", "store", "task ms", "tasks", "tasks/s", "p50 ms", "p99 ms",
+              "max ms");
+  for (int hold : {0, task_ms}) {
+    for (bool redis : {true, false}) {
+      Result r = RunOnce(redis, workers, jobs, clip, hold);
+      std::printf("%-8s %8d %8lld %12.0f %10.3f %10.3f %10.3f\n", redis ? "redis" : "memory", hold,
+                  static_cast<long long>(r.tasks), r.tasks_per_s, r.p50_ms, r.p99_ms, r.max_ms);
+    }
+    if (task_ms == 0) break;
   }
   return 0;
 }
