@@ -5,7 +5,9 @@
 // per second and the assignment latency a worker sees (its DONE sent -> its next TASK received),
 // with the Redis store and with the in-memory store.
 //
-//   bench_farm_loopback [--workers 32] [--jobs 40] [--clip PATH] [--task-ms 5]
+//   bench_farm_loopback [--workers 32] [--jobs 40] [--clip PATH] [--task-ms 5] [--aof yes|no]
+//
+// --aof no runs the private redis-server without its append-only file (the farm runs with it).
 //
 // Not a test: prints a table; docs/benchmarks.md records the command and the numbers.
 #include <algorithm>
@@ -40,11 +42,13 @@ struct Result {
   int64_t tasks = 0;
 };
 
-Result RunOnce(bool use_redis, int workers, int jobs, const std::string& clip, int task_ms) {
+Result RunOnce(bool use_redis, bool aof, int workers, int jobs, const std::string& clip, int task_ms) {
   std::unique_ptr<fairy::testing::RedisServer> redis;
   fairy::coordinator::CoordinatorOptions o;
   if (use_redis) {
-    redis = std::move(fairy::testing::RedisServer::Start().value());
+    fairy::testing::RedisServerOptions ro;
+    if (!aof) ro.extra_args = {"--appendonly", "no"};
+    redis = std::move(fairy::testing::RedisServer::Start(ro).value());
     o.redis_url = redis->url();
   }
   std::string dir = fairy::testing::MakeTempDir("fairy-bench-farm");
@@ -160,19 +164,22 @@ int main(int argc, char** argv) {
   int jobs = 40;
   std::string clip = fairy::testing::MediaPath("carphone_pristine.mp4");
   int task_ms = 5;
+  bool aof = true;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--task-ms")) task_ms = std::atoi(argv[i + 1]);
+    if (!std::strcmp(argv[i], "--aof")) aof = std::strcmp(argv[i + 1], "no") != 0;
     if (!std::strcmp(argv[i], "--workers")) workers = std::atoi(argv[i + 1]);
     if (!std::strcmp(argv[i], "--jobs")) jobs = std::atoi(argv[i + 1]);
     if (!std::strcmp(argv[i], "--clip")) clip = argv[i + 1];
   }
   fairy::SetLogLevel(fairy::LogLevel::kError);
-  std::printf("farm loopback: %d simulated workers, %d jobs of %s, chunk_frames 1, edit.batch 1\n", workers, jobs, clip.c_str());
+  std::printf("farm loopback: %d simulated workers, %d jobs of %s, chunk_frames 1, edit.batch 1, redis AOF %s\n",
+              workers, jobs, clip.c_str(), aof ? "everysec" : "off");
   std::printf("%-8s %8s %8s %12s %10s %10s %10s\n", "store", "task ms", "tasks", "tasks/s", "p50 ms", "p99 ms",
               "max ms");
   for (int hold : {0, task_ms}) {
     for (bool redis : {true, false}) {
-      Result r = RunOnce(redis, workers, jobs, clip, hold);
+      Result r = RunOnce(redis, aof, workers, jobs, clip, hold);
       std::printf("%-8s %8d %8lld %12.0f %10.3f %10.3f %10.3f\n", redis ? "redis" : "memory", hold,
                   static_cast<long long>(r.tasks), r.tasks_per_s, r.p50_ms, r.p99_ms, r.max_ms);
     }

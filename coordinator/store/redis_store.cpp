@@ -1,5 +1,6 @@
 // RedisStore: the Store contract on the DESIGN.md section 4 layout (docs/redis-layout.md).
 // Apply() is one Lua script, so a mutation (with its fence check) is atomic in Redis.
+#include <map>
 #include <set>
 
 #include "coordinator/store/store.h"
@@ -84,18 +85,35 @@ class RedisStore final : public Store {
 
   Status Apply(const Mutation& m) override { return ApplyAll({&m}).front(); }
 
-  // One EVALSHA per mutation, all in one pipeline (one round trip).
+  // One pipeline (one round trip) of EVALSHA calls: one per fenced mutation, one per run of
+  // consecutive unfenced mutations of the same job (merged: the same end state as applying them
+  // in order, with one script call instead of many; a burst of assignments is one call).
   std::vector<Status> ApplyAll(const std::vector<const Mutation*>& mutations) override {
     std::vector<Status> out(mutations.size());
-    std::vector<ApplyCall> calls;
-    std::vector<size_t> sent;  // index in `mutations` of each call
-    calls.reserve(mutations.size());
+    std::vector<std::vector<size_t>> groups;  // indices in `mutations` applied by one call
     for (size_t i = 0; i < mutations.size(); ++i) {
+      const bool mergeable = Mergeable(*mutations[i]);
+      if (mergeable && !groups.empty()) {
+        const Mutation& last = *mutations[groups.back().back()];
+        if (Mergeable(last) && last.job_id == mutations[i]->job_id) {
+          groups.back().push_back(i);
+          continue;
+        }
+      }
+      groups.push_back({i});
+    }
+    std::vector<ApplyCall> calls;
+    std::vector<const std::vector<size_t>*> sent;  // the group of each call
+    calls.reserve(groups.size());
+    for (const std::vector<size_t>& g : groups) {
       ApplyCall c;
-      out[i] = BuildApply(*mutations[i], &c);
-      if (!out[i].ok()) continue;
+      Status st = g.size() == 1 ? BuildApply(*mutations[g[0]], &c) : BuildApply(Merge(mutations, g), &c);
+      if (!st.ok()) {
+        for (size_t i : g) out[i] = st;
+        continue;
+      }
       calls.push_back(std::move(c));
-      sent.push_back(i);
+      sent.push_back(&g);
     }
     if (calls.empty()) return out;
     std::vector<redis::RedisClient::EvalCall> evals;
@@ -106,19 +124,18 @@ class RedisStore final : public Store {
     }
     Result<std::vector<Reply>> replies = client_->EvalPipeline(ApplyScript(), evals);
     for (size_t k = 0; k < sent.size(); ++k) {
-      const Mutation& m = *mutations[sent[k]];
+      const Mutation& m = *mutations[sent[k]->front()];
+      Status st;
       if (!replies.ok()) {
-        out[sent[k]] = replies.status();
-        continue;
-      }
-      const Reply& r = (*replies)[k];
-      if (r.is_error()) {
-        out[sent[k]] = Status::FailedPrecondition("redis " + client_->endpoint() + ": apply script: " + r.str);
+        st = replies.status();
+      } else if (const Reply& r = (*replies)[k]; r.is_error()) {
+        st = Status::FailedPrecondition("redis " + client_->endpoint() + ": apply script: " + r.str);
       } else if (r.str.rfind("stale:", 0) == 0) {
-        out[sent[k]] = StaleError(*m.fence, r.str.substr(6));
+        st = StaleError(*m.fence, r.str.substr(6));
       } else if (r.str != "ok") {
-        out[sent[k]] = Status::Internal("store: apply script answered " + r.DebugString());
+        st = Status::Internal("store: apply script answered " + r.DebugString());
       }
+      for (size_t i : *sent[k]) out[i] = st;
     }
     return out;
   }
@@ -297,6 +314,42 @@ class RedisStore final : public Store {
   }
 
  private:
+  // Unfenced and well-formed: may be merged with its unfenced neighbours of the same job.
+  static bool Mergeable(const Mutation& m) {
+    return !m.fence && !m.job_id.empty() && (!m.job || m.job->job_id == m.job_id);
+  }
+  // The mutations g[0], g[1], ... (same job, unfenced) as one: the last job record with the spec
+  // and plan of the last one that wrote them, each task's last record, every event in order.
+  static Mutation Merge(const std::vector<const Mutation*>& mutations, const std::vector<size_t>& g) {
+    Mutation merged;
+    merged.job_id = mutations[g.front()]->job_id;
+    const JobRecord* spec_from = nullptr;
+    const JobRecord* plan_from = nullptr;
+    std::map<std::string, size_t> task_index;
+    for (size_t i : g) {
+      const Mutation& m = *mutations[i];
+      if (m.job) {
+        merged.job = m.job;
+        if (m.include_spec) spec_from = &*m.job;
+        if (m.include_plan) plan_from = &*m.job;
+      }
+      for (const TaskRecord& t : m.tasks) {
+        auto [it, fresh] = task_index.emplace(t.task_id, merged.tasks.size());
+        if (fresh) {
+          merged.tasks.push_back(t);
+        } else {
+          merged.tasks[it->second] = t;
+        }
+      }
+      merged.events.insert(merged.events.end(), m.events.begin(), m.events.end());
+    }
+    merged.include_spec = spec_from != nullptr;
+    merged.include_plan = plan_from != nullptr;
+    if (spec_from != nullptr) merged.job->spec = spec_from->spec;
+    if (plan_from != nullptr) merged.job->shots = plan_from->shots;
+    return merged;
+  }
+
   // The apply script's keys and arguments for one mutation.
   struct ApplyCall {
     std::vector<std::string> keys;

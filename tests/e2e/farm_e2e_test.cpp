@@ -7,6 +7,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -45,7 +46,8 @@ std::string JobYaml(const std::string& output, const std::string& anchor_mode = 
 }
 
 // The farm e2e tests run one at a time even under `ctest -j` (each starts a farm of processes
-// that all want the CPU), and share one reference edit on disk (rebuilt when fairy-engine changes).
+// that all want the CPU), and share one reference edit on disk (rebuilt when fairy-engine or the
+// model's files change).
 class FarmE2ETest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -56,12 +58,16 @@ class FarmE2ETest : public ::testing::Test {
     std::string engine = BinDir() + "/fairy-engine";
     std::string ref = BinDir() + "/../tests/farm-e2e-reference.mp4";
     std::error_code ec;
-    bool fresh =
-        fs::exists(ref, ec) && fs::last_write_time(ref, ec) > fs::last_write_time(engine, ec);
+    const std::string model = SourceDir() + "/models/fairy-tiny";
+    auto newest_input = fs::last_write_time(engine, ec);
+    for (const auto& entry : fs::recursive_directory_iterator(model, ec)) {
+      newest_input = std::max(newest_input, entry.last_write_time(ec));
+    }
+    bool fresh = fs::exists(ref, ec) && fs::last_write_time(ref, ec) > newest_input;
     if (!fresh) {
       std::string log = BinDir() + "/../tests/farm-e2e-reference.log";
       auto edit = ChildProcess::Spawn({engine,          "edit",
-                                       "--model",       SourceDir() + "/models/fairy-tiny",
+                                       "--model",       model,
                                        "--input",       MediaPath(kClip),
                                        "--output",      ref,
                                        "--instruction", kInstruction,

@@ -238,6 +238,45 @@ TEST_F(StoreContractTest, ApplyAllAppliesInOrderAndReportsEachMutation) {
   EXPECT_TRUE(store_->ApplyAll({}).empty());
 }
 
+TEST_F(StoreContractTest, ApplyAllOfConsecutiveUnfencedMutationsEndsAsAppliedOneByOne) {
+  const std::string a = "s000-f000000-000003", b = "s000-f000004-000007";
+  ASSERT_TRUE(store_->Apply(Put(Job("other", 50, 1))).ok());
+  const size_t events_before = store_->ReadEvents("", 1000)->size();
+  Mutation first = Put(Job("j", 50, 1), {Task("j", a, TaskState::kReady, 0)}, true);
+  first.events = {Event{1, "e.first", "j", a, "", 0, "1", ""}};
+  JobRecord later = Job("j", 60, 1);
+  later.tasks_done = 5;
+  later.spec = "not written";  // `second` does not write the spec: `first`'s stays
+  Mutation second = Put(later, {Task("j", a, TaskState::kAssigned, 1), Task("j", b, TaskState::kReady, 0)}, false);
+  second.events = {Event{2, "e.second", "j", b, "", 0, "2", ""}};
+  Mutation third;  // tasks only
+  third.job_id = "j";
+  third.tasks = {Task("j", b, TaskState::kAssigned, 1)};
+  third.events = {Event{3, "e.third", "j", b, "", 0, "3", ""}};
+  Mutation other = Put(Job("other", 40, 1), {}, false);  // another job ends the run
+  std::vector<Status> st = store_->ApplyAll({&first, &second, &third, &other});
+  for (const Status& s : st) EXPECT_TRUE(s.ok()) << s.ToString();
+  auto j = store_->LoadJob("j");
+  ASSERT_TRUE(j.ok());
+  EXPECT_EQ(j->job.tasks_done, 5);
+  EXPECT_EQ(j->job.priority, 60);
+  EXPECT_EQ(j->job.spec, first.job->spec);
+  ASSERT_EQ(j->tasks.size(), 2u);
+  EXPECT_EQ(j->tasks[0].state, TaskState::kAssigned);
+  EXPECT_EQ(j->tasks[1].state, TaskState::kAssigned);
+  EXPECT_EQ(*store_->LiveAttempt("j", a), 1);
+  EXPECT_EQ(*store_->LiveAttempt("j", b), 1);
+  EXPECT_EQ(store_->LoadJob("other")->job.priority, 40);
+  auto events = store_->ReadEvents("", 1000);
+  ASSERT_TRUE(events.ok());
+  std::vector<std::string> types;
+  for (size_t i = events_before; i < events->size(); ++i) types.push_back((*events)[i].type);
+  EXPECT_EQ(types, (std::vector<std::string>{"e.first", "e.second", "e.third", "test.put"}));
+  const auto order = store_->QueueOrder();
+  ASSERT_TRUE(order.ok());
+  EXPECT_EQ(*order, (std::vector<std::string>{"j", "other"}));  // priority 60 before 40
+}
+
 TEST_F(StoreContractTest, DeleteJobRemovesEverything) {
   ASSERT_TRUE(store_->Apply(Put(Job("j", 50, 1), {Task("j", "t", TaskState::kAssigned, 4)})).ok());
   ASSERT_TRUE(store_->AppendLog("j", LogLine{1, "t", "w", "hello", ""}).ok());
