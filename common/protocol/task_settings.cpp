@@ -115,7 +115,8 @@ Result<TaskSettings> TaskSettingsFromJson(const json& j) {
   if (r.status().ok() && s.anchor_mode != "cache" && s.anchor_mode != "recompute") {
     r.Fail("anchor_mode", "expected 'cache' or 'recompute', got '" + s.anchor_mode + "'");
   }
-  s.batch = r.Int("batch", 1, 256);
+  // Absent in TASKs from coordinators older than the field: every worker used 4 then.
+  s.batch = j.is_object() && !j.contains("batch") ? 4 : r.Int("batch", 1, 256);
   s.shot_first = r.Int("shot_first", 0, int64_t{1} << 40);
   s.shot_count = r.Int("shot_count", 1, int64_t{1} << 40);
   s.anchor_frames = r.Ints("anchor_frames");

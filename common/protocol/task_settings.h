@@ -32,7 +32,8 @@ struct TaskSettings {
   uint64_t seed = 0;
   int64_t long_side = 512;    // edit resolution: the longer side, multiple of 8
   std::string anchor_mode = "cache";  // "cache" | "recompute"
-  int64_t batch = 4;          // frames per UNet call of the frame pass (common/frame_plan)
+  int64_t batch = 4;          // frames per UNet call of the frame pass (common/frame_plan); 4
+                              // when absent (TASKs from coordinators older than the field)
   int64_t shot_first = 0;     // the task's shot: frames [shot_first, shot_first + shot_count)
   int64_t shot_count = 0;
   std::vector<int64_t> anchor_frames;  // the shot's anchors (absolute, sorted, inside the shot)

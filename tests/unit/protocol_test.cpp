@@ -191,6 +191,8 @@ TEST(TaskSettingsTest, RoundTripsAndNamesBadFields) {
   j = ToJson(s);
   j["batch"] = 0;
   EXPECT_NE(TaskSettingsFromJson(j).status().message().find("settings.batch"), std::string::npos);
+  j.erase("batch");  // from a coordinator older than the field
+  EXPECT_EQ(TaskSettingsFromJson(j)->batch, 4);
   j = ToJson(s);
   j.erase("model");
   EXPECT_NE(TaskSettingsFromJson(j).status().message().find("settings.model: missing"), std::string::npos);

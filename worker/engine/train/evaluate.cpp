@@ -2,6 +2,7 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 
+#include <algorithm>
 #include <cstdio>
 
 #ifdef FAIRY_TRAIN_HAS_MEDIA
