@@ -15,6 +15,7 @@ nlohmann::json JobSpecToJson(const JobSpec& job) {
                {"guidance_text", job.edit.guidance_text},
                {"guidance_image", job.edit.guidance_image},
                {"seed", job.edit.seed},
+               {"noise", job.edit.noise},
                {"anchors", job.edit.anchors},
                {"batch", job.edit.batch},
                {"scheduler", job.edit.scheduler},
@@ -67,6 +68,11 @@ Result<JobSpec> JobSpecFromJson(const nlohmann::json& j) {
   Get(edit, "edit.", "guidance_text", &job.edit.guidance_text, &s);
   Get(edit, "edit.", "guidance_image", &job.edit.guidance_image, &s);
   Get(edit, "edit.", "seed", &job.edit.seed, &s);
+  Get(edit, "edit.", "noise", &job.edit.noise, &s);
+  if (s.ok() && job.edit.noise != "per_frame" && job.edit.noise != "shared") {
+    s = Status::InvalidArgument("job JSON: edit.noise: must be per_frame or shared, got " +
+                                job.edit.noise);
+  }
   Get(edit, "edit.", "anchors", &job.edit.anchors, &s);
   Get(edit, "edit.", "batch", &job.edit.batch, &s);
   Get(edit, "edit.", "scheduler", &job.edit.scheduler, &s);

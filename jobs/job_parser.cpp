@@ -24,8 +24,8 @@ const std::vector<std::string_view> kJobKeys = {
     "name",  "input", "output", "instruction", "model",        "priority",
     "edit",  "shots", "chunk_frames", "encode", "worker_tags"};
 const std::vector<std::string_view> kEditKeys = {"resolution", "steps",   "guidance_text",
-                                                 "guidance_image", "seed", "anchors", "batch",
-                                                 "scheduler", "anchor_mode"};
+                                                 "guidance_image", "seed", "noise", "anchors",
+                                                 "batch", "scheduler", "anchor_mode"};
 const std::vector<std::string_view> kShotKeys = {"threshold", "min_length", "max_length"};
 const std::vector<std::string_view> kEncodeKeys = {"codec", "crf", "preset", "scale_to_source",
                                                    "audio"};
@@ -125,6 +125,7 @@ class JobReader {
     r_.ReadDouble(node, path, "guidance_text", 0.0, 50.0, &e->guidance_text);
     r_.ReadDouble(node, path, "guidance_image", 0.0, 50.0, &e->guidance_image);
     r_.ReadUint64(node, path, "seed", &e->seed);
+    r_.ReadEnum(node, path, "noise", {"per_frame", "shared"}, &e->noise);
     r_.ReadInt(node, path, "anchors", 1, 16, &e->anchors);
     r_.ReadInt(node, path, "batch", 1, 256, &e->batch);
     r_.ReadEnum(node, path, "scheduler", {"euler_ancestral"}, &e->scheduler);

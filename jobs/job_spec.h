@@ -26,6 +26,7 @@ struct EditSettings {
   double guidance_text = 7.5;  // text guidance scale s_text, 0..50
   double guidance_image = 1.5; // image guidance scale s_img, 0..50
   uint64_t seed = 0;           // noise of frame i is drawn from a generator seeded by (seed, i)
+  std::string noise = "per_frame";  // per_frame: (seed, i); shared: (seed, 0) for every frame
   int anchors = 3;             // anchor frames K per shot, 1..16
   int batch = 4;               // frames per UNet call of the frame pass, 1..256; part of the job
                                // because results are bit-identical only for equal batches

@@ -42,6 +42,7 @@ struct AnchorKeyFields {
   double guidance_text = 0;
   double guidance_image = 0;
   uint64_t seed = 0;
+  std::string noise = "per_frame";     // the job's edit.noise: per_frame | shared
   std::vector<int64_t> anchor_frames;  // absolute indices in the source
   std::string source_identity;  // what identifies the source video: path + size + mtime, or a hash
   std::string dtype;            // "F32", "F16", ...

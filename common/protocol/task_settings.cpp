@@ -91,6 +91,7 @@ json ToJson(const TaskSettings& s) {
               {"guidance_text", s.guidance_text},
               {"guidance_image", s.guidance_image},
               {"seed", s.seed},
+              {"noise", s.noise},
               {"long_side", s.long_side},
               {"anchor_mode", s.anchor_mode},
               {"batch", s.batch},
@@ -110,6 +111,10 @@ Result<TaskSettings> TaskSettingsFromJson(const json& j) {
   s.guidance_text = r.Num("guidance_text", 0.0, 100.0);
   s.guidance_image = r.Num("guidance_image", 0.0, 100.0);
   s.seed = r.UInt("seed");
+  s.noise = j.is_object() && !j.contains("noise") ? "per_frame" : r.Str("noise");
+  if (r.status().ok() && s.noise != "per_frame" && s.noise != "shared") {
+    r.Fail("noise", "expected 'per_frame' or 'shared', got '" + s.noise + "'");
+  }
   s.long_side = r.Int("long_side", 8, 8192);
   s.anchor_mode = r.Str("anchor_mode");
   if (r.status().ok() && s.anchor_mode != "cache" && s.anchor_mode != "recompute") {

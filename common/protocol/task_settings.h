@@ -30,6 +30,8 @@ struct TaskSettings {
   double guidance_text = 7.5;
   double guidance_image = 1.5;
   uint64_t seed = 0;
+  std::string noise = "per_frame";  // "per_frame" | "shared" (engine NoiseMode); per_frame when
+                                    // absent (TASKs from coordinators older than the field)
   int64_t long_side = 512;    // edit resolution: the longer side, multiple of 8
   std::string anchor_mode = "cache";  // "cache" | "recompute"
   int64_t batch = 4;          // frames per UNet call of the frame pass (common/frame_plan); 4

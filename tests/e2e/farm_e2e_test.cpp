@@ -33,21 +33,55 @@ const char* kClip = "bigbuckbunny.mp4";
 const char* kInstruction = "turn it into a winter scene";
 
 std::string JobYaml(const std::string& output, const std::string& anchor_mode = "cache",
-                    int priority = 50, const std::string& input = "") {
+                    int priority = 50, const std::string& input = "",
+                    const std::string& noise = "per_frame") {
   std::ostringstream y;
   y << "input: " << (input.empty() ? MediaPath(kClip) : input) << "\n"
     << "output: " << output << "\n"
     << "instruction: " << kInstruction << "\n"
     << "priority: " << priority << "\n"
     << "chunk_frames: 16\n"
-    << "edit: {resolution: 64, steps: 3, seed: 7, anchors: 3, anchor_mode: " << anchor_mode << "}\n"
+    << "edit: {resolution: 64, steps: 3, seed: 7, anchors: 3, anchor_mode: " << anchor_mode
+    << ", noise: " << noise << "}\n"
     << "shots: {max_length: 50}\n";
   return y.str();
 }
 
+// `fairy-engine edit` of kClip with JobYaml's settings and `noise`, kept on disk and rebuilt when
+// fairy-engine or the model's files change; its decoded frames.
+Result<std::vector<std::string>> ReferenceFrames(const std::string& noise) {
+  std::string engine = BinDir() + "/fairy-engine";
+  std::string ref = BinDir() + "/../tests/farm-e2e-reference-" + noise + ".mp4";
+  std::error_code ec;
+  const std::string model = SourceDir() + "/models/fairy-tiny";
+  auto newest_input = fs::last_write_time(engine, ec);
+  for (const auto& entry : fs::recursive_directory_iterator(model, ec)) {
+    newest_input = std::max(newest_input, entry.last_write_time(ec));
+  }
+  bool fresh = fs::exists(ref, ec) && fs::last_write_time(ref, ec) > newest_input;
+  if (!fresh) {
+    std::string log = BinDir() + "/../tests/farm-e2e-reference-" + noise + ".log";
+    FAIRY_ASSIGN_OR_RETURN(auto edit, ChildProcess::Spawn({engine,          "edit",
+                                                           "--model",       model,
+                                                           "--input",       MediaPath(kClip),
+                                                           "--output",      ref,
+                                                           "--instruction", kInstruction,
+                                                           "--steps",       "3",
+                                                           "--seed",        "7",
+                                                           "--noise",       noise,
+                                                           "--anchors",     "3",
+                                                           "--resolution",  "64",
+                                                           "--max-shot",    "50",
+                                                           "--batch",       "4",
+                                                           "--no-progress"},
+                                                          log));
+    if (edit->Wait(900s) != 0) return Status::Internal("fairy-engine edit failed; see " + log);
+  }
+  return DecodeAllFrames(ref);
+}
+
 // The farm e2e tests run one at a time even under `ctest -j` (each starts a farm of processes
-// that all want the CPU), and share one reference edit on disk (rebuilt when fairy-engine or the
-// model's files change).
+// that all want the CPU), and share the reference edits on disk.
 class FarmE2ETest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -55,34 +89,7 @@ class FarmE2ETest : public ::testing::Test {
         open((fs::temp_directory_path() / "fairy-farm-e2e.lock").c_str(), O_CREAT | O_RDWR, 0666);
     ASSERT_GE(lock_fd_, 0);
     ASSERT_EQ(flock(lock_fd_, LOCK_EX), 0);
-    std::string engine = BinDir() + "/fairy-engine";
-    std::string ref = BinDir() + "/../tests/farm-e2e-reference.mp4";
-    std::error_code ec;
-    const std::string model = SourceDir() + "/models/fairy-tiny";
-    auto newest_input = fs::last_write_time(engine, ec);
-    for (const auto& entry : fs::recursive_directory_iterator(model, ec)) {
-      newest_input = std::max(newest_input, entry.last_write_time(ec));
-    }
-    bool fresh = fs::exists(ref, ec) && fs::last_write_time(ref, ec) > newest_input;
-    if (!fresh) {
-      std::string log = BinDir() + "/../tests/farm-e2e-reference.log";
-      auto edit = ChildProcess::Spawn({engine,          "edit",
-                                       "--model",       model,
-                                       "--input",       MediaPath(kClip),
-                                       "--output",      ref,
-                                       "--instruction", kInstruction,
-                                       "--steps",       "3",
-                                       "--seed",        "7",
-                                       "--anchors",     "3",
-                                       "--resolution",  "64",
-                                       "--max-shot",    "50",
-                                       "--batch",       "4",
-                                       "--no-progress"},
-                                      log);
-      ASSERT_TRUE(edit.ok()) << edit.status().ToString();
-      ASSERT_EQ((*edit)->Wait(900s), 0) << "fairy-engine edit failed; see " << log;
-    }
-    auto frames = DecodeAllFrames(ref);
+    auto frames = ReferenceFrames("per_frame");
     ASSERT_TRUE(frames.ok()) << frames.status().ToString();
     reference_ = new std::vector<std::string>(std::move(frames).value());
   }
@@ -93,16 +100,17 @@ class FarmE2ETest : public ::testing::Test {
     lock_fd_ = -1;
   }
 
-  void ExpectIdenticalToReference(const std::string& output) {
-    ASSERT_NE(reference_, nullptr);
+  void ExpectIdenticalToReference(const std::string& output,
+                                  const std::vector<std::string>* reference = reference_) {
+    ASSERT_NE(reference, nullptr);
     auto frames = DecodeAllFrames(output);
     ASSERT_TRUE(frames.ok()) << frames.status().ToString();
     auto source = media::Probe(MediaPath(kClip));
     ASSERT_TRUE(source.ok());
     EXPECT_EQ(static_cast<int64_t>(frames->size()), source->frame_count);
-    ASSERT_EQ(frames->size(), reference_->size());
+    ASSERT_EQ(frames->size(), reference->size());
     size_t differing = 0;
-    for (size_t i = 0; i < frames->size(); ++i) differing += (*frames)[i] != (*reference_)[i];
+    for (size_t i = 0; i < frames->size(); ++i) differing += (*frames)[i] != (*reference)[i];
     EXPECT_EQ(differing, 0u) << "frames differing from fairy-engine edit";
     auto out = media::Probe(output);
     ASSERT_TRUE(out.ok());
@@ -292,6 +300,24 @@ TEST_F(FarmE2ETest, RecomputeModeIsIdenticalToCacheMode) {
   ASSERT_TRUE(done.ok()) << done.status().ToString();
   ASSERT_EQ((*done)["state"], "DONE") << done->dump(1);
   ExpectIdenticalToReference(out);
+}
+
+// edit.noise shared through the farm: identical to `fairy-engine edit --noise shared`, and not to
+// the per-frame noise reference.
+TEST_F(FarmE2ETest, SharedNoiseMatchesTheSingleProcessEdit) {
+  auto shared = ReferenceFrames("shared");
+  ASSERT_TRUE(shared.ok()) << shared.status().ToString();
+  ASSERT_EQ(shared->size(), reference_->size());
+  EXPECT_NE(*shared, *reference_) << "noise: shared must change the frames";
+  auto farm = FarmHarness::Start();
+  ASSERT_TRUE(farm.ok()) << farm.status().ToString();
+  std::string out = (*farm)->dir() + "/out/shared.mp4";
+  auto job = (*farm)->Submit(JobYaml(out, "cache", 50, "", "shared"));
+  ASSERT_TRUE(job.ok()) << job.status().ToString();
+  auto done = (*farm)->WaitForState(*job, {"DONE", "FAILED", "CANCELLED"}, 600s);
+  ASSERT_TRUE(done.ok()) << done.status().ToString();
+  ASSERT_EQ((*done)["state"], "DONE") << done->dump(1);
+  ExpectIdenticalToReference(out, &*shared);
 }
 
 // 7. Bad input: each with a clear message, and the farm keeps serving.

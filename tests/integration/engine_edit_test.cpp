@@ -110,6 +110,11 @@ TEST(EngineEditTest, BadInputExitsWithUsageErrorAndAMessage) {
               Quote(clip) + " --output " + Quote(dir + "/z.mp4") + " --instruction 'x'");
   EXPECT_EQ(no_model.exit_code, 2) << no_model.output;
   EXPECT_NE(no_model.output.find("nothing"), std::string::npos) << no_model.output;
+  ShellResult noise = Execute(EditCommand(clip, dir + "/n.mp4", "--noise random"));
+  EXPECT_EQ(noise.exit_code, 2) << noise.output;
+  EXPECT_NE(noise.output.find("--noise: \"random\" is not a noise mode (per_frame, shared)"),
+            std::string::npos)
+      << noise.output;
   ShellResult flag = Execute(Quote(Engine()) + " edit --bogus 1");
   EXPECT_EQ(flag.exit_code, 2) << flag.output;
   EXPECT_FALSE(std::filesystem::exists(dir + "/x.mp4"));

@@ -149,6 +149,36 @@ TEST_F(PipelineTest, SeedAndFrameIndexDriveTheNoise) {
   EXPECT_FALSE(torch::equal(*a, *other_seed));
 }
 
+TEST_F(PipelineTest, SharedNoiseIsTheSameForEveryFrame) {
+  auto frames = Frames();
+  EditSettings shared = Settings();
+  shared.noise = NoiseMode::kShared;
+  AnchorCache cache;
+  ASSERT_TRUE(RunAnchorPass(model(), frames.narrow(0, 0, 2), {0, 1}, shared, &cache).ok());
+  auto image = frames.narrow(0, 2, 1);
+  auto a = RunFramePass(model(), cache, image, {2}, shared, 1);
+  auto other_index = RunFramePass(model(), cache, image, {7}, shared, 1);
+  EditSettings reseeded = shared;
+  reseeded.seed = 43;
+  auto other_seed = RunFramePass(model(), cache, image, {2}, reseeded, 1);
+  ASSERT_TRUE(a.ok() && other_index.ok() && other_seed.ok());
+  EXPECT_TRUE(torch::equal(*a, *other_index));  // same source, same noise: same output
+  EXPECT_FALSE(torch::equal(*a, *other_seed));
+  // A frame pass must use the noise mode its anchor cache was computed with.
+  auto mixed = RunFramePass(model(), cache, image, {2}, Settings(), 1);
+  ASSERT_FALSE(mixed.ok());
+  EXPECT_NE(mixed.status().message().find("noise shared"), std::string::npos)
+      << mixed.status().ToString();
+  auto restored = AnchorCache::Deserialize(cache.Serialize());
+  ASSERT_TRUE(restored.ok()) << restored.status().ToString();
+  EXPECT_FALSE(RunFramePass(model(), *restored, image, {2}, Settings(), 1).ok());
+  EXPECT_EQ(*ParseNoiseMode("shared"), NoiseMode::kShared);
+  EXPECT_EQ(*ParseNoiseMode(NoiseModeName(NoiseMode::kPerFrame)), NoiseMode::kPerFrame);
+  auto bad = ParseNoiseMode("random");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("per_frame, shared"), std::string::npos);
+}
+
 TEST_F(PipelineTest, BadInputIsAnErrorNotACrash) {
   auto frames = Frames();
   EditSettings empty = Settings();

@@ -58,6 +58,7 @@ TEST_F(JobsTest, MinimalJobGetsEveryDefault) {
   EXPECT_DOUBLE_EQ(j.edit.guidance_text, 7.5);
   EXPECT_DOUBLE_EQ(j.edit.guidance_image, 1.5);
   EXPECT_EQ(j.edit.seed, 0u);
+  EXPECT_EQ(j.edit.noise, "per_frame");
   EXPECT_EQ(j.edit.anchors, 3);
   EXPECT_EQ(j.edit.scheduler, "euler_ancestral");
   EXPECT_EQ(j.edit.anchor_mode, AnchorMode::kCache);
@@ -79,7 +80,8 @@ TEST_F(JobsTest, EveryFieldIsRead) {
   ParseResult r = Parse(Job(
       "name: big-cat\nmodel: fairy-tiny\npriority: 90\n"
       "edit: {resolution: 768, steps: 25, guidance_text: 9, guidance_image: 1.2, "
-      "seed: 18446744073709551615, anchors: 5, batch: 8, scheduler: euler_ancestral, anchor_mode: recompute}\n"
+      "seed: 18446744073709551615, noise: shared, anchors: 5, batch: 8, scheduler: euler_ancestral, "
+      "anchor_mode: recompute}\n"
       "shots: {threshold: 30.5, min_length: 10, max_length: 300}\n"
       "chunk_frames: 8\n"
       "encode: {codec: h264, crf: 23, preset: slow, scale_to_source: false, audio: none}\n"
@@ -93,6 +95,7 @@ TEST_F(JobsTest, EveryFieldIsRead) {
   EXPECT_DOUBLE_EQ(j.edit.guidance_text, 9.0);
   EXPECT_DOUBLE_EQ(j.edit.guidance_image, 1.2);
   EXPECT_EQ(j.edit.seed, 18446744073709551615ull);
+  EXPECT_EQ(j.edit.noise, "shared");
   EXPECT_EQ(j.edit.anchors, 5);
   EXPECT_EQ(j.edit.batch, 8);
   EXPECT_EQ(j.edit.anchor_mode, AnchorMode::kRecompute);
@@ -159,7 +162,7 @@ TEST_F(JobsTest, UnknownKeysGetDidYouMean) {
             "t.yaml:4:1: instructions: unknown key \"instructions\" (did you mean \"instruction\"?)\n"
             "t.yaml:6:3: edit.stpes: unknown key \"stpes\" (did you mean \"steps\"?)\n"
             "t.yaml:7:3: edit.guidance: unknown key \"guidance\"; expected one of: resolution, steps, "
-            "guidance_text, guidance_image, seed, anchors, batch, scheduler, anchor_mode\n"
+            "guidance_text, guidance_image, seed, noise, anchors, batch, scheduler, anchor_mode\n"
             "t.yaml:8:1: foo: unknown key \"foo\"; expected one of: name, input, output, instruction, "
             "model, priority, edit, shots, chunk_frames, encode, worker_tags\n");
 }
@@ -370,11 +373,12 @@ TEST_F(JobsTest, ExampleFilesAreValid) {
 }
 
 TEST_F(JobsTest, JsonRoundTrip) {
-  ParseResult r = Parse(Job("edit: {seed: 18446744073709551615, anchor_mode: recompute}\n"
+  ParseResult r = Parse(Job("edit: {seed: 18446744073709551615, noise: shared, anchor_mode: recompute}\n"
                             "worker_tags: [gpu]\nshots: {max_length: 100}\n"));
   ASSERT_TRUE(r.ok()) << Text(r);
   const nlohmann::json j = JobSpecToJson(r.jobs[0]);
   EXPECT_EQ(j["edit"]["anchor_mode"], "recompute");
+  EXPECT_EQ(j["edit"]["noise"], "shared");
   auto back = JobSpecFromJson(nlohmann::json::parse(j.dump()));
   ASSERT_TRUE(back.ok()) << back.status().ToString();
   EXPECT_EQ(JobSpecToJson(*back), j);
@@ -382,6 +386,9 @@ TEST_F(JobsTest, JsonRoundTrip) {
   auto bad = JobSpecFromJson(nlohmann::json{{"edit", {{"steps", "x"}}}});
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find("edit.steps"), std::string::npos);
+  bad = JobSpecFromJson(nlohmann::json{{"edit", {{"noise", "random"}}}});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("edit.noise"), std::string::npos);
   EXPECT_FALSE(JobSpecFromJson(nlohmann::json::array()).ok());
 }
 

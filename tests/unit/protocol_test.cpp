@@ -178,6 +178,7 @@ TEST(TaskSettingsTest, RoundTripsAndNamesBadFields) {
   s.shot_count = 50;
   s.anchor_frames = {108, 124, 141};
   s.batch = 8;
+  s.noise = "shared";
   auto back = TaskSettingsFromJson(ToJson(s));
   ASSERT_TRUE(back.ok()) << back.status().ToString();
   EXPECT_EQ(*back, s);
@@ -193,6 +194,11 @@ TEST(TaskSettingsTest, RoundTripsAndNamesBadFields) {
   EXPECT_NE(TaskSettingsFromJson(j).status().message().find("settings.batch"), std::string::npos);
   j.erase("batch");  // from a coordinator older than the field
   EXPECT_EQ(TaskSettingsFromJson(j)->batch, 4);
+  j = ToJson(s);
+  j["noise"] = "random";
+  EXPECT_NE(TaskSettingsFromJson(j).status().message().find("settings.noise"), std::string::npos);
+  j.erase("noise");  // from a coordinator older than the field
+  EXPECT_EQ(TaskSettingsFromJson(j)->noise, "per_frame");
   j = ToJson(s);
   j.erase("model");
   EXPECT_NE(TaskSettingsFromJson(j).status().message().find("settings.model: missing"), std::string::npos);

@@ -154,9 +154,23 @@ Status EditSettings::Validate() const {
   return Status::OK();
 }
 
+const char* NoiseModeName(NoiseMode mode) {
+  return mode == NoiseMode::kShared ? "shared" : "per_frame";
+}
+
+Result<NoiseMode> ParseNoiseMode(const std::string& name) {
+  if (name == "per_frame") return NoiseMode::kPerFrame;
+  if (name == "shared") return NoiseMode::kShared;
+  return Status::InvalidArgument("noise: \"" + name + "\" is not a noise mode (per_frame, shared)");
+}
+
+uint64_t FrameNoise::FrameSeedOf(int64_t frame) const {
+  return FrameSeed(seed_, mode_ == NoiseMode::kShared ? 0 : frame);
+}
+
 Result<torch::Tensor> FrameNoise::Initial(int64_t frame, c10::IntArrayRef shape) {
-  auto [it, inserted] = generators_.try_emplace(frame, MakeCpuGenerator(FrameSeed(seed_, frame)));
-  if (!inserted) it->second = MakeCpuGenerator(FrameSeed(seed_, frame));  // a new run of this frame
+  auto [it, inserted] = generators_.try_emplace(frame, MakeCpuGenerator(FrameSeedOf(frame)));
+  if (!inserted) it->second = MakeCpuGenerator(FrameSeedOf(frame));  // a new run of this frame
   return Randn(it->second, shape);
 }
 
@@ -222,9 +236,10 @@ Result<torch::Tensor> RunAnchorPass(Model& model, const torch::Tensor& anchor_im
   cache->metadata()["model"] = model.dir();
   cache->metadata()["width"] = std::to_string(anchor_images.size(3));
   cache->metadata()["height"] = std::to_string(anchor_images.size(2));
+  cache->metadata()["noise"] = NoiseModeName(settings.noise);
   FAIRY_ASSIGN_OR_RETURN(Conditioning c, Condition(model, settings));
   FAIRY_ASSIGN_OR_RETURN(torch::Tensor m, model.EncodeImages(anchor_images));
-  FrameNoise noise(settings.seed);
+  FrameNoise noise(settings.seed, settings.noise);
   FAIRY_ASSIGN_OR_RETURN(torch::Tensor x,
                          Denoise(model, m, c, settings, anchor_indices, noise,
                                  SelfAttentionMode::kAnchor, cache, nullptr, on_step));
@@ -249,10 +264,16 @@ Result<torch::Tensor> RunFramePass(Model& model, const AnchorCache& cache,
                                    std::to_string(cache.num_branches()) +
                                    " guidance branches, the pipeline needs 3");
   }
+  const auto noise_it = cache.metadata().find("noise");
+  if (noise_it != cache.metadata().end() && noise_it->second != NoiseModeName(settings.noise)) {
+    return Status::InvalidArgument("frame pass: the anchor cache was computed with noise " +
+                                   noise_it->second + ", this pass uses " +
+                                   NoiseModeName(settings.noise));
+  }
   FAIRY_ASSIGN_OR_RETURN(Conditioning c, Condition(model, settings));
   // kFrame only reads the cache; the context's pointer is non-const because kAnchor fills it.
   AnchorCache* anchors = const_cast<AnchorCache*>(&cache);
-  FrameNoise noise(settings.seed);
+  FrameNoise noise(settings.seed, settings.noise);
   std::vector<torch::Tensor> outs;
   const int64_t n = images.size(0);
   for (int64_t start = 0; start < n; start += batch) {

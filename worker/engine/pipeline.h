@@ -94,12 +94,23 @@ class Model {
   double scaling_factor_ = 0.18215;
 };
 
+// Where frame i's generator is seeded. kPerFrame: FrameSeed(seed, i), independent noise per frame
+// (DESIGN.md section 1). kShared: FrameSeed(seed, 0) for every frame, i.e. every frame of the job
+// starts from the same latent noise and draws the same ancestral-step noise, so the residue that
+// noise leaves in an output frame is the same in every frame and does not flicker. Both keep a
+// frame's output independent of how the video is partitioned.
+enum class NoiseMode { kPerFrame, kShared };
+const char* NoiseModeName(NoiseMode mode);  // "per_frame", "shared"
+// "per_frame" or "shared"; InvalidArgument naming the accepted values otherwise.
+Result<NoiseMode> ParseNoiseMode(const std::string& name);
+
 struct EditSettings {
   std::string instruction;       // REQUIRED: non-empty
   int steps = 10;                // denoising steps (Euler ancestral)
   double guidance_text = 7.5;    // text guidance scale (> 1 for guidance)
   double guidance_image = 1.5;   // image guidance scale (>= 1)
-  uint64_t seed = 0;             // job seed; frame i uses FrameSeed(seed, i)
+  uint64_t seed = 0;             // job seed; frame i uses FrameSeed(seed, i) (see NoiseMode)
+  NoiseMode noise = NoiseMode::kPerFrame;
   std::string timestep_spacing;  // empty: the scheduler config's value
   bool fp16_cache = false;       // anchor cache in float16 (half the bytes)
 
@@ -119,12 +130,16 @@ class NoiseSource {
 // Production noise: one generator per frame seeded with FrameSeed(seed, frame).
 class FrameNoise : public NoiseSource {
  public:
-  explicit FrameNoise(uint64_t seed) : seed_(seed) {}
+  explicit FrameNoise(uint64_t seed, NoiseMode mode = NoiseMode::kPerFrame)
+      : seed_(seed), mode_(mode) {}
   Result<torch::Tensor> Initial(int64_t frame, c10::IntArrayRef shape) override;
   Result<torch::Tensor> Step(int64_t frame, int step, c10::IntArrayRef shape) override;
 
  private:
+  uint64_t FrameSeedOf(int64_t frame) const;
+
   uint64_t seed_;
+  NoiseMode mode_;
   std::map<int64_t, at::Generator> generators_;
 };
 

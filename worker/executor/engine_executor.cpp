@@ -186,6 +186,7 @@ Result<TaskOutcome> EngineExecutor::Run(const TaskContext& ctx) {
     r.edit.guidance_text = s.guidance_text;
     r.edit.guidance_image = s.guidance_image;
     r.edit.seed = s.seed;
+    FAIRY_ASSIGN_OR_RETURN(r.edit.noise, engine::ParseNoiseMode(s.noise));
     r.edit.fp16_cache = options_.fp16_cache;
     FAIRY_RETURN_IF_ERROR(r.edit.Validate());
 
@@ -205,6 +206,7 @@ Result<TaskOutcome> EngineExecutor::Run(const TaskContext& ctx) {
     kf.guidance_text = s.guidance_text;
     kf.guidance_image = s.guidance_image;
     kf.seed = s.seed;
+    kf.noise = s.noise;
     kf.anchor_frames = s.anchor_frames;
     kf.source_identity = SourceIdentity(s.input);
     kf.dtype = options_.dtype + (options_.fp16_cache ? "/fp16-cache" : "");

@@ -201,6 +201,8 @@ void PrintHelp() {
       "  --guidance-text G      text guidance scale (default 7.5)\n"
       "  --guidance-image G     image guidance scale (default 1.5)\n"
       "  --seed S               job seed (default 0); frame i uses its own generator from (S, i)\n"
+      "  --noise M              per_frame (default): noise from (S, i); shared: from (S, 0) for\n"
+      "                         every frame, so the noise's residue does not flicker\n"
       "  --anchors K            anchor frames per shot (default 3)\n"
       "  --resolution L         longer side of the edited frames in pixels (default 512)\n"
       "  --batch N              frames per UNet call (x3 guidance branches; default 4)\n"
@@ -236,6 +238,11 @@ int RunEditCommand(int argc, char** argv) {
     o.settings.guidance_text = std::stod(args.Value("--guidance-text", "7.5"));
     o.settings.guidance_image = std::stod(args.Value("--guidance-image", "1.5"));
     o.settings.seed = std::stoull(args.Value("--seed", "0"));
+    if (auto noise = ParseNoiseMode(args.Value("--noise", "per_frame")); noise.ok()) {
+      o.settings.noise = *noise;
+    } else {
+      error = "--" + noise.status().message();
+    }
     o.anchors = std::stoi(args.Value("--anchors", "3"));
     o.long_side = std::stoi(args.Value("--resolution", "512"));
     o.batch = std::stoll(args.Value("--batch", "4"));

@@ -30,7 +30,8 @@ constexpr const char* kUsage = R"(Usage:
                              [--vae-steps N (8000)] [--unet-steps N (16000)] [--resume]
                                                                  the embedded default model, all stages
   fairy-engine train eval --model DIR --videos A,B [--frames N (8)] [--size N (128)] [--steps N (10)]
-                          [--seed N (0)] [--device D] [--fairy [--anchors K (3)] [--batch N (4)]]
+                          [--seed N (0)] [--device D] [--fairy [--anchors K (3)] [--batch N (4)]
+                          [--noise per_frame|shared (per_frame)]]
                           PSNR and flicker per edit on real clips; --fairy edits each clip as one
                           shot with the engine's pipeline, as fairy-engine edit and the farm do
 
@@ -185,7 +186,12 @@ int RunEval(Args& args) {
   o.videos = SplitComma(args.Value("--videos"));
   o.device = args.Value("--device", o.device);
   o.fairy = args.Flag("--fairy");
-  if (!ParseNumber(args, "--anchors", &o.anchors, &error) || !ParseNumber(args, "--batch", &o.batch, &error) ||
+  if (auto noise = ParseNoiseMode(args.Value("--noise", NoiseModeName(o.noise))); noise.ok()) {
+    o.noise = *noise;
+  } else {
+    error = "--" + noise.status().message();
+  }
+  if (!error.empty() || !ParseNumber(args, "--anchors", &o.anchors, &error) || !ParseNumber(args, "--batch", &o.batch, &error) ||
       !ParseNumber(args, "--frames", &o.frames, &error) || !ParseNumber(args, "--size", &o.long_side, &error) ||
       !ParseNumber(args, "--steps", &o.steps, &error) || !ParseNumber(args, "--seed", &o.seed, &error) ||
       !args.Finish(&error)) {

@@ -38,6 +38,7 @@ Result<torch::Tensor> EditShotLikeTheFarm(Model& model, const torch::Tensor& sou
   s.guidance_text = 1;
   s.guidance_image = 1;
   s.seed = o.seed;
+  s.noise = o.noise;
   const auto images = source * 2 - 1;
   auto pick = [&](const std::vector<int64_t>& idx) { return images.index_select(0, torch::tensor(idx)); };
   AnchorCache cache;

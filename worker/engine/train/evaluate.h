@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "worker/engine/pipeline.h"
 #include "worker/engine/train/edit_ops.h"
 
 namespace fairy::engine::train {
@@ -31,6 +32,7 @@ struct EvalOptions {
   bool fairy = false;                // edit with the engine's Fairy pipeline (see above)
   int anchors = 3;                   // with `fairy`: anchor frames K
   int64_t batch = 4;                 // with `fairy`: frames per UNet call of the frame pass
+  NoiseMode noise = NoiseMode::kPerFrame;  // with `fairy`: EditSettings::noise
 };
 
 struct EvalRow {
