@@ -15,8 +15,9 @@
 // self-attention layer in anchor mode), filling an AnchorCache for every layer, step and guidance
 // branch, and returns the anchors' edited images. RunFramePass then edits any frames of the shot,
 // in any grouping, each attending to [own tokens ; cached anchor tokens]. The noise of frame i
-// comes only from FrameSeed(seed, i) (random.h), so a frame's output does not depend on how frames
-// were grouped into calls, tasks or workers: bit-identical on the CPU for the same batch size.
+// comes only from FrameSeed(seed, i) (or FrameSeed(seed, 0) with NoiseMode::kShared; random.h),
+// so a frame's output does not depend on how frames were grouped into calls, tasks or workers:
+// bit-identical on the CPU for the same batch size.
 //
 // Thread-safety: a Model may be used from several threads at once (each call has its own state);
 // LibTorch's intra-op threads are shared.
@@ -127,7 +128,8 @@ class NoiseSource {
   virtual Result<torch::Tensor> Step(int64_t frame, int step, c10::IntArrayRef shape) = 0;
 };
 
-// Production noise: one generator per frame seeded with FrameSeed(seed, frame).
+// Production noise: one generator per frame seeded with FrameSeed(seed, frame), or with
+// FrameSeed(seed, 0) for every frame under NoiseMode::kShared.
 class FrameNoise : public NoiseSource {
  public:
   explicit FrameNoise(uint64_t seed, NoiseMode mode = NoiseMode::kPerFrame)
