@@ -5,12 +5,15 @@
 #include <torch/torch.h>
 
 #include <filesystem>
+#include <fstream>
 
+#include "tests/support/shell.h"
 #include "tests/support/test_paths.h"
 #include "worker/engine/train/checkpoint.h"
 #include "worker/engine/train/model_parts.h"
 #include "worker/engine/train/train_utils.h"
 #include "worker/engine/train/trainer.h"
+#include "worker/engine/train/triple_folder.h"
 #include "worker/engine/unet.h"
 
 namespace fairy::engine::train {
@@ -161,6 +164,96 @@ TEST_F(TrainRunTest, ResumeGivesTheSameWeightsAsOneRun) {
   auto r = RunVAETraining(wrong);
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("\"kind\""), std::string::npos) << r.status().message();
+}
+
+// A triples folder made with the real ffmpeg: sources are test patterns, each target the source's
+// colour negation (so a correctly aligned crop pair satisfies target = 1 - source).
+std::string WriteTriplesFolder(const std::string& dir) {
+  fs::create_directories(dir + "/src");
+  fs::create_directories(dir + "/dst");
+  std::ofstream list(dir + "/triples.jsonl");
+  list << "# studio triples\n\n";
+  for (int i = 0; i < 3; ++i) {
+    const std::string name = "shot" + std::to_string(i) + ".png";
+    const std::string src = fairy::testing::ShellQuote(dir + "/src/" + name);
+    EXPECT_EQ(fairy::testing::RunShell("ffmpeg -v error -y -f lavfi -i testsrc2=size=64x48:rate=1 -ss " +
+                                       std::to_string(i) + " -frames:v 1 -pix_fmt rgb24 " + src)
+                  .exit_code,
+              0);
+    EXPECT_EQ(fairy::testing::RunShell("ffmpeg -v error -y -i " + src + " -vf negate -pix_fmt rgb24 " +
+                                       fairy::testing::ShellQuote(dir + "/dst/" + name))
+                  .exit_code,
+              0);
+    list << nlohmann::json{{"source", "src/" + name}, {"instruction", "invert the colors"}, {"target", "dst/" + name}}
+                .dump()
+         << "\n";
+  }
+  return dir;
+}
+
+TEST(TripleFolderTest, CropsTheSameWindowOfSourceAndTargetDeterministically) {
+  const std::string dir = WriteTriplesFolder(fairy::testing::MakeTempDir("triples") + "/set");
+  PairGeneratorOptions data;
+  data.resolution = 16;
+  auto folder = TripleFolder::Load(dir, data, 64);  // decoded at the images' own size
+  ASSERT_TRUE(folder.ok()) << folder.status().ToString();
+  EXPECT_EQ((*folder)->size(), 3u);
+  TrainingBatch b = (*folder)->Next(6, 3);
+  EXPECT_EQ(b.source.sizes(), (std::vector<int64_t>{6, 3, 16, 16}));
+  EXPECT_EQ(b.instructions, std::vector<std::string>(6, "invert the colors"));
+  EXPECT_LE((b.target - (1 - b.source)).abs().max().item<double>(), 1e-5);
+  EXPECT_GT(b.source.std().item<double>(), 0.05);  // real image content, not a constant
+  EXPECT_TRUE(torch::equal((*folder)->Next(6, 3).source, b.source));
+  EXPECT_FALSE(torch::equal((*folder)->Next(6, 4).source, b.source));
+  EXPECT_FALSE(torch::equal((*folder)->WithSeed(99)->Next(6, 3).source, b.source));
+  EXPECT_EQ((*folder)->NextImages(5, 0).sizes(), (std::vector<int64_t>{5, 3, 16, 16}));
+}
+
+TEST(TripleFolderTest, ErrorsNameTheFileAndLine) {
+  const std::string root = fairy::testing::MakeTempDir("triples_bad");
+  PairGeneratorOptions data;
+  auto missing = TripleFolder::Load(root + "/none", data);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.status().message().find("none/triples.jsonl"), std::string::npos);
+  const std::string dir = WriteTriplesFolder(root + "/set");
+  auto load_with_line = [&](const std::string& line) {
+    std::ofstream(dir + "/triples.jsonl", std::ios::app) << line << "\n";
+    auto r = TripleFolder::Load(dir, data);
+    EXPECT_FALSE(r.ok());
+    return r.ok() ? std::string() : r.status().message();
+  };
+  // Lines 1-2 are a comment and a blank line, 3-5 the good triples: line 6 is the bad one.
+  EXPECT_NE(load_with_line("{not json").find("triples.jsonl:6: not a JSON object"), std::string::npos);
+  WriteTriplesFolder(dir);  // rewrite the good list
+  std::string m = load_with_line(R"({"source": "src/shot0.png", "target": "dst/nope.png", "instruction": "x"})");
+  EXPECT_NE(m.find("triples.jsonl:6: target"), std::string::npos) << m;
+  EXPECT_NE(m.find("nope.png"), std::string::npos) << m;
+  WriteTriplesFolder(dir);
+  m = load_with_line(R"({"source": "src/shot0.png", "target": "dst/shot1.png"})");
+  EXPECT_NE(m.find("triples.jsonl:6: \"instruction\""), std::string::npos) << m;
+  WriteTriplesFolder(dir);
+  ASSERT_EQ(fairy::testing::RunShell("ffmpeg -v error -y -f lavfi -i testsrc2=size=32x32 -frames:v 1 " +
+                                     fairy::testing::ShellQuote(dir + "/dst/small.png"))
+                .exit_code,
+            0);
+  m = load_with_line(R"({"source": "src/shot0.png", "target": "dst/small.png", "instruction": "x"})");
+  EXPECT_NE(m.find("triples.jsonl:6: source"), std::string::npos) << m;
+  EXPECT_NE(m.find("must match"), std::string::npos) << m;
+}
+
+TEST_F(TrainRunTest, UNetTrainsOnATriplesFolder) {
+  TrainUNetOptions o;
+  o.common = Common(root_ + "/with_vae", root_ + "/unet_triples", 60);
+  o.common.tokenizer_dir = root_ + "/with_vae/tokenizer";
+  o.common.triples_dir = WriteTriplesFolder(root_ + "/triples");
+  o.eval_every = 60;
+  o.eval_steps = 2;
+  auto r = RunUNetTraining(o);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_LT(r->final_loss, r->first_loss) << r->first_loss << " -> " << r->final_loss;
+  ASSERT_EQ(r->eval_psnr.size(), 1u);
+  EXPECT_EQ(r->eval_psnr[0].first, "triples");
+  EXPECT_TRUE(fs::exists(root_ + "/unet_triples/unet/diffusion_pytorch_model.safetensors"));
 }
 
 TEST_F(TrainRunTest, BadOptionsAreRefusedWithTheFlagName) {

@@ -37,6 +37,8 @@ constexpr const char* kUsage = R"(Usage:
 
 --model DIR is a diffusers folder; parts without weights are initialised from their config.json.
 Common options (default):
+  --triples DIR        train on DIR/triples.jsonl, one {"source", "instruction", "target"} per
+                       line (image paths relative to DIR), instead of the built-in generator
   --videos A,B,...     real frames from these videos or folders of videos (none: procedural only)
   --frames-per-video N (48)   --frame-size N  longer side of decoded frames (192)
   --resolution N       training image size in pixels (64)
@@ -97,6 +99,7 @@ bool ParseCommon(Args& args, CommonTrainOptions* o, std::string* error) {
   o->output_dir = args.Value("--output", o->output_dir);
   o->tokenizer_dir = args.Value("--tokenizer", o->tokenizer_dir);
   if (args.Has("--videos")) o->videos = SplitComma(args.Value("--videos"));
+  o->triples_dir = args.Value("--triples", o->triples_dir);
   o->device = args.Value("--device", o->device);
   o->dtype = args.Value("--dtype", o->dtype);
   o->resume = args.Flag("--resume");

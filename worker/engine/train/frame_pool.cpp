@@ -1,6 +1,7 @@
 #include "worker/engine/train/frame_pool.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -8,6 +9,8 @@
 #ifdef FAIRY_TRAIN_HAS_MEDIA
 #include "common/media/frame_reader.h"
 #include "common/media/probe.h"
+#else
+#include "worker/engine/pipeline.h"
 #endif
 
 namespace fairy::engine::train {
@@ -44,6 +47,25 @@ Status AppendVideo(const std::string& path, const FramePoolOptions& options, std
 
 }  // namespace
 
+Result<torch::Tensor> LoadStillImage(const std::string& path, int long_side) {
+  auto info = media::Probe(path, media::ProbeOptions{});
+  if (!info.ok()) return info.status();
+  media::DecodeOptions decode;
+  decode.long_side = long_side;
+  torch::Tensor image;
+  FAIRY_RETURN_IF_ERROR(media::DecodeRange(
+      path, decode, 0, 1,
+      [&](const media::RgbFrame& frame) -> Status {
+        auto hwc = torch::empty({frame.height, frame.width, 3}, torch::kUInt8);
+        std::memcpy(hwc.data_ptr<uint8_t>(), frame.pixels.data(), frame.pixels.size());
+        image = hwc.permute({2, 0, 1}).contiguous();
+        return Status::OK();
+      },
+      &info.value()));
+  if (!image.defined()) return Status::Corruption(path + ": no image decoded");
+  return image;
+}
+
 Result<std::vector<torch::Tensor>> LoadFramePool(const std::vector<std::string>& paths,
                                                  const FramePoolOptions& options) {
   namespace fs = std::filesystem;
@@ -78,6 +100,19 @@ Result<std::vector<torch::Tensor>> LoadFramePool(const std::vector<std::string>&
 }
 
 #else
+
+Result<torch::Tensor> LoadStillImage(const std::string& path, int long_side) {
+  FAIRY_ASSIGN_OR_RETURN(torch::Tensor image, ReadPngImage(path));  // [1, 3, H, W] in [-1, 1]
+  image = ((image + 1) * 127.5).round().clamp(0, 255);
+  if (long_side > 0) {
+    const double scale = static_cast<double>(long_side) / static_cast<double>(std::max(image.size(2), image.size(3)));
+    std::vector<int64_t> size = {std::max<int64_t>(1, std::lround(image.size(2) * scale)),
+                                 std::max<int64_t>(1, std::lround(image.size(3) * scale))};
+    namespace F = torch::nn::functional;
+    image = F::interpolate(image, F::InterpolateFuncOptions().size(size).mode(torch::kBilinear).align_corners(false));
+  }
+  return image.squeeze(0).round().clamp(0, 255).to(torch::kUInt8).contiguous();
+}
 
 Result<std::vector<torch::Tensor>> LoadFramePool(const std::vector<std::string>& paths, const FramePoolOptions&) {
   if (paths.empty()) return std::vector<torch::Tensor>{};

@@ -26,4 +26,8 @@ struct FramePoolOptions {
 Result<std::vector<torch::Tensor>> LoadFramePool(const std::vector<std::string>& paths,
                                                  const FramePoolOptions& options = {});
 
+// One still image (anything FFmpeg decodes: PNG, JPEG, TIFF, EXR, ...; PNG only in engine-only
+// builds) as uint8 [3, H, W]; with long_side > 0 scaled so its longer side is long_side.
+Result<torch::Tensor> LoadStillImage(const std::string& path, int long_side = 0);
+
 }  // namespace fairy::engine::train

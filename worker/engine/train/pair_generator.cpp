@@ -7,16 +7,15 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 namespace fairy::engine::train {
-namespace {
 
 namespace F = torch::nn::functional;
 
-double Rand(at::Generator& gen) { return torch::rand({1}, gen, torch::kFloat64).item<double>(); }
-int64_t RandInt(at::Generator& gen, int64_t n) {  // [0, n)
-  return std::min<int64_t>(n - 1, static_cast<int64_t>(Rand(gen) * static_cast<double>(n)));
+double UniformDouble(at::Generator& gen) { return torch::rand({1}, gen, torch::kFloat64).item<double>(); }
+int64_t UniformIndex(at::Generator& gen, int64_t n) {  // [0, n)
+  return std::min<int64_t>(n - 1, static_cast<int64_t>(UniformDouble(gen) * static_cast<double>(n)));
 }
 
-at::Generator GeneratorFor(uint64_t seed, uint64_t step) {
+at::Generator BatchGenerator(uint64_t seed, uint64_t step) {
   // splitmix-style mixing so neighbouring steps get unrelated streams.
   uint64_t z = seed * 0x9E3779B97F4A7C15ULL + step + 0x632BE59BD9B4E019ULL;
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
@@ -25,7 +24,7 @@ at::Generator GeneratorFor(uint64_t seed, uint64_t step) {
   return at::make_generator<at::CPUGeneratorImpl>(z);
 }
 
-torch::Tensor Resize(const torch::Tensor& image, int64_t size) {  // [3, h, w] float -> [3, size, size]
+torch::Tensor ResizeSquare(const torch::Tensor& image, int64_t size) {  // [3, h, w] float -> [3, size, size]
   return F::interpolate(image.unsqueeze(0), F::InterpolateFuncOptions()
                                                  .size(std::vector<int64_t>{size, size})
                                                  .mode(torch::kBilinear)
@@ -34,17 +33,19 @@ torch::Tensor Resize(const torch::Tensor& image, int64_t size) {  // [3, h, w] f
       .squeeze(0);
 }
 
+namespace {
+
 torch::Tensor RandomColor(at::Generator& gen) { return torch::rand({3, 1, 1}, gen); }
 
 torch::Tensor Gradient(int64_t size, at::Generator& gen) {
-  double angle = Rand(gen) * 2 * std::numbers::pi;
+  double angle = UniformDouble(gen) * 2 * std::numbers::pi;
   auto coords = torch::linspace(-1, 1, size);
   auto yy = coords.view({size, 1}).expand({size, size});
   auto xx = coords.view({1, size}).expand({size, size});
   auto t = ((xx * std::cos(angle) + yy * std::sin(angle)) / std::sqrt(2.0) + 1) / 2;  // [S, S] in [0, 1]
   auto a = RandomColor(gen), b = RandomColor(gen);
   auto image = a + (b - a) * t.unsqueeze(0);
-  if (Rand(gen) < 0.5) {  // a second, radial component
+  if (UniformDouble(gen) < 0.5) {  // a second, radial component
     auto c = RandomColor(gen);
     auto r = (xx.square() + yy.square()).sqrt().clamp_max(1.0).unsqueeze(0);
     image = image * r + c * (1 - r);
@@ -57,12 +58,12 @@ torch::Tensor Shapes(int64_t size, at::Generator& gen) {
   auto coords = torch::arange(size, torch::kFloat32);
   auto yy = coords.view({size, 1});
   auto xx = coords.view({1, size});
-  int64_t n = 2 + RandInt(gen, 6);
+  int64_t n = 2 + UniformIndex(gen, 6);
   for (int64_t i = 0; i < n; ++i) {
-    double cx = Rand(gen) * size, cy = Rand(gen) * size;
-    double rx = (0.05 + 0.3 * Rand(gen)) * size, ry = (0.05 + 0.3 * Rand(gen)) * size;
+    double cx = UniformDouble(gen) * size, cy = UniformDouble(gen) * size;
+    double rx = (0.05 + 0.3 * UniformDouble(gen)) * size, ry = (0.05 + 0.3 * UniformDouble(gen)) * size;
     torch::Tensor mask;
-    if (Rand(gen) < 0.5) {
+    if (UniformDouble(gen) < 0.5) {
       mask = ((xx - cx).abs() <= rx).logical_and((yy - cy).abs() <= ry);
     } else {
       mask = ((xx - cx) / rx).square() + ((yy - cy) / ry).square() <= 1.0;
@@ -73,28 +74,28 @@ torch::Tensor Shapes(int64_t size, at::Generator& gen) {
 }
 
 torch::Tensor Noise(int64_t size, at::Generator& gen) {
-  int64_t cells = 2 + RandInt(gen, 8);
+  int64_t cells = 2 + UniformIndex(gen, 8);
   auto coarse = torch::rand({1, 3, cells, cells}, gen);
   auto smooth = F::interpolate(coarse, F::InterpolateFuncOptions()
                                            .size(std::vector<int64_t>{size, size})
                                            .mode(torch::kBicubic)
                                            .align_corners(false))
                     .squeeze(0);
-  double fine = 0.15 * Rand(gen);
+  double fine = 0.15 * UniformDouble(gen);
   return (smooth + fine * (torch::rand({3, size, size}, gen) - 0.5)).clamp(0, 1);
 }
 
 }  // namespace
 
 torch::Tensor ProceduralImage(int64_t size, at::Generator& gen) {
-  switch (RandInt(gen, 4)) {
+  switch (UniformIndex(gen, 4)) {
     case 0: return Gradient(size, gen).clamp(0, 1);
     case 1: return Shapes(size, gen);
     case 2: return Noise(size, gen);
     default: {  // shapes over a gradient, softened
       auto base = Gradient(size, gen).clamp(0, 1);
       auto shapes = Shapes(size, gen);
-      double w = 0.3 + 0.7 * Rand(gen);
+      double w = 0.3 + 0.7 * UniformDouble(gen);
       return (base * (1 - w) + shapes * w).clamp(0, 1);
     }
   }
@@ -106,42 +107,42 @@ PairGenerator::PairGenerator(PairGeneratorOptions options, std::vector<torch::Te
 }
 
 torch::Tensor PairGenerator::FrameCrop(at::Generator& gen) const {
-  const torch::Tensor& frame = frames_[static_cast<size_t>(RandInt(gen, static_cast<int64_t>(frames_.size())))];
+  const torch::Tensor& frame = frames_[static_cast<size_t>(UniformIndex(gen, static_cast<int64_t>(frames_.size())))];
   int64_t h = frame.size(1), w = frame.size(2);
   int64_t short_side = std::min(h, w);
-  double frac = options_.min_crop_fraction + (1.0 - options_.min_crop_fraction) * Rand(gen);
+  double frac = options_.min_crop_fraction + (1.0 - options_.min_crop_fraction) * UniformDouble(gen);
   int64_t side = std::max<int64_t>(8, static_cast<int64_t>(frac * static_cast<double>(short_side)));
   side = std::min(side, short_side);
-  int64_t y = RandInt(gen, h - side + 1), x = RandInt(gen, w - side + 1);
+  int64_t y = UniformIndex(gen, h - side + 1), x = UniformIndex(gen, w - side + 1);
   auto crop = frame.slice(1, y, y + side).slice(2, x, x + side).to(torch::kFloat32) / 255.0;
-  auto image = side == options_.resolution ? crop : Resize(crop, options_.resolution);
-  if (Rand(gen) < 0.5) image = image.flip({2});
+  auto image = side == options_.resolution ? crop : ResizeSquare(crop, options_.resolution);
+  if (UniformDouble(gen) < 0.5) image = image.flip({2});
   return image.clamp(0, 1).contiguous();
 }
 
 torch::Tensor PairGenerator::RandomSource(at::Generator& gen) const {
-  bool procedural = frames_.empty() || Rand(gen) < options_.procedural_fraction;
+  bool procedural = frames_.empty() || UniformDouble(gen) < options_.procedural_fraction;
   return procedural ? ProceduralImage(options_.resolution, gen) : FrameCrop(gen);
 }
 
 torch::Tensor PairGenerator::NextImages(int64_t batch_size, uint64_t step) const {
-  at::Generator gen = GeneratorFor(options_.seed, step);
+  at::Generator gen = BatchGenerator(options_.seed, step);
   std::vector<torch::Tensor> images;
   for (int64_t i = 0; i < batch_size; ++i) images.push_back(RandomSource(gen));
   return torch::stack(images);
 }
 
 TrainingBatch PairGenerator::Next(int64_t batch_size, uint64_t step) const {
-  at::Generator gen = GeneratorFor(options_.seed, step);
+  at::Generator gen = BatchGenerator(options_.seed, step);
   TrainingBatch batch;
   std::vector<torch::Tensor> sources, targets;
   for (int64_t i = 0; i < batch_size; ++i) {
     auto source = RandomSource(gen);
-    EditOp op = options_.ops[static_cast<size_t>(RandInt(gen, static_cast<int64_t>(options_.ops.size())))];
+    EditOp op = options_.ops[static_cast<size_t>(UniformIndex(gen, static_cast<int64_t>(options_.ops.size())))];
     std::string instruction = CanonicalInstruction(op);
     const auto& variants = InstructionVariants(op);
-    if (!variants.empty() && Rand(gen) >= options_.canonical_fraction) {
-      instruction = variants[static_cast<size_t>(RandInt(gen, static_cast<int64_t>(variants.size())))];
+    if (!variants.empty() && UniformDouble(gen) >= options_.canonical_fraction) {
+      instruction = variants[static_cast<size_t>(UniformIndex(gen, static_cast<int64_t>(variants.size())))];
     }
     sources.push_back(source);
     targets.push_back(ApplyEdit(op, source));

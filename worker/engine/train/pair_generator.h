@@ -33,15 +33,25 @@ struct TrainingBatch {
   std::vector<std::string> instructions;
 };
 
-class PairGenerator {
+// Where training batches come from: this generator, or a folder of triples (triple_folder.h).
+// Batch `step` depends only on the source's data and seed and on `step`.
+class TrainingData {
+ public:
+  virtual ~TrainingData() = default;
+  // Batch number `step` of `batch_size` triples.
+  virtual TrainingBatch Next(int64_t batch_size, uint64_t step) const = 0;
+  // Only images, no edit: what the VAE trains on.
+  virtual torch::Tensor NextImages(int64_t batch_size, uint64_t step) const = 0;
+};
+
+class PairGenerator : public TrainingData {
  public:
   // `frames`: real frames, each uint8 [3, H, W] (any sizes); may be empty.
   PairGenerator(PairGeneratorOptions options, std::vector<torch::Tensor> frames);
 
-  // Batch number `step` of `batch_size` triples.
-  TrainingBatch Next(int64_t batch_size, uint64_t step) const;
-  // Only the sources (no edit): what the VAE trains on.
-  torch::Tensor NextImages(int64_t batch_size, uint64_t step) const;
+  TrainingBatch Next(int64_t batch_size, uint64_t step) const override;
+  // The sources.
+  torch::Tensor NextImages(int64_t batch_size, uint64_t step) const override;
 
   const PairGeneratorOptions& options() const { return options_; }
   size_t num_frames() const { return frames_.size(); }
@@ -57,5 +67,11 @@ class PairGenerator {
 // Procedural image [3, size, size] in [0, 1] of one of the kinds (gradient, shapes, noise),
 // chosen with `gen`.
 torch::Tensor ProceduralImage(int64_t size, at::Generator& gen);
+
+// Helpers shared with triple_folder.cpp.
+at::Generator BatchGenerator(uint64_t seed, uint64_t step);  // independent stream per (seed, step)
+double UniformDouble(at::Generator& gen);                    // [0, 1)
+int64_t UniformIndex(at::Generator& gen, int64_t n);         // [0, n)
+torch::Tensor ResizeSquare(const torch::Tensor& image, int64_t size);  // [3, h, w] float -> [3, size, size]
 
 }  // namespace fairy::engine::train

@@ -99,6 +99,34 @@ Result<std::vector<torch::Tensor>> LoadFrames(const CommonTrainOptions& o) {
   return frames;
 }
 
+// Training data and the evaluation's own draw of it: the triples folder when one is given,
+// otherwise the built-in generator over the videos' frames (evaluated with canonical instructions).
+struct DataSources {
+  std::shared_ptr<TrainingData> train, eval;
+  std::shared_ptr<TripleFolder> folder;  // set when training on a triples folder
+  std::vector<torch::Tensor> frames;     // the generator's real frames
+};
+
+Result<DataSources> LoadData(const CommonTrainOptions& o) {
+  DataSources d;
+  PairGeneratorOptions eval_data = o.data;
+  eval_data.seed = o.data.seed + 7777;
+  if (!o.triples_dir.empty()) {
+    auto start = std::chrono::steady_clock::now();
+    FAIRY_ASSIGN_OR_RETURN(d.folder, TripleFolder::Load(o.triples_dir, o.data));
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    std::fprintf(stderr, "train: %zu triples from %s in %.1f s\n", d.folder->size(), o.triples_dir.c_str(), secs);
+    d.train = d.folder;
+    d.eval = d.folder->WithSeed(eval_data.seed);
+    return d;
+  }
+  FAIRY_ASSIGN_OR_RETURN(d.frames, LoadFrames(o));
+  d.train = std::make_shared<PairGenerator>(o.data, d.frames);
+  eval_data.canonical_fraction = 1.0;
+  d.eval = std::make_shared<PairGenerator>(eval_data, d.frames);
+  return d;
+}
+
 // first_loss / final_loss: means of the first and last min(10, n/4) raw losses of this run.
 void WindowLosses(const std::vector<double>& losses, TrainReport* report) {
   if (losses.empty()) return;
@@ -170,12 +198,7 @@ Result<TrainReport> RunUNetTraining(const TrainUNetOptions& options) {
     }
     std::fprintf(stderr, "train: resuming at step %lld from %s\n", static_cast<long long>(start_step), o.output_dir.c_str());
   }
-  FAIRY_ASSIGN_OR_RETURN(auto frames, LoadFrames(o));
-  PairGenerator generator(o.data, frames);
-  PairGeneratorOptions eval_data = o.data;
-  eval_data.seed = o.data.seed + 7777;
-  eval_data.canonical_fraction = 1.0;
-  PairGenerator eval_generator(eval_data, frames);
+  FAIRY_ASSIGN_OR_RETURN(DataSources data, LoadData(o));
 
   const double sf = parts.scaling_factor();
   const int64_t T = parts.schedule.num_train_timesteps;
@@ -219,11 +242,20 @@ Result<TrainReport> RunUNetTraining(const TrainUNetOptions& options) {
     if (ema.enabled()) originals = ema.SwapInto(params);
     report->eval_psnr.clear();
     std::string line;
-    for (EditOp op : o.data.ops) {
-      PairGeneratorOptions one = eval_data;
-      one.ops = {op};
-      PairGenerator g(one, frames);
-      TrainingBatch b = g.Next(4, 0);
+    // Per edit on generated pairs; one figure over 4 drawn triples for a triples folder.
+    std::vector<std::pair<std::string, TrainingBatch>> sets;
+    if (data.folder) {
+      sets.emplace_back("triples", data.eval->Next(4, 0));
+    } else {
+      for (EditOp op : o.data.ops) {
+        PairGeneratorOptions one = o.data;
+        one.seed = o.data.seed + 7777;
+        one.canonical_fraction = 1.0;
+        one.ops = {op};
+        sets.emplace_back(EditOpName(op), PairGenerator(one, data.frames).Next(4, 0));
+      }
+    }
+    for (const auto& [name, b] : sets) {
       FAIRY_ASSIGN_OR_RETURN(auto ids, parts.TokenIds(b.instructions));
       auto emb = parts.text_encoder->forward(ids.to(device));
       auto cond = parts.vae->Encode(ToModelRange(b.source, device)).first;
@@ -233,9 +265,9 @@ Result<TrainReport> RunUNetTraining(const TrainUNetOptions& options) {
       FAIRY_ASSIGN_OR_RETURN(auto latents, SampleEulerAncestral(*parts.unet, parts.schedule, cond, emb, ss, gen));
       auto out = (parts.vae->Decode(latents / sf) / 2 + 0.5).clamp(0, 1).cpu();
       double psnr = Psnr(out, b.target);
-      report->eval_psnr.emplace_back(EditOpName(op), psnr);
+      report->eval_psnr.emplace_back(name, psnr);
       char buf[64];
-      std::snprintf(buf, sizeof buf, " %s %.1f", EditOpName(op), psnr);
+      std::snprintf(buf, sizeof buf, " %s %.1f", name.c_str(), psnr);
       line += buf;
     }
     if (ema.enabled()) {
@@ -251,7 +283,7 @@ Result<TrainReport> RunUNetTraining(const TrainUNetOptions& options) {
   auto t0 = std::chrono::steady_clock::now();
   std::vector<double> losses;
   for (int64_t step = start_step; step < o.steps; ++step) {
-    TrainingBatch batch = generator.Next(o.batch_size, static_cast<uint64_t>(step));
+    TrainingBatch batch = data.train->Next(o.batch_size, static_cast<uint64_t>(step));
     at::Generator gen = StepGenerator(o.data.seed, step, 17);
     auto [src, tgt] = EquivariantAugment(batch.source, batch.target, options.augment, gen);
     const int64_t B = src.size(0);
@@ -362,11 +394,7 @@ Result<TrainReport> RunVAETraining(const TrainVAEOptions& options) {
       return Status::Corruption(state.optimizer() + ": cannot load the optimizer state: " + e.what_without_backtrace());
     }
   }
-  FAIRY_ASSIGN_OR_RETURN(auto frames, LoadFrames(o));
-  PairGenerator generator(o.data, frames);
-  PairGeneratorOptions eval_data = o.data;
-  eval_data.seed = o.data.seed + 7777;
-  PairGenerator eval_generator(eval_data, frames);
+  FAIRY_ASSIGN_OR_RETURN(DataSources data, LoadData(o));
   const bool bf16 = UseBf16(o, device);
 
   // scaling_factor = 1 / std of the posterior means over a few batches (as SD's 0.18215 was found).
@@ -374,7 +402,7 @@ Result<TrainReport> RunVAETraining(const TrainVAEOptions& options) {
     torch::NoGradGuard no_grad;
     std::vector<torch::Tensor> means;
     for (int i = 0; i < 8; ++i) {
-      means.push_back(parts.vae->Encode(ToModelRange(eval_generator.NextImages(o.batch_size, 100 + i), device)).first.cpu());
+      means.push_back(parts.vae->Encode(ToModelRange(data.eval->NextImages(o.batch_size, 100 + i), device)).first.cpu());
     }
     double sd = torch::cat(means).std().item<double>();
     parts.set_scaling_factor(sd > 0 ? 1.0 / sd : 1.0);
@@ -382,7 +410,7 @@ Result<TrainReport> RunVAETraining(const TrainVAEOptions& options) {
   auto eval_psnr = [&]() {
     torch::NoGradGuard no_grad;
     parts.vae->eval();
-    auto images = eval_generator.NextImages(16, 0);
+    auto images = data.eval->NextImages(16, 0);
     auto rec = (parts.vae->Decode(parts.vae->Encode(ToModelRange(images, device)).first) / 2 + 0.5).clamp(0, 1).cpu();
     parts.vae->train();
     return Psnr(rec, images);
@@ -409,7 +437,7 @@ Result<TrainReport> RunVAETraining(const TrainVAEOptions& options) {
   std::vector<double> losses;
   for (int64_t step = start_step; step < o.steps; ++step) {
     at::Generator gen = StepGenerator(o.data.seed, step, 29);
-    auto x = ToModelRange(generator.NextImages(o.batch_size, static_cast<uint64_t>(step)), device);
+    auto x = ToModelRange(data.train->NextImages(o.batch_size, static_cast<uint64_t>(step)), device);
     torch::Tensor loss;
     {
       AutocastGuard autocast(bf16);

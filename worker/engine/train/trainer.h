@@ -22,6 +22,7 @@
 #include "worker/engine/train/augment.h"
 #include "worker/engine/train/frame_pool.h"
 #include "worker/engine/train/pair_generator.h"
+#include "worker/engine/train/triple_folder.h"
 
 namespace fairy::engine::train {
 
@@ -31,6 +32,8 @@ struct CommonTrainOptions {
   std::string output_dir;             // REQUIRED: where the trained model folder is written
   std::string tokenizer_dir;          // tokenizer files (default: model_dir/tokenizer)
   std::vector<std::string> videos;    // real frames from these videos/folders (may be empty)
+  std::string triples_dir;            // set: train on this folder of triples (triple_folder.h)
+                                      // instead of the built-in generator
   FramePoolOptions frame_pool;        // how frames are sampled from the videos
   PairGeneratorOptions data;          // resolution, procedural share, ops, seed
   int64_t steps = 1000;               // optimizer steps (total, including resumed ones)
