@@ -27,7 +27,7 @@ constexpr const char* kUsage = R"(Usage:
   fairy-engine train [unet] --model DIR --output DIR [OPTIONS]   InstructPix2Pix objective
   fairy-engine train vae    --model DIR --output DIR [OPTIONS]   VAE reconstruction (small models)
   fairy-engine train fairy-tiny --output DIR [--videos PATHS] [--tokenizer DIR] [--scale X]
-                             [--vae-steps N (8000)] [--unet-steps N (16000)] [--resume]
+                             [--vae-steps N (8000)] [--unet-steps N (32000)] [--resume]
                                                                  the embedded default model, all stages
   fairy-engine train eval --model DIR --videos A,B [--frames N (8)] [--size N (128)] [--steps N (10)]
                           [--seed N (0)] [--device D] [--fairy [--anchors K (3)] [--batch N (4)]
@@ -225,7 +225,7 @@ int RunFairyTiny(Args& args) {
   common.data.procedural_fraction = 0.3;
   common.batch_size = 8;
   double scale = 1.0;  // multiplies every step count (quick trials: 0.1)
-  int64_t vae_steps = 8000, unet_steps = 16000;
+  int64_t vae_steps = 8000, unet_steps = 32000;
   if (!ParseCommon(args, &common, &error) || !ParseNumber(args, "--scale", &scale, &error) ||
       !ParseNumber(args, "--vae-steps", &vae_steps, &error) || !ParseNumber(args, "--unet-steps", &unet_steps, &error) ||
       !args.Finish(&error)) {
