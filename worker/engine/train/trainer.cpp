@@ -105,25 +105,26 @@ struct DataSources {
   std::shared_ptr<TrainingData> train, eval;
   std::shared_ptr<TripleFolder> folder;  // set when training on a triples folder
   std::vector<torch::Tensor> frames;     // the generator's real frames
+  PairGeneratorOptions eval_options;     // the generator's options for the evaluation's pairs
 };
 
 Result<DataSources> LoadData(const CommonTrainOptions& o) {
   DataSources d;
-  PairGeneratorOptions eval_data = o.data;
-  eval_data.seed = o.data.seed + 7777;
+  d.eval_options = o.data;
+  d.eval_options.seed = o.data.seed + 7777;
+  d.eval_options.canonical_fraction = 1.0;
   if (!o.triples_dir.empty()) {
     auto start = std::chrono::steady_clock::now();
     FAIRY_ASSIGN_OR_RETURN(d.folder, TripleFolder::Load(o.triples_dir, o.data));
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     std::fprintf(stderr, "train: %zu triples from %s in %.1f s\n", d.folder->size(), o.triples_dir.c_str(), secs);
     d.train = d.folder;
-    d.eval = d.folder->WithSeed(eval_data.seed);
+    d.eval = d.folder->WithSeed(d.eval_options.seed);
     return d;
   }
   FAIRY_ASSIGN_OR_RETURN(d.frames, LoadFrames(o));
   d.train = std::make_shared<PairGenerator>(o.data, d.frames);
-  eval_data.canonical_fraction = 1.0;
-  d.eval = std::make_shared<PairGenerator>(eval_data, d.frames);
+  d.eval = std::make_shared<PairGenerator>(d.eval_options, d.frames);
   return d;
 }
 
@@ -248,9 +249,7 @@ Result<TrainReport> RunUNetTraining(const TrainUNetOptions& options) {
       sets.emplace_back("triples", data.eval->Next(4, 0));
     } else {
       for (EditOp op : o.data.ops) {
-        PairGeneratorOptions one = o.data;
-        one.seed = o.data.seed + 7777;
-        one.canonical_fraction = 1.0;
+        PairGeneratorOptions one = data.eval_options;
         one.ops = {op};
         sets.emplace_back(EditOpName(op), PairGenerator(one, data.frames).Next(4, 0));
       }
