@@ -18,6 +18,12 @@ namespace fairy::engine::train {
 #ifdef FAIRY_TRAIN_HAS_MEDIA
 namespace {
 
+torch::Tensor FrameTensor(const media::RgbFrame& frame) {  // uint8 [3, H, W]
+  auto hwc = torch::empty({frame.height, frame.width, 3}, torch::kUInt8);
+  std::memcpy(hwc.data_ptr<uint8_t>(), frame.pixels.data(), frame.pixels.size());
+  return hwc.permute({2, 0, 1}).contiguous();
+}
+
 Status AppendVideo(const std::string& path, const FramePoolOptions& options, std::vector<torch::Tensor>* out) {
   media::ProbeOptions probe_options;
   auto info = media::Probe(path, probe_options);
@@ -34,9 +40,7 @@ Status AppendVideo(const std::string& path, const FramePoolOptions& options, std
       path, decode, 0, total,
       [&](const media::RgbFrame& frame) -> Status {
         if (next_pick < wanted && static_cast<double>(frame.index) >= next_at) {
-          auto hwc = torch::empty({frame.height, frame.width, 3}, torch::kUInt8);
-          std::memcpy(hwc.data_ptr<uint8_t>(), frame.pixels.data(), frame.pixels.size());
-          out->push_back(hwc.permute({2, 0, 1}).contiguous());
+          out->push_back(FrameTensor(frame));
           ++next_pick;
           next_at = stride * static_cast<double>(next_pick);
         }
@@ -56,9 +60,7 @@ Result<torch::Tensor> LoadStillImage(const std::string& path, int long_side) {
   FAIRY_RETURN_IF_ERROR(media::DecodeRange(
       path, decode, 0, 1,
       [&](const media::RgbFrame& frame) -> Status {
-        auto hwc = torch::empty({frame.height, frame.width, 3}, torch::kUInt8);
-        std::memcpy(hwc.data_ptr<uint8_t>(), frame.pixels.data(), frame.pixels.size());
-        image = hwc.permute({2, 0, 1}).contiguous();
+        image = FrameTensor(frame);
         return Status::OK();
       },
       &info.value()));

@@ -33,6 +33,22 @@ torch::Tensor ResizeSquare(const torch::Tensor& image, int64_t size) {  // [3, h
       .squeeze(0);
 }
 
+SquareWindow RandomSquareWindow(int64_t h, int64_t w, double min_fraction, at::Generator& gen) {
+  const int64_t short_side = std::min(h, w);
+  const double frac = min_fraction + (1.0 - min_fraction) * UniformDouble(gen);
+  SquareWindow window;
+  window.side = std::min(short_side, std::max<int64_t>(8, static_cast<int64_t>(frac * static_cast<double>(short_side))));
+  window.y = UniformIndex(gen, h - window.side + 1);
+  window.x = UniformIndex(gen, w - window.side + 1);
+  return window;
+}
+
+torch::Tensor CutSquare(const torch::Tensor& image, const SquareWindow& window, int64_t size) {
+  auto crop = image.slice(1, window.y, window.y + window.side).slice(2, window.x, window.x + window.side)
+                  .to(torch::kFloat32) / 255.0;
+  return (window.side == size ? crop : ResizeSquare(crop, size)).clamp(0, 1).contiguous();
+}
+
 namespace {
 
 torch::Tensor RandomColor(at::Generator& gen) { return torch::rand({3, 1, 1}, gen); }
@@ -108,16 +124,10 @@ PairGenerator::PairGenerator(PairGeneratorOptions options, std::vector<torch::Te
 
 torch::Tensor PairGenerator::FrameCrop(at::Generator& gen) const {
   const torch::Tensor& frame = frames_[static_cast<size_t>(UniformIndex(gen, static_cast<int64_t>(frames_.size())))];
-  int64_t h = frame.size(1), w = frame.size(2);
-  int64_t short_side = std::min(h, w);
-  double frac = options_.min_crop_fraction + (1.0 - options_.min_crop_fraction) * UniformDouble(gen);
-  int64_t side = std::max<int64_t>(8, static_cast<int64_t>(frac * static_cast<double>(short_side)));
-  side = std::min(side, short_side);
-  int64_t y = UniformIndex(gen, h - side + 1), x = UniformIndex(gen, w - side + 1);
-  auto crop = frame.slice(1, y, y + side).slice(2, x, x + side).to(torch::kFloat32) / 255.0;
-  auto image = side == options_.resolution ? crop : ResizeSquare(crop, options_.resolution);
-  if (UniformDouble(gen) < 0.5) image = image.flip({2});
-  return image.clamp(0, 1).contiguous();
+  const SquareWindow window = RandomSquareWindow(frame.size(1), frame.size(2), options_.min_crop_fraction, gen);
+  auto image = CutSquare(frame, window, options_.resolution);
+  if (UniformDouble(gen) < 0.5) image = image.flip({2}).contiguous();
+  return image;
 }
 
 torch::Tensor PairGenerator::RandomSource(at::Generator& gen) const {

@@ -73,5 +73,13 @@ at::Generator BatchGenerator(uint64_t seed, uint64_t step);  // independent stre
 double UniformDouble(at::Generator& gen);                    // [0, 1)
 int64_t UniformIndex(at::Generator& gen, int64_t n);         // [0, n)
 torch::Tensor ResizeSquare(const torch::Tensor& image, int64_t size);  // [3, h, w] float -> [3, size, size]
+// A random square window of an h x w image: side in [min_fraction, 1] x the shorter side (at least
+// 8 pixels, at most the shorter side), position uniform. Draws side, then y, then x from `gen`.
+struct SquareWindow {
+  int64_t y = 0, x = 0, side = 0;
+};
+SquareWindow RandomSquareWindow(int64_t h, int64_t w, double min_fraction, at::Generator& gen);
+// `window` of a uint8 [3, H, W] image as float [3, size, size] in [0, 1].
+torch::Tensor CutSquare(const torch::Tensor& image, const SquareWindow& window, int64_t size);
 
 }  // namespace fairy::engine::train

@@ -74,16 +74,8 @@ std::shared_ptr<TripleFolder> TripleFolder::WithSeed(uint64_t seed) const {
 
 std::pair<torch::Tensor, torch::Tensor> TripleFolder::Crop(size_t index, at::Generator& gen) const {
   const torch::Tensor& source = sources_[index];
-  const int64_t h = source.size(1), w = source.size(2), short_side = std::min(h, w);
-  const double frac = options_.min_crop_fraction + (1.0 - options_.min_crop_fraction) * UniformDouble(gen);
-  const int64_t side = std::clamp<int64_t>(static_cast<int64_t>(frac * static_cast<double>(short_side)),
-                                           std::min<int64_t>(8, short_side), short_side);
-  const int64_t y = UniformIndex(gen, h - side + 1), x = UniformIndex(gen, w - side + 1);
-  auto cut = [&](const torch::Tensor& image) {
-    auto crop = image.slice(1, y, y + side).slice(2, x, x + side).to(torch::kFloat32) / 255.0;
-    return (side == options_.resolution ? crop : ResizeSquare(crop, options_.resolution)).clamp(0, 1).contiguous();
-  };
-  return {cut(source), cut(targets_[index])};
+  const SquareWindow window = RandomSquareWindow(source.size(1), source.size(2), options_.min_crop_fraction, gen);
+  return {CutSquare(source, window, options_.resolution), CutSquare(targets_[index], window, options_.resolution)};
 }
 
 TrainingBatch TripleFolder::Next(int64_t batch_size, uint64_t step) const {
