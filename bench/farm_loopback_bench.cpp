@@ -1,21 +1,31 @@
 // Farm loopback benchmark: the real coordinator (event loop, scheduler, store, ZeroMQ ROUTER link,
-// control API) with N simulated workers (real DealerLinks on loopback) that answer every TASK with
-// DONE, at once (saturation: the coordinator is never idle) and after holding each task for
-// --task-ms (a fixed offered load of about N / task-ms tasks per second). Measures tasks assigned
-// per second and the assignment latency a worker sees (its DONE sent -> its next TASK received),
-// with the Redis store and with the in-memory store.
+// control API) with N simulated workers that answer every TASK with DONE, at once (saturation: the
+// coordinator is never idle) and after holding each task for --task-ms (a fixed offered load of
+// about N / task-ms tasks per second). Measures tasks assigned per second and the assignment
+// latency a worker sees (its DONE sent -> its next TASK received), with the Redis store and with
+// the in-memory store.
+//
+// The simulated workers are N real DEALER sockets speaking the worker protocol on loopback (READY,
+// HEARTBEAT, DONE), all driven by one thread: real workers run on other machines, so the bench
+// keeps them from taking the coordinator's and Redis's CPU (N DealerLinks would be 2N threads).
+// `--sim links` runs one DealerLink per worker instead (the workers' own link code, 2N threads).
 //
 //   bench_farm_loopback [--workers 32] [--jobs 40] [--clip PATH] [--task-ms 5] [--aof yes|no]
+//                       [--sim poller|links]
 //
 // --aof no runs the private redis-server without its append-only file (the farm runs with it).
 //
 // Not a test: prints a table; docs/benchmarks.md records the command and the numbers.
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <mutex>
+#include <queue>
 #include <thread>
+#include <zmq.hpp>
+#include <zmq_addon.hpp>
 
 #include "common/log.h"
 #include "coordinator/api/http_client.h"
@@ -42,7 +52,100 @@ struct Result {
   int64_t tasks = 0;
 };
 
-Result RunOnce(bool use_redis, bool aof, int workers, int jobs, const std::string& clip, int task_ms) {
+fairy::protocol::Ready SimReady(const std::string& id) {
+  fairy::protocol::Ready r;
+  r.worker_id = id;
+  r.device = "cpu";
+  return r;
+}
+
+fairy::protocol::Done SimDone(const fairy::protocol::Task& task) {
+  return fairy::protocol::Done{task.ref, "/dev/null", task.frame_end - task.frame_begin, 0, 0};
+}
+
+void SendMessage(zmq::socket_t& socket, const fairy::protocol::Message& message) {
+  auto frames = fairy::protocol::Encode(message);
+  for (size_t i = 0; i < frames.size(); ++i) {
+    socket.send(zmq::buffer(frames[i]),
+                i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
+  }
+}
+
+// `workers` DEALER sockets on one thread: READY at connect, a HEARTBEAT a second, and for each
+// TASK a DONE after `task_ms`. Records DONE sent -> next TASK received per worker.
+void SimulatePolled(const std::string& endpoint, int workers, int task_ms,
+                    const std::atomic<bool>* stop, std::atomic<int64_t>* done,
+                    std::vector<double>* latencies_ms) {
+  zmq::context_t context(1);
+  std::vector<zmq::socket_t> sockets;
+  std::vector<zmq::pollitem_t> items;
+  std::vector<Clock::time_point> last_done(static_cast<size_t>(workers));
+  std::vector<bool> has_done(static_cast<size_t>(workers), false);
+  for (int w = 0; w < workers; ++w) {
+    zmq::socket_t s(context, zmq::socket_type::dealer);
+    s.set(zmq::sockopt::linger, 0);
+    s.set(zmq::sockopt::routing_id, "sim-" + std::to_string(w));
+    s.connect(endpoint);
+    SendMessage(s, SimReady("sim-" + std::to_string(w)));
+    sockets.push_back(std::move(s));
+  }
+  for (auto& s : sockets) items.push_back({s.handle(), 0, ZMQ_POLLIN, 0});
+  using Due = std::pair<Clock::time_point, std::pair<int, fairy::protocol::Done>>;
+  auto later = [](const Due& a, const Due& b) { return a.first > b.first; };
+  std::priority_queue<Due, std::vector<Due>, decltype(later)> pending(later);
+  auto next_heartbeat = Clock::now() + std::chrono::seconds(1);
+  auto send_done = [&](int w, const fairy::protocol::Done& d) {
+    SendMessage(sockets[static_cast<size_t>(w)], d);
+    last_done[static_cast<size_t>(w)] = Clock::now();
+    has_done[static_cast<size_t>(w)] = true;
+    done->fetch_add(1);
+  };
+  while (!stop->load()) {
+    auto now = Clock::now();
+    while (!pending.empty() && pending.top().first <= now) {
+      send_done(pending.top().second.first, pending.top().second.second);
+      pending.pop();
+    }
+    if (now >= next_heartbeat) {
+      for (auto& s : sockets) SendMessage(s, fairy::protocol::Heartbeat{1});
+      next_heartbeat = now + std::chrono::seconds(1);
+    }
+    auto until = std::min(
+        next_heartbeat, pending.empty() ? now + std::chrono::milliseconds(5) : pending.top().first);
+    auto wait_us = std::chrono::duration_cast<std::chrono::microseconds>(until - now).count();
+    // zmq_poll's timeout is in milliseconds, rounded up (no spinning): a DONE may leave up to 1 ms
+    // after its hold ends, which lowers the offered load a little but not the measured latency
+    // (measured from when the DONE was sent).
+    zmq::poll(items.data(), items.size(),
+              std::chrono::milliseconds(std::max<int64_t>(0, (wait_us + 999) / 1000)));
+    for (int w = 0; w < workers; ++w) {
+      auto& s = sockets[static_cast<size_t>(w)];
+      while (s.get(zmq::sockopt::events) & ZMQ_POLLIN) {
+        std::vector<zmq::message_t> parts;
+        if (!zmq::recv_multipart(s, std::back_inserter(parts), zmq::recv_flags::dontwait)) break;
+        auto received = Clock::now();
+        std::vector<std::string> frames;
+        for (auto& p : parts) frames.push_back(p.to_string());
+        auto m = fairy::protocol::Decode(frames);
+        auto* task = m.ok() ? std::get_if<fairy::protocol::Task>(&*m) : nullptr;
+        if (task == nullptr) continue;
+        if (has_done[static_cast<size_t>(w)]) {
+          latencies_ms->push_back(std::chrono::duration<double, std::milli>(
+                                      received - last_done[static_cast<size_t>(w)])
+                                      .count());
+        }
+        if (task_ms == 0) {
+          send_done(w, SimDone(*task));
+        } else {
+          pending.push({received + std::chrono::milliseconds(task_ms), {w, SimDone(*task)}});
+        }
+      }
+    }
+  }
+}
+
+Result RunOnce(bool use_redis, bool aof, int workers, int jobs, const std::string& clip,
+               int task_ms, bool poller) {
   std::unique_ptr<fairy::testing::RedisServer> redis;
   fairy::coordinator::CoordinatorOptions o;
   if (use_redis) {
@@ -91,57 +194,65 @@ Result RunOnce(bool use_redis, bool aof, int workers, int jobs, const std::strin
     }
   }
 
-  std::mutex lat_mutex;
   std::vector<double> latencies_ms;
   latencies_ms.reserve(static_cast<size_t>(total_tasks));
   std::atomic<int64_t> done{0};
-  std::vector<std::unique_ptr<SimWorker>> sims;
   auto start = Clock::now();
-  for (int w = 0; w < workers; ++w) {
-    auto sim = std::make_unique<SimWorker>();
-    SimWorker* raw = sim.get();
-    fairy::link::DealerOptions d;
-    d.endpoint = coordinator->worker_endpoint();
-    d.worker_id = "sim-" + std::to_string(w);
-    auto link = fairy::link::DealerLink::Start(
-        d,
-        [id = d.worker_id] {
-          fairy::protocol::Ready r;
-          r.worker_id = id;
-          r.device = "cpu";
-          return r;
-        },
-        [raw, &lat_mutex, &latencies_ms, &done, task_ms](fairy::protocol::Message m) {
-          auto* task = std::get_if<fairy::protocol::Task>(&m);
-          if (task == nullptr) return;
-          auto now = Clock::now();
-          {
-            std::lock_guard<std::mutex> lock(raw->mutex);
-            if (raw->has_done) {
-              std::lock_guard<std::mutex> l2(lat_mutex);
-              latencies_ms.push_back(std::chrono::duration<double, std::milli>(now - raw->last_done).count());
+  auto wait_for_all = [&] {
+    while (done.load() < total_tasks) {
+      if (Clock::now() - start > std::chrono::minutes(5)) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  };
+  if (poller) {
+    std::atomic<bool> stop{false};
+    std::thread sim([&] {
+      SimulatePolled(coordinator->worker_endpoint(), workers, task_ms, &stop, &done, &latencies_ms);
+    });
+    wait_for_all();
+    stop.store(true);
+    sim.join();
+  } else {
+    std::mutex lat_mutex;
+    std::vector<std::unique_ptr<SimWorker>> sims;
+    for (int w = 0; w < workers; ++w) {
+      auto sim = std::make_unique<SimWorker>();
+      SimWorker* raw = sim.get();
+      fairy::link::DealerOptions d;
+      d.endpoint = coordinator->worker_endpoint();
+      d.worker_id = "sim-" + std::to_string(w);
+      auto link = fairy::link::DealerLink::Start(
+          d, [id = d.worker_id] { return SimReady(id); },
+          [raw, &lat_mutex, &latencies_ms, &done, task_ms](fairy::protocol::Message m) {
+            auto* task = std::get_if<fairy::protocol::Task>(&m);
+            if (task == nullptr) return;
+            auto now = Clock::now();
+            {
+              std::lock_guard<std::mutex> lock(raw->mutex);
+              if (raw->has_done) {
+                std::lock_guard<std::mutex> l2(lat_mutex);
+                latencies_ms.push_back(
+                    std::chrono::duration<double, std::milli>(now - raw->last_done).count());
+              }
             }
-          }
-          // The simulated work (on this worker's link thread; its heartbeats wait, as a busy GPU's
-          // would not, but task_ms is far below the heartbeat interval).
-          if (task_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(task_ms));
-          {
-            std::lock_guard<std::mutex> lock(raw->mutex);
-            raw->last_done = Clock::now();
-            raw->has_done = true;
-          }
-          raw->link->Send(fairy::protocol::Done{task->ref, "/dev/null", task->frame_end - task->frame_begin, 0, 0});
-          done.fetch_add(1);
-        });
-    sim->link = std::move(link).value();
-    sims.push_back(std::move(sim));
-  }
-  while (done.load() < total_tasks) {
-    if (Clock::now() - start > std::chrono::minutes(5)) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+            // The simulated work (on this worker's link thread; its heartbeats wait, as a busy
+            // GPU's would not, but task_ms is far below the heartbeat interval).
+            if (task_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(task_ms));
+            {
+              std::lock_guard<std::mutex> lock(raw->mutex);
+              raw->last_done = Clock::now();
+              raw->has_done = true;
+            }
+            raw->link->Send(SimDone(*task));
+            done.fetch_add(1);
+          });
+      sim->link = std::move(link).value();
+      sims.push_back(std::move(sim));
+    }
+    wait_for_all();
+    for (auto& s : sims) s->link->Stop(nullptr, 0);
   }
   double seconds = std::chrono::duration<double>(Clock::now() - start).count();
-  for (auto& s : sims) s->link->Stop(nullptr, 0);
   coordinator->Shutdown();
   loop.join();
 
@@ -165,21 +276,26 @@ int main(int argc, char** argv) {
   std::string clip = fairy::testing::MediaPath("carphone_pristine.mp4");
   int task_ms = 5;
   bool aof = true;
+  bool poller = true;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--task-ms")) task_ms = std::atoi(argv[i + 1]);
     if (!std::strcmp(argv[i], "--aof")) aof = std::strcmp(argv[i + 1], "no") != 0;
     if (!std::strcmp(argv[i], "--workers")) workers = std::atoi(argv[i + 1]);
     if (!std::strcmp(argv[i], "--jobs")) jobs = std::atoi(argv[i + 1]);
     if (!std::strcmp(argv[i], "--clip")) clip = argv[i + 1];
+    if (!std::strcmp(argv[i], "--sim")) poller = std::strcmp(argv[i + 1], "links") != 0;
   }
   fairy::SetLogLevel(fairy::LogLevel::kError);
-  std::printf("farm loopback: %d simulated workers, %d jobs of %s, chunk_frames 1, edit.batch 1, redis AOF %s\n",
-              workers, jobs, clip.c_str(), aof ? "everysec" : "off");
+  std::printf(
+      "farm loopback: %d simulated workers (%s), %d jobs of %s, chunk_frames 1, edit.batch 1, "
+      "redis AOF %s\n",
+      workers, poller ? "one poller thread" : "one DealerLink each", jobs, clip.c_str(),
+      aof ? "everysec" : "off");
   std::printf("%-8s %8s %8s %12s %10s %10s %10s\n", "store", "task ms", "tasks", "tasks/s", "p50 ms", "p99 ms",
               "max ms");
   for (int hold : {0, task_ms}) {
     for (bool redis : {true, false}) {
-      Result r = RunOnce(redis, aof, workers, jobs, clip, hold);
+      Result r = RunOnce(redis, aof, workers, jobs, clip, hold, poller);
       std::printf("%-8s %8d %8lld %12.0f %10.3f %10.3f %10.3f\n", redis ? "redis" : "memory", hold,
                   static_cast<long long>(r.tasks), r.tasks_per_s, r.p50_ms, r.p99_ms, r.max_ms);
     }
