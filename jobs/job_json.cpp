@@ -76,6 +76,10 @@ Result<JobSpec> JobSpecFromJson(const nlohmann::json& j) {
   Get(edit, "edit.", "anchors", &job.edit.anchors, &s);
   Get(edit, "edit.", "batch", &job.edit.batch, &s);
   Get(edit, "edit.", "scheduler", &job.edit.scheduler, &s);
+  if (s.ok() && job.edit.scheduler != "euler_ancestral" && job.edit.scheduler != "euler") {
+    s = Status::InvalidArgument("job JSON: edit.scheduler: must be euler_ancestral or euler, got " +
+                                job.edit.scheduler);
+  }
   std::string mode = AnchorModeName(job.edit.anchor_mode);
   Get(edit, "edit.", "anchor_mode", &mode, &s);
   if (s.ok() && mode != "cache" && mode != "recompute") {

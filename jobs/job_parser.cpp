@@ -128,7 +128,7 @@ class JobReader {
     r_.ReadEnum(node, path, "noise", {"per_frame", "shared"}, &e->noise);
     r_.ReadInt(node, path, "anchors", 1, 16, &e->anchors);
     r_.ReadInt(node, path, "batch", 1, 256, &e->batch);
-    r_.ReadEnum(node, path, "scheduler", {"euler_ancestral"}, &e->scheduler);
+    r_.ReadEnum(node, path, "scheduler", {"euler_ancestral", "euler"}, &e->scheduler);
     std::string mode;
     if (r_.ReadEnum(node, path, "anchor_mode", {"cache", "recompute"}, &mode)) {
       e->anchor_mode = mode == "cache" ? AnchorMode::kCache : AnchorMode::kRecompute;

@@ -30,7 +30,7 @@ struct EditSettings {
   int anchors = 3;             // anchor frames K per shot, 1..16
   int batch = 4;               // frames per UNet call of the frame pass, 1..256; part of the job
                                // because results are bit-identical only for equal batches
-  std::string scheduler = "euler_ancestral";  // the only sampler
+  std::string scheduler = "euler_ancestral";  // sampler: euler_ancestral | euler (deterministic)
   AnchorMode anchor_mode = AnchorMode::kCache;
 };
 

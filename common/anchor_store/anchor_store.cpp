@@ -163,6 +163,7 @@ std::string AnchorCacheKey(const AnchorKeyFields& f) {
   Put(&s, "guidance_image", FormatDouble(f.guidance_image));
   Put(&s, "seed", std::to_string(f.seed));
   Put(&s, "noise", f.noise);
+  Put(&s, "scheduler", f.scheduler);
   std::string anchors;
   for (int64_t a : f.anchor_frames) anchors += std::to_string(a) + ",";
   Put(&s, "anchor_frames", anchors);

@@ -33,8 +33,8 @@ namespace fairy::anchor {
 
 // Everything the anchor features depend on. Two jobs with equal fields share one cache entry.
 struct AnchorKeyFields {
-  std::string model_id;      // model folder name or path
-  std::string model_digest;  // e.g. checksum of the weights' headers; "" if unknown
+  std::string model_id;      // the model as the job names it (folder name or path)
+  std::string model_digest;  // what identifies its files (the worker's ModelDigest); "" if unknown
   std::string instruction;
   int64_t width = 0;  // edit resolution
   int64_t height = 0;
@@ -43,6 +43,7 @@ struct AnchorKeyFields {
   double guidance_image = 0;
   uint64_t seed = 0;
   std::string noise = "per_frame";     // the job's edit.noise: per_frame | shared
+  std::string scheduler = "euler_ancestral";  // the job's edit.scheduler: euler_ancestral | euler
   std::vector<int64_t> anchor_frames;  // absolute indices in the source
   std::string source_identity;  // what identifies the source video: path + size + mtime, or a hash
   std::string dtype;            // "F32", "F16", ...

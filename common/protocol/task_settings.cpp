@@ -92,6 +92,7 @@ json ToJson(const TaskSettings& s) {
               {"guidance_image", s.guidance_image},
               {"seed", s.seed},
               {"noise", s.noise},
+              {"scheduler", s.scheduler},
               {"long_side", s.long_side},
               {"anchor_mode", s.anchor_mode},
               {"batch", s.batch},
@@ -114,6 +115,10 @@ Result<TaskSettings> TaskSettingsFromJson(const json& j) {
   s.noise = j.is_object() && !j.contains("noise") ? "per_frame" : r.Str("noise");
   if (r.status().ok() && s.noise != "per_frame" && s.noise != "shared") {
     r.Fail("noise", "expected 'per_frame' or 'shared', got '" + s.noise + "'");
+  }
+  s.scheduler = j.is_object() && !j.contains("scheduler") ? "euler_ancestral" : r.Str("scheduler");
+  if (r.status().ok() && s.scheduler != "euler_ancestral" && s.scheduler != "euler") {
+    r.Fail("scheduler", "expected 'euler_ancestral' or 'euler', got '" + s.scheduler + "'");
   }
   s.long_side = r.Int("long_side", 8, 8192);
   s.anchor_mode = r.Str("anchor_mode");

@@ -32,6 +32,8 @@ struct TaskSettings {
   uint64_t seed = 0;
   std::string noise = "per_frame";  // "per_frame" | "shared" (engine NoiseMode); per_frame when
                                     // absent (TASKs from coordinators older than the field)
+  std::string scheduler = "euler_ancestral";  // "euler_ancestral" | "euler" (engine Sampler);
+                                              // euler_ancestral when absent
   int64_t long_side = 512;    // edit resolution: the longer side, multiple of 8
   std::string anchor_mode = "cache";  // "cache" | "recompute"
   int64_t batch = 4;          // frames per UNet call of the frame pass (common/frame_plan); 4

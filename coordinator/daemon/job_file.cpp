@@ -27,6 +27,7 @@ Result<std::vector<JobPlan>> ParseJobFile(const std::string& yaml, const std::st
     p.guidance_image = j.edit.guidance_image;
     p.seed = j.edit.seed;
     p.noise = j.edit.noise;
+    p.scheduler = j.edit.scheduler;
     p.long_side = j.edit.resolution;
     p.anchors_per_shot = j.edit.anchors;
     p.batch = j.edit.batch;

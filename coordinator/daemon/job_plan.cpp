@@ -17,6 +17,7 @@ json JobPlan::ToJson() const {
               {"guidance_image", guidance_image},
               {"seed", seed},
               {"noise", noise},
+              {"scheduler", scheduler},
               {"long_side", long_side},
               {"anchors_per_shot", anchors_per_shot},
               {"batch", batch},
@@ -51,6 +52,7 @@ Result<JobPlan> JobPlan::FromJson(const json& j) {
     p.guidance_image = j.at("guidance_image").get<double>();
     p.seed = j.at("seed").get<uint64_t>();
     p.noise = j.value("noise", "per_frame");  // absent in records written before it existed
+    p.scheduler = j.value("scheduler", "euler_ancestral");  // likewise
     p.long_side = j.at("long_side").get<int64_t>();
     p.anchors_per_shot = j.at("anchors_per_shot").get<int>();
     p.batch = j.value("batch", int64_t{4});  // absent in records written before it existed
@@ -100,6 +102,7 @@ protocol::TaskSettings JobPlan::Settings(const scheduler::ShotPlan& shot) const 
   t.guidance_image = guidance_image;
   t.seed = seed;
   t.noise = noise;
+  t.scheduler = scheduler;
   t.long_side = long_side;
   t.anchor_mode = anchor_mode;
   t.batch = batch;

@@ -29,6 +29,7 @@ struct JobPlan {
   double guidance_image = 1.5;
   uint64_t seed = 0;
   std::string noise = "per_frame";  // edit.noise
+  std::string scheduler = "euler_ancestral";  // edit.scheduler
   int64_t long_side = 512;
   int anchors_per_shot = 3;
   int64_t batch = 4;          // frames per UNet call of the frame pass

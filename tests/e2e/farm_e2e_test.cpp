@@ -34,7 +34,8 @@ const char* kInstruction = "turn it into a winter scene";
 
 std::string JobYaml(const std::string& output, const std::string& anchor_mode = "cache",
                     int priority = 50, const std::string& input = "",
-                    const std::string& noise = "per_frame") {
+                    const std::string& noise = "per_frame",
+                    const std::string& scheduler = "euler_ancestral") {
   std::ostringstream y;
   y << "input: " << (input.empty() ? MediaPath(kClip) : input) << "\n"
     << "output: " << output << "\n"
@@ -42,16 +43,18 @@ std::string JobYaml(const std::string& output, const std::string& anchor_mode = 
     << "priority: " << priority << "\n"
     << "chunk_frames: 16\n"
     << "edit: {resolution: 64, steps: 3, seed: 7, anchors: 3, anchor_mode: " << anchor_mode
-    << ", noise: " << noise << "}\n"
+    << ", noise: " << noise << ", scheduler: " << scheduler << "}\n"
     << "shots: {max_length: 50}\n";
   return y.str();
 }
 
-// `fairy-engine edit` of kClip with JobYaml's settings and `noise`, kept on disk and rebuilt when
-// fairy-engine or the model's files change; its decoded frames.
-Result<std::vector<std::string>> ReferenceFrames(const std::string& noise) {
+// `fairy-engine edit` of kClip with JobYaml's settings, `noise` and `scheduler`, kept on disk and
+// rebuilt when fairy-engine or the model's files change; its decoded frames.
+Result<std::vector<std::string>> ReferenceFrames(const std::string& noise,
+                                                 const std::string& scheduler = "euler_ancestral") {
   std::string engine = BinDir() + "/fairy-engine";
-  std::string ref = BinDir() + "/../tests/farm-e2e-reference-" + noise + ".mp4";
+  const std::string variant = noise + "-" + scheduler;
+  std::string ref = BinDir() + "/../tests/farm-e2e-reference-" + variant + ".mp4";
   std::error_code ec;
   const std::string model = SourceDir() + "/models/fairy-tiny";
   auto newest_input = fs::last_write_time(engine, ec);
@@ -60,7 +63,7 @@ Result<std::vector<std::string>> ReferenceFrames(const std::string& noise) {
   }
   bool fresh = fs::exists(ref, ec) && fs::last_write_time(ref, ec) > newest_input;
   if (!fresh) {
-    std::string log = BinDir() + "/../tests/farm-e2e-reference-" + noise + ".log";
+    std::string log = BinDir() + "/../tests/farm-e2e-reference-" + variant + ".log";
     FAIRY_ASSIGN_OR_RETURN(auto edit, ChildProcess::Spawn({engine,          "edit",
                                                            "--model",       model,
                                                            "--input",       MediaPath(kClip),
@@ -69,6 +72,7 @@ Result<std::vector<std::string>> ReferenceFrames(const std::string& noise) {
                                                            "--steps",       "3",
                                                            "--seed",        "7",
                                                            "--noise",       noise,
+                                                           "--scheduler",   scheduler,
                                                            "--anchors",     "3",
                                                            "--resolution",  "64",
                                                            "--max-shot",    "50",
@@ -302,17 +306,17 @@ TEST_F(FarmE2ETest, RecomputeModeIsIdenticalToCacheMode) {
   ExpectIdenticalToReference(out);
 }
 
-// edit.noise shared through the farm: identical to `fairy-engine edit --noise shared`, and not to
-// the per-frame noise reference.
-TEST_F(FarmE2ETest, SharedNoiseMatchesTheSingleProcessEdit) {
-  auto shared = ReferenceFrames("shared");
+// edit.noise shared and edit.scheduler euler through the farm: identical to `fairy-engine edit
+// --noise shared --scheduler euler` (so both reach the workers), and not to the default reference.
+TEST_F(FarmE2ETest, SharedNoiseAndEulerMatchTheSingleProcessEdit) {
+  auto shared = ReferenceFrames("shared", "euler");
   ASSERT_TRUE(shared.ok()) << shared.status().ToString();
   ASSERT_EQ(shared->size(), reference_->size());
-  EXPECT_NE(*shared, *reference_) << "noise: shared must change the frames";
+  EXPECT_NE(*shared, *reference_) << "noise: shared, scheduler: euler must change the frames";
   auto farm = FarmHarness::Start();
   ASSERT_TRUE(farm.ok()) << farm.status().ToString();
   std::string out = (*farm)->dir() + "/out/shared.mp4";
-  auto job = (*farm)->Submit(JobYaml(out, "cache", 50, "", "shared"));
+  auto job = (*farm)->Submit(JobYaml(out, "cache", 50, "", "shared", "euler"));
   ASSERT_TRUE(job.ok()) << job.status().ToString();
   auto done = (*farm)->WaitForState(*job, {"DONE", "FAILED", "CANCELLED"}, 600s);
   ASSERT_TRUE(done.ok()) << done.status().ToString();

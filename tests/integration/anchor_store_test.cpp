@@ -66,7 +66,7 @@ TEST(AnchorCacheKeyTest, StableHexAndSensitiveToEveryField) {
   EXPECT_EQ(k.size(), 32u);
   EXPECT_EQ(k.find_first_not_of("0123456789abcdef"), std::string::npos);
   EXPECT_EQ(AnchorCacheKey(f), k);
-  std::vector<AnchorKeyFields> variants(14, f);
+  std::vector<AnchorKeyFields> variants(15, f);
   variants[0].model_id = "other";
   variants[1].model_digest = "d";
   variants[2].instruction += "!";
@@ -81,6 +81,7 @@ TEST(AnchorCacheKeyTest, StableHexAndSensitiveToEveryField) {
   variants[11].dtype = "F16";
   variants[12].engine_version = "2";
   variants[13].noise = "shared";
+  variants[14].scheduler = "euler";
   for (size_t i = 0; i < variants.size(); ++i)
     EXPECT_NE(AnchorCacheKey(variants[i]), k) << "field " << i;
   // No concatenation ambiguity between adjacent fields.

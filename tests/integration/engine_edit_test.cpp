@@ -115,6 +115,11 @@ TEST(EngineEditTest, BadInputExitsWithUsageErrorAndAMessage) {
   EXPECT_NE(noise.output.find("--noise: \"random\" is not a noise mode (per_frame, shared)"),
             std::string::npos)
       << noise.output;
+  ShellResult sampler = Execute(EditCommand(clip, dir + "/s.mp4", "--scheduler ddim"));
+  EXPECT_EQ(sampler.exit_code, 2) << sampler.output;
+  EXPECT_NE(sampler.output.find("--scheduler: \"ddim\" is not a sampler (euler_ancestral, euler)"),
+            std::string::npos)
+      << sampler.output;
   ShellResult flag = Execute(Quote(Engine()) + " edit --bogus 1");
   EXPECT_EQ(flag.exit_code, 2) << flag.output;
   EXPECT_FALSE(std::filesystem::exists(dir + "/x.mp4"));

@@ -179,6 +179,54 @@ TEST_F(PipelineTest, SharedNoiseIsTheSameForEveryFrame) {
   EXPECT_NE(bad.status().message().find("per_frame, shared"), std::string::npos);
 }
 
+TEST_F(PipelineTest, EulerSamplerDrawsNoStepNoise) {
+  EditSettings euler = Settings();
+  euler.sampler = Sampler::kEuler;
+  auto image = torch::avg_pool2d(*ReadPngImage(Fixture() + "/golden/input.png"), 2);
+  const int64_t c = model().latent_channels(), h = image.size(2) / model().vae_scale_factor();
+  const auto initial = torch::randn({1, c, h, h});
+  const auto steps = torch::randn({Settings().steps, c, h, h});
+  auto edit = [&](const EditSettings& s, const torch::Tensor& step_noise, PipelineTrace* trace) {
+    InjectedNoise noise(initial, step_noise);
+    auto out = EditImage(model(), image, s, noise, trace);
+    EXPECT_TRUE(out.ok()) << out.status().ToString();
+    return out.ok() ? *out : torch::Tensor();
+  };
+  // Euler: the output depends on the initial latents only; Euler ancestral draws per step.
+  PipelineTrace trace;
+  auto a = edit(euler, steps, &trace);
+  EXPECT_TRUE(torch::equal(a, edit(euler, steps * 2, nullptr)));
+  EXPECT_FALSE(
+      torch::equal(edit(Settings(), steps, nullptr), edit(Settings(), steps * 2, nullptr)));
+  EXPECT_FALSE(torch::equal(a, edit(Settings(), steps, nullptr)));
+  // Each step is the Euler step x' = x + eps * (sigma' - sigma) on the guided prediction.
+  auto x = initial * trace.init_noise_sigma;
+  ASSERT_EQ(trace.latents_per_step.size(), static_cast<size_t>(euler.steps));
+  for (size_t i = 0; i < trace.latents_per_step.size(); ++i) {
+    const double ds = trace.sigmas[i + 1].item<double>() - trace.sigmas[i].item<double>();
+    auto expected = x + trace.guided_noise_pred[i] * ds;
+    EXPECT_LE((trace.latents_per_step[i] - expected).abs().max().item<double>(), 1e-5)
+        << "step " << i;
+    x = trace.latents_per_step[i];
+  }
+
+  // A frame pass refuses an anchor cache computed with the other sampler.
+  auto frames = Frames();
+  AnchorCache cache;
+  ASSERT_TRUE(RunAnchorPass(model(), frames.narrow(0, 0, 2), {0, 1}, euler, &cache).ok());
+  EXPECT_TRUE(RunFramePass(model(), cache, frames.narrow(0, 2, 1), {2}, euler, 1).ok());
+  auto mixed = RunFramePass(model(), cache, frames.narrow(0, 2, 1), {2}, Settings(), 1);
+  ASSERT_FALSE(mixed.ok());
+  EXPECT_NE(mixed.status().message().find("sampler euler, this pass uses euler_ancestral"),
+            std::string::npos)
+      << mixed.status().ToString();
+  EXPECT_EQ(*ParseSampler("euler"), Sampler::kEuler);
+  EXPECT_EQ(*ParseSampler(SamplerName(Sampler::kEulerAncestral)), Sampler::kEulerAncestral);
+  auto bad = ParseSampler("ddim");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("(euler_ancestral, euler)"), std::string::npos);
+}
+
 TEST_F(PipelineTest, BadInputIsAnErrorNotACrash) {
   auto frames = Frames();
   EditSettings empty = Settings();

@@ -80,7 +80,7 @@ TEST_F(JobsTest, EveryFieldIsRead) {
   ParseResult r = Parse(Job(
       "name: big-cat\nmodel: fairy-tiny\npriority: 90\n"
       "edit: {resolution: 768, steps: 25, guidance_text: 9, guidance_image: 1.2, "
-      "seed: 18446744073709551615, noise: shared, anchors: 5, batch: 8, scheduler: euler_ancestral, "
+      "seed: 18446744073709551615, noise: shared, anchors: 5, batch: 8, scheduler: euler, "
       "anchor_mode: recompute}\n"
       "shots: {threshold: 30.5, min_length: 10, max_length: 300}\n"
       "chunk_frames: 8\n"
@@ -96,6 +96,7 @@ TEST_F(JobsTest, EveryFieldIsRead) {
   EXPECT_DOUBLE_EQ(j.edit.guidance_image, 1.2);
   EXPECT_EQ(j.edit.seed, 18446744073709551615ull);
   EXPECT_EQ(j.edit.noise, "shared");
+  EXPECT_EQ(j.edit.scheduler, "euler");
   EXPECT_EQ(j.edit.anchors, 5);
   EXPECT_EQ(j.edit.batch, 8);
   EXPECT_EQ(j.edit.anchor_mode, AnchorMode::kRecompute);
@@ -373,12 +374,13 @@ TEST_F(JobsTest, ExampleFilesAreValid) {
 }
 
 TEST_F(JobsTest, JsonRoundTrip) {
-  ParseResult r = Parse(Job("edit: {seed: 18446744073709551615, noise: shared, anchor_mode: recompute}\n"
+  ParseResult r = Parse(Job("edit: {seed: 18446744073709551615, noise: shared, scheduler: euler, anchor_mode: recompute}\n"
                             "worker_tags: [gpu]\nshots: {max_length: 100}\n"));
   ASSERT_TRUE(r.ok()) << Text(r);
   const nlohmann::json j = JobSpecToJson(r.jobs[0]);
   EXPECT_EQ(j["edit"]["anchor_mode"], "recompute");
   EXPECT_EQ(j["edit"]["noise"], "shared");
+  EXPECT_EQ(j["edit"]["scheduler"], "euler");
   auto back = JobSpecFromJson(nlohmann::json::parse(j.dump()));
   ASSERT_TRUE(back.ok()) << back.status().ToString();
   EXPECT_EQ(JobSpecToJson(*back), j);
@@ -389,6 +391,9 @@ TEST_F(JobsTest, JsonRoundTrip) {
   bad = JobSpecFromJson(nlohmann::json{{"edit", {{"noise", "random"}}}});
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find("edit.noise"), std::string::npos);
+  bad = JobSpecFromJson(nlohmann::json{{"edit", {{"scheduler", "ddim"}}}});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("edit.scheduler"), std::string::npos);
   EXPECT_FALSE(JobSpecFromJson(nlohmann::json::array()).ok());
 }
 

@@ -179,6 +179,7 @@ TEST(TaskSettingsTest, RoundTripsAndNamesBadFields) {
   s.anchor_frames = {108, 124, 141};
   s.batch = 8;
   s.noise = "shared";
+  s.scheduler = "euler";
   auto back = TaskSettingsFromJson(ToJson(s));
   ASSERT_TRUE(back.ok()) << back.status().ToString();
   EXPECT_EQ(*back, s);
@@ -199,6 +200,12 @@ TEST(TaskSettingsTest, RoundTripsAndNamesBadFields) {
   EXPECT_NE(TaskSettingsFromJson(j).status().message().find("settings.noise"), std::string::npos);
   j.erase("noise");  // from a coordinator older than the field
   EXPECT_EQ(TaskSettingsFromJson(j)->noise, "per_frame");
+  j = ToJson(s);
+  j["scheduler"] = "ddim";
+  EXPECT_NE(TaskSettingsFromJson(j).status().message().find("settings.scheduler"),
+            std::string::npos);
+  j.erase("scheduler");  // from a coordinator older than the field
+  EXPECT_EQ(TaskSettingsFromJson(j)->scheduler, "euler_ancestral");
   j = ToJson(s);
   j.erase("model");
   EXPECT_NE(TaskSettingsFromJson(j).status().message().find("settings.model: missing"), std::string::npos);

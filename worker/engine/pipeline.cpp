@@ -8,6 +8,7 @@
 #endif
 
 #include <filesystem>
+#include <optional>
 
 #include "common/log.h"
 #include "worker/engine/random.h"
@@ -31,13 +32,31 @@ Result<Conditioning> Condition(Model& model, const EditSettings& s) {
   return c;
 }
 
-Result<EulerAncestralScheduler> MakeScheduler(const Model& model, const EditSettings& s) {
+// The settings' sampler on the model's sigma schedule: exactly one of the two is set.
+struct StepSampler {
+  std::optional<EulerAncestralScheduler> ancestral;
+  std::optional<EulerScheduler> euler;
+
+  const DiscreteSigmaSchedule& schedule() const {
+    return ancestral ? ancestral->schedule() : euler->schedule();
+  }
+};
+
+Result<StepSampler> MakeSampler(const Model& model, const EditSettings& s) {
   SchedulerConfig config = model.scheduler_config();
   if (!s.timestep_spacing.empty()) config.timestep_spacing = s.timestep_spacing;
-  FAIRY_ASSIGN_OR_RETURN(EulerAncestralScheduler scheduler,
-                         EulerAncestralScheduler::Create(config));
-  FAIRY_RETURN_IF_ERROR(scheduler.SetTimesteps(s.steps));
-  return scheduler;
+  StepSampler sampler;
+  if (s.sampler == Sampler::kEuler) {
+    FAIRY_ASSIGN_OR_RETURN(EulerScheduler euler, EulerScheduler::Create(config));
+    FAIRY_RETURN_IF_ERROR(euler.SetTimesteps(s.steps));
+    sampler.euler.emplace(std::move(euler));
+  } else {
+    FAIRY_ASSIGN_OR_RETURN(EulerAncestralScheduler ancestral,
+                           EulerAncestralScheduler::Create(config));
+    FAIRY_RETURN_IF_ERROR(ancestral.SetTimesteps(s.steps));
+    sampler.ancestral.emplace(std::move(ancestral));
+  }
+  return sampler;
 }
 
 // Images [N, 3, H, W] with H and W multiples of `f`.
@@ -64,7 +83,8 @@ Result<torch::Tensor> Denoise(Model& model, const torch::Tensor& image_latents,
                               const StepCallback& on_step) {
   const auto& opts = model.options();
   const int64_t f = static_cast<int64_t>(frames.size());
-  FAIRY_ASSIGN_OR_RETURN(EulerAncestralScheduler scheduler, MakeScheduler(model, s));
+  FAIRY_ASSIGN_OR_RETURN(StepSampler sampler, MakeSampler(model, s));
+  const DiscreteSigmaSchedule& schedule = sampler.schedule();
   const std::vector<int64_t> shape = {1, image_latents.size(1), image_latents.size(2),
                                       image_latents.size(3)};
   std::vector<torch::Tensor> initial;
@@ -73,7 +93,7 @@ Result<torch::Tensor> Denoise(Model& model, const torch::Tensor& image_latents,
     initial.push_back(n);
   }
   // Latents stay float32 for the scheduler's arithmetic; the UNet sees the model dtype.
-  auto x = torch::cat(initial, 0).to(opts.device, torch::kFloat32) * scheduler.init_noise_sigma();
+  auto x = torch::cat(initial, 0).to(opts.device, torch::kFloat32) * schedule.init_noise_sigma();
   auto m = image_latents.to(opts.device, torch::kFloat32);
   auto m3 = torch::cat({m, m, torch::zeros_like(m)}, 0).to(opts.dtype);  // [3F, C, h, w]
   auto text = torch::cat({c.cond.expand({f, -1, -1}), c.uncond.expand({f, -1, -1}),
@@ -81,18 +101,18 @@ Result<torch::Tensor> Denoise(Model& model, const torch::Tensor& image_latents,
                          0)
                   .to(opts.dtype);  // [3F, 77, C]
   if (trace != nullptr) {
-    trace->timesteps = scheduler.timesteps().cpu();
-    trace->sigmas = scheduler.sigmas().cpu();
-    trace->init_noise_sigma = scheduler.init_noise_sigma();
+    trace->timesteps = schedule.timesteps().cpu();
+    trace->sigmas = schedule.sigmas().cpu();
+    trace->init_noise_sigma = schedule.init_noise_sigma();
     trace->image_latents = torch::cat({m, m, torch::zeros_like(m)}, 0).cpu();
   }
-  const auto timesteps = scheduler.timesteps().cpu();
-  const auto sigmas = scheduler.sigmas().cpu();
+  const auto timesteps = schedule.timesteps().cpu();
+  const auto sigmas = schedule.sigmas().cpu();
   for (int step = 0; step < s.steps; ++step) {
     const float t = timesteps[step].item<float>();
     const double sigma = sigmas[step].item<float>();
     auto x3 = torch::cat({x, x, x}, 0);  // [3F, C, h, w]
-    auto u = torch::cat({scheduler.ScaleModelInput(x3, step), m3.to(torch::kFloat32)}, 1);
+    auto u = torch::cat({schedule.ScaleModelInput(x3, step), m3.to(torch::kFloat32)}, 1);
     SelfAttentionContext ctx{mode, cache, step, 3};
     FAIRY_ASSIGN_OR_RETURN(
         torch::Tensor e, model.unet().Forward(u.to(opts.dtype), torch::tensor({t}), text,
@@ -104,14 +124,19 @@ Result<torch::Tensor> Denoise(Model& model, const torch::Tensor& image_latents,
     auto guided = parts[2] + s.guidance_text * (parts[0] - parts[1]) +
                   s.guidance_image * (parts[1] - parts[2]);
     auto eps = (guided - x) / (-sigma);
-    std::vector<torch::Tensor> step_noise;
-    for (int64_t frame : frames) {
-      FAIRY_ASSIGN_OR_RETURN(torch::Tensor n, noise.Step(frame, step, shape));
-      step_noise.push_back(n);
+    torch::Tensor prev;
+    if (sampler.ancestral) {
+      std::vector<torch::Tensor> step_noise;
+      for (int64_t frame : frames) {
+        FAIRY_ASSIGN_OR_RETURN(torch::Tensor n, noise.Step(frame, step, shape));
+        step_noise.push_back(n);
+      }
+      prev = sampler.ancestral
+                 ->Step(eps, step, x, torch::cat(step_noise, 0).to(opts.device, torch::kFloat32))
+                 .prev_sample;
+    } else {
+      prev = sampler.euler->Step(eps, step, x).prev_sample;
     }
-    auto prev =
-        scheduler.Step(eps, step, x, torch::cat(step_noise, 0).to(opts.device, torch::kFloat32))
-            .prev_sample;
     if (trace != nullptr) {
       if (step == 0) {
         trace->step0_unet_input = u.cpu();
@@ -152,6 +177,17 @@ Status EditSettings::Validate() const {
     return Status::InvalidArgument("edit: guidance scales must be finite and >= 0");
   }
   return Status::OK();
+}
+
+const char* SamplerName(Sampler sampler) {
+  return sampler == Sampler::kEuler ? "euler" : "euler_ancestral";
+}
+
+Result<Sampler> ParseSampler(const std::string& name) {
+  if (name == "euler_ancestral") return Sampler::kEulerAncestral;
+  if (name == "euler") return Sampler::kEuler;
+  return Status::InvalidArgument("scheduler: \"" + name +
+                                 "\" is not a sampler (euler_ancestral, euler)");
 }
 
 const char* NoiseModeName(NoiseMode mode) {
@@ -237,6 +273,7 @@ Result<torch::Tensor> RunAnchorPass(Model& model, const torch::Tensor& anchor_im
   cache->metadata()["width"] = std::to_string(anchor_images.size(3));
   cache->metadata()["height"] = std::to_string(anchor_images.size(2));
   cache->metadata()["noise"] = NoiseModeName(settings.noise);
+  cache->metadata()["sampler"] = SamplerName(settings.sampler);
   FAIRY_ASSIGN_OR_RETURN(Conditioning c, Condition(model, settings));
   FAIRY_ASSIGN_OR_RETURN(torch::Tensor m, model.EncodeImages(anchor_images));
   FrameNoise noise(settings.seed, settings.noise);
@@ -264,11 +301,15 @@ Result<torch::Tensor> RunFramePass(Model& model, const AnchorCache& cache,
                                    std::to_string(cache.num_branches()) +
                                    " guidance branches, the pipeline needs 3");
   }
-  const auto noise_it = cache.metadata().find("noise");
-  if (noise_it != cache.metadata().end() && noise_it->second != NoiseModeName(settings.noise)) {
-    return Status::InvalidArgument("frame pass: the anchor cache was computed with noise " +
-                                   noise_it->second + ", this pass uses " +
-                                   NoiseModeName(settings.noise));
+  // A cache from before a field was recorded has no entry for it and is taken as it is.
+  for (const auto& [field, value] :
+       {std::pair<std::string, std::string>{"noise", NoiseModeName(settings.noise)},
+        {"sampler", SamplerName(settings.sampler)}}) {
+    const auto it = cache.metadata().find(field);
+    if (it != cache.metadata().end() && it->second != value) {
+      return Status::InvalidArgument("frame pass: the anchor cache was computed with " + field +
+                                     " " + it->second + ", this pass uses " + value);
+    }
   }
   FAIRY_ASSIGN_OR_RETURN(Conditioning c, Condition(model, settings));
   // kFrame only reads the cache; the context's pointer is non-const because kAnchor fills it.
@@ -370,11 +411,12 @@ Result<std::shared_ptr<Model>> Model::Load(const std::string& dir, const ModelOp
   FAIRY_ASSIGN_OR_RETURN(model->vae_,
                          LoadAutoencoderKL(dir + "/vae", options.device, options.dtype));
   FAIRY_ASSIGN_OR_RETURN(model->scheduler_config_, SchedulerConfig::Load(dir + "/scheduler"));
-  if (!model->scheduler_config_.class_name.empty() &&
-      model->scheduler_config_.class_name != "EulerAncestralDiscreteScheduler") {
-    FAIRY_LOG(kWarn, "engine")
-        << dir << "/scheduler: " << model->scheduler_config_.class_name
-        << " configured; Fairy samples with Euler ancestral on the same schedule";
+  const std::string& scheduler_class = model->scheduler_config_.class_name;
+  if (!scheduler_class.empty() && scheduler_class != "EulerAncestralDiscreteScheduler" &&
+      scheduler_class != "EulerDiscreteScheduler") {
+    FAIRY_LOG(kWarn, "engine") << dir << "/scheduler: " << scheduler_class
+                               << " configured; Fairy samples with the job's edit.scheduler (Euler "
+                                  "ancestral or Euler) on the same schedule";
   }
   const VAEConfig& vae = model->vae_->config();
   model->vae_scale_factor_ = vae.ScaleFactor();

@@ -105,9 +105,18 @@ const char* NoiseModeName(NoiseMode mode);  // "per_frame", "shared"
 // "per_frame" or "shared"; InvalidArgument naming the accepted values otherwise.
 Result<NoiseMode> ParseNoiseMode(const std::string& name);
 
+// How the denoising loop steps, on the model's sigma schedule (job field edit.scheduler).
+// kEulerAncestral (InstructPix2Pix's EulerAncestralDiscreteScheduler) adds fresh noise at every
+// step; kEuler (EulerDiscreteScheduler) is deterministic after the initial latents.
+enum class Sampler { kEulerAncestral, kEuler };
+const char* SamplerName(Sampler sampler);  // "euler_ancestral", "euler"
+// "euler_ancestral" or "euler"; InvalidArgument naming the accepted values otherwise.
+Result<Sampler> ParseSampler(const std::string& name);
+
 struct EditSettings {
   std::string instruction;       // REQUIRED: non-empty
-  int steps = 10;                // denoising steps (Euler ancestral)
+  int steps = 10;                // denoising steps
+  Sampler sampler = Sampler::kEulerAncestral;
   double guidance_text = 7.5;    // text guidance scale (> 1 for guidance)
   double guidance_image = 1.5;   // image guidance scale (>= 1)
   uint64_t seed = 0;             // job seed; frame i uses FrameSeed(seed, i) (see NoiseMode)

@@ -3,7 +3,10 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 
 #include "common/anchor_store/anchor_store.h"
 #include "common/frame_plan/frame_plan.h"
@@ -41,6 +44,37 @@ std::string SourceIdentity(const std::string& path) {
          std::to_string(st.st_mtim.tv_nsec);
 }
 
+// What identifies a model folder's contents in anchor cache keys, the same on every worker that has
+// the same files wherever its models_dir is: XXH64 of every .json file (configs, scheduler,
+// tokenizer; sorted relative paths included) and the sizes of the other files. A folder whose
+// configs change (architecture, noise schedule, tokenizer) gets new keys; retrained weights of the
+// same shapes do not (the weights are not read a second time to hash them).
+std::string ModelDigest(const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::vector<fs::path> files;
+  std::error_code ec;
+  for (fs::recursive_directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    if (it->is_regular_file(ec)) files.push_back(it->path());
+  }
+  std::sort(files.begin(), files.end());
+  anchor::XxHash64State hash;
+  for (const fs::path& file : files) {
+    std::string rel = file.lexically_relative(dir).generic_string() + "\n";
+    hash.Update(rel.data(), rel.size());
+    if (file.extension() == ".json") {
+      std::ifstream in(file, std::ios::binary);
+      std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      hash.Update(text.data(), text.size());
+    } else {
+      std::string size = std::to_string(fs::file_size(file, ec)) + "\n";
+      hash.Update(size.data(), size.size());
+    }
+  }
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(hash.Digest()));
+  return hex;
+}
+
 bool UnderRoots(const std::string& path, const std::vector<std::string>& roots) {
   if (roots.empty()) return true;
   std::error_code ec;
@@ -63,8 +97,12 @@ struct EngineExecutor::State {
   torch::Device device{torch::kCPU};
   torch::ScalarType dtype = torch::kFloat32;
   mutable std::mutex mutex;
-  std::map<std::string, std::shared_ptr<engine::Model>> models;  // GUARDED_BY(mutex)
-  std::shared_ptr<ShotAnchors> last;                             // GUARDED_BY(mutex)
+  struct LoadedModel {
+    std::shared_ptr<engine::Model> model;
+    std::string digest;  // ModelDigest of its folder when it was loaded
+  };
+  std::map<std::string, LoadedModel> models;  // GUARDED_BY(mutex)
+  std::shared_ptr<ShotAnchors> last;          // GUARDED_BY(mutex)
 };
 
 EngineExecutor::EngineExecutor(EngineExecutorOptions options)
@@ -166,18 +204,23 @@ Result<TaskOutcome> EngineExecutor::Run(const TaskContext& ctx) {
             ? s.model
             : (std::filesystem::path(options_.models_dir) / s.model).string();
     std::shared_ptr<engine::Model> model;
+    std::string model_digest;
     {
       std::lock_guard<std::mutex> lock(state_->mutex);
       auto it = state_->models.find(model_dir);
-      if (it != state_->models.end()) model = it->second;
+      if (it != state_->models.end()) {
+        model = it->second.model;
+        model_digest = it->second.digest;
+      }
     }
     if (!model) {
       engine::ModelOptions mo;
       mo.device = state_->device;
       mo.dtype = state_->dtype;
       FAIRY_ASSIGN_OR_RETURN(model, engine::Model::Load(model_dir, mo));
+      model_digest = ModelDigest(model_dir);
       std::lock_guard<std::mutex> lock(state_->mutex);
-      state_->models.emplace(model_dir, model);
+      state_->models.emplace(model_dir, State::LoadedModel{model, model_digest});
     }
 
     RunState r{&ctx, &s, model.get(), {}, nullptr, {}};
@@ -187,6 +230,7 @@ Result<TaskOutcome> EngineExecutor::Run(const TaskContext& ctx) {
     r.edit.guidance_image = s.guidance_image;
     r.edit.seed = s.seed;
     FAIRY_ASSIGN_OR_RETURN(r.edit.noise, engine::ParseNoiseMode(s.noise));
+    FAIRY_ASSIGN_OR_RETURN(r.edit.sampler, engine::ParseSampler(s.scheduler));
     r.edit.fp16_cache = options_.fp16_cache;
     FAIRY_RETURN_IF_ERROR(r.edit.Validate());
 
@@ -198,7 +242,8 @@ Result<TaskOutcome> EngineExecutor::Run(const TaskContext& ctx) {
     r.reader = reader.get();
 
     anchor::AnchorKeyFields kf;
-    kf.model_id = model_dir;
+    kf.model_id = s.model;  // as the job names it: workers may keep their models in other folders
+    kf.model_digest = model_digest;
     kf.instruction = s.instruction;
     kf.width = reader->output_width();
     kf.height = reader->output_height();
@@ -207,6 +252,7 @@ Result<TaskOutcome> EngineExecutor::Run(const TaskContext& ctx) {
     kf.guidance_image = s.guidance_image;
     kf.seed = s.seed;
     kf.noise = s.noise;
+    kf.scheduler = s.scheduler;
     kf.anchor_frames = s.anchor_frames;
     kf.source_identity = SourceIdentity(s.input);
     kf.dtype = options_.dtype + (options_.fp16_cache ? "/fp16-cache" : "");

@@ -203,6 +203,8 @@ void PrintHelp() {
       "  --seed S               job seed (default 0); frame i uses its own generator from (S, i)\n"
       "  --noise M              per_frame (default): noise from (S, i); shared: from (S, 0) for\n"
       "                         every frame, so the noise's residue does not flicker\n"
+      "  --scheduler NAME       euler_ancestral (default; fresh noise at every step) or euler\n"
+      "                         (deterministic after the initial noise)\n"
       "  --anchors K            anchor frames per shot (default 3)\n"
       "  --resolution L         longer side of the edited frames in pixels (default 512)\n"
       "  --batch N              frames per UNet call (x3 guidance branches; default 4)\n"
@@ -242,6 +244,11 @@ int RunEditCommand(int argc, char** argv) {
       o.settings.noise = *noise;
     } else {
       error = "--" + noise.status().message();
+    }
+    if (auto sampler = ParseSampler(args.Value("--scheduler", "euler_ancestral")); sampler.ok()) {
+      o.settings.sampler = *sampler;
+    } else if (error.empty()) {
+      error = "--" + sampler.status().message();
     }
     o.anchors = std::stoi(args.Value("--anchors", "3"));
     o.long_side = std::stoi(args.Value("--resolution", "512"));

@@ -31,7 +31,8 @@ constexpr const char* kUsage = R"(Usage:
                                                                  the embedded default model, all stages
   fairy-engine train eval --model DIR --videos A,B [--frames N (8)] [--size N (128)] [--steps N (10)]
                           [--seed N (0)] [--device D] [--fairy [--anchors K (3)] [--batch N (4)]
-                          [--noise per_frame|shared (per_frame)]]
+                          [--noise per_frame|shared (per_frame)]
+                          [--scheduler euler_ancestral|euler (euler_ancestral)]]
                           PSNR and flicker per edit on real clips; --fairy edits each clip as one
                           shot with the engine's pipeline, as fairy-engine edit and the farm do
 
@@ -193,6 +194,12 @@ int RunEval(Args& args) {
     o.noise = *noise;
   } else {
     error = "--" + noise.status().message();
+  }
+  if (auto sampler = ParseSampler(args.Value("--scheduler", SamplerName(o.sampler)));
+      sampler.ok()) {
+    o.sampler = *sampler;
+  } else if (error.empty()) {
+    error = "--" + sampler.status().message();
   }
   if (!error.empty() || !ParseNumber(args, "--anchors", &o.anchors, &error) || !ParseNumber(args, "--batch", &o.batch, &error) ||
       !ParseNumber(args, "--frames", &o.frames, &error) || !ParseNumber(args, "--size", &o.long_side, &error) ||

@@ -33,6 +33,7 @@ struct EvalOptions {
   int anchors = 3;                   // with `fairy`: anchor frames K
   int64_t batch = 4;                 // with `fairy`: frames per UNet call of the frame pass
   NoiseMode noise = NoiseMode::kPerFrame;  // with `fairy`: EditSettings::noise
+  Sampler sampler = Sampler::kEulerAncestral;  // with `fairy`: EditSettings::sampler
 };
 
 struct EvalRow {
