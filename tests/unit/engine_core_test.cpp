@@ -1,10 +1,12 @@
 // Engine core: golden randn checks through the verifier, and bad input to the verifier and loader.
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 
 #include <gtest/gtest.h>
 
 #include "tests/support/test_paths.h"
+#include "worker/engine/engine_info.h"
 #include "worker/engine/verify/verifier.h"
 #include "worker/engine/weights.h"
 
@@ -61,6 +63,22 @@ TEST(EngineCoreWeights, TruncatedFileIsRefusedWithItsName) {
   ASSERT_TRUE(files.ok());
   EXPECT_EQ(FindWeightFiles(dir + "/nope").status().code(), Status::Code::kNotFound);
   EXPECT_EQ(ReadJsonFile(path).status().code(), Status::Code::kInvalidArgument);
+}
+
+// Debian's LibTorch runs on OpenBLAS: its own pool must not compete with LibTorch's threads.
+TEST(EngineCoreThreads, OpenBlasGetsOneThreadBesideLibTorch) {
+  if (BlasThreads() < 0) GTEST_SKIP() << "this build does not use OpenBLAS";
+  unsetenv("OPENBLAS_NUM_THREADS");
+  ASSERT_TRUE(SetBlasThreads(2));
+  EXPECT_EQ(BlasThreads(), 2);
+  ConfigureTorchThreads();
+  EXPECT_EQ(BlasThreads(), 1);
+  // An explicit OPENBLAS_NUM_THREADS is the operator's choice and is left as it is.
+  setenv("OPENBLAS_NUM_THREADS", "2", 1);
+  ASSERT_TRUE(SetBlasThreads(2));
+  ConfigureTorchThreads();
+  EXPECT_EQ(BlasThreads(), 2);
+  unsetenv("OPENBLAS_NUM_THREADS");
 }
 
 }  // namespace

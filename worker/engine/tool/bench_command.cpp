@@ -93,8 +93,12 @@ std::string Bytes(int64_t bytes) {
   return text;
 }
 
-// The plain matrix-multiply rate of this device and dtype (the reference the UNet is compared to).
+// The plain matrix-multiply rate of this device and dtype (the reference the UNet is compared to),
+// on the CPU with OpenBLAS on as many threads as LibTorch has (ConfigureTorchThreads gives OpenBLAS
+// one thread for the model, where LibTorch spreads the work; one big GEMM needs OpenBLAS's own).
 double MatmulGflops(const BenchOptions& o) {
+  const int blas_threads = BlasThreads();
+  if (!o.device.is_cuda() && blas_threads > 0) SetBlasThreads(at::get_num_threads());
   const int64_t n = o.device.is_cuda() ? 8192 : 2048;
   auto opts = torch::TensorOptions().device(o.device).dtype(o.dtype);
   auto a = torch::randn({n, n}, opts), b = torch::randn({n, n}, opts);
@@ -107,7 +111,9 @@ double MatmulGflops(const BenchOptions& o) {
     ++reps;
     Sync(o.device);
   } while (Seconds(start) < 1.0 || reps < 3);
-  return 2.0 * n * n * n * reps / Seconds(start) / 1e9;
+  const double gflops = 2.0 * n * n * n * reps / Seconds(start) / 1e9;
+  if (!o.device.is_cuda() && blas_threads > 0) SetBlasThreads(blas_threads);
+  return gflops;
 }
 
 struct LoopResult {

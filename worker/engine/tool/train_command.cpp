@@ -5,10 +5,10 @@
 #include <cstdlib>
 #include <filesystem>
 #include <string>
-#include <thread>
 
 #include <torch/torch.h>
 
+#include "worker/engine/engine_info.h"
 #include "worker/engine/tool/args.h"
 #include "worker/engine/tool/commands.h"
 #include "worker/engine/train/checkpoint.h"
@@ -66,14 +66,6 @@ unet options:
 vae options:
   --kl-weight X (1e-6)
 )";
-
-// LibTorch intra-op threads: FAIRY_THREADS when set to a positive integer, else every core.
-void ConfigureTorchThreads() {
-  const char* env = std::getenv("FAIRY_THREADS");
-  int n = env != nullptr ? std::atoi(env) : 0;
-  if (n <= 0) n = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  torch::set_num_threads(n);
-}
 
 template <typename T>
 bool ParseNumber(Args& args, const std::string& name, T* out, std::string* error) {
