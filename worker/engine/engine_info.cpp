@@ -30,7 +30,7 @@ void ConfigureTorchThreads() {
   if (threads > 0) at::set_num_threads(threads);
   // OpenBLAS (behind Debian's LibTorch) keeps its own thread pool, one thread per core, beside
   // LibTorch's intra-op threads: both at once oversubscribe the cores (measured on 2 cores: a UNet
-  // forward 2x slower, the Fairy loop 1.5x). LibTorch already spreads an op over its threads, so
+  // forward 2-3x slower, the Fairy loop 1.6x). LibTorch already spreads an op over its threads, so
   // OpenBLAS gets one unless OPENBLAS_NUM_THREADS says otherwise. Looked up at run time: builds
   // on MKL or other BLAS libraries have no such symbols and are left alone.
   if (std::getenv("OPENBLAS_NUM_THREADS") == nullptr) SetBlasThreads(1);
