@@ -85,7 +85,9 @@ TEST(EngineModelsTextEncoder, Float64MatchesTheFloat32Goldens) {
 }
 
 // bfloat16 end to end (LayerNorm, GroupNorm, attention, nearest upsampling in the activation
-// dtype): within bfloat16's precision of the float32 goldens (measured ~2.5% relative).
+// dtype): within bfloat16's precision of the float32 goldens. The error depends on the CPU's
+// kernels: max relative ~2.5% where LibTorch has AVX-512 kernels, up to 13% (VAE encode; RMS 2%
+// of the largest value) on an AVX2-only CPU (11-29). Garbage (a wrong dtype or layer) is >= 100%.
 TEST(EngineModelsHalf, BFloat16StaysWithinItsPrecision) {
   auto text = LoadCLIPTextModel(Fixture() + "/text_encoder", torch::kCPU, torch::kBFloat16);
   ASSERT_TRUE(text.ok()) << text.status().ToString();
@@ -99,13 +101,14 @@ TEST(EngineModelsHalf, BFloat16StaysWithinItsPrecision) {
     return (a.to(torch::kFloat64) - b.to(torch::kFloat64)).abs().max().item<double>() /
            b.abs().max().item<double>();
   };
-  EXPECT_LT(relative((*text)->forward(te["text.input_ids"]), te["text.last_hidden_state"]), 0.08);
+  const double bound = 0.2;
+  EXPECT_LT(relative((*text)->forward(te["text.input_ids"]), te["text.last_hidden_state"]), bound);
   EXPECT_LT(
       relative((*vae)->Encode(v["vae.image"].to(torch::kBFloat16)).first, v["vae.latent_mean"]),
-      0.08);
+      bound);
   EXPECT_LT(
       relative((*vae)->Decode(v["vae.decode_input"].to(torch::kBFloat16)), v["vae.decode_out"]),
-      0.08);
+      bound);
 }
 
 TEST(EngineModelsTextEncoder, PoolerPositionFollowsEosTokenId) {
