@@ -188,6 +188,16 @@ int Run(const Args& args) {
     }
     std::printf("  reference, bare PING round trip to the same Redis us: p50 %.1f  p99 %.1f\n",
                 Percentile(ping_us, 0.5), Percentile(ping_us, 0.99));
+    // Redis's own time inside the store's scripts (the rest is the round trip and the client).
+    if (auto info = ping_client->Command({"INFO", "commandstats"}); info.ok()) {
+      const std::string& text = info->str;
+      const size_t at = text.find("cmdstat_evalsha:");
+      const size_t per = text.find("usec_per_call=", at);
+      if (at != std::string::npos && per != std::string::npos) {
+        std::printf("  Redis's time per store script (EVALSHA) us: %.1f\n",
+                    std::atof(text.c_str() + per + 14));
+      }
+    }
   }
   return 0;
 }

@@ -1,7 +1,15 @@
 // RedisStore: the Store contract on the DESIGN.md section 4 layout (docs/redis-layout.md).
 // Apply() is one Lua script, so a mutation (with its fence check) is atomic in Redis.
+//
+// Write-through cache: the store remembers, per job, the job-hash fields and queue entry it last
+// wrote successfully, and a mutation sends only the fields that differ from them (a DONE changes
+// 3-4 of ~20 fields). That is exact as long as this store is the only writer of its job hashes
+// (one coordinator per key prefix, as the farm runs). Any failed call forgets the job, so its next
+// write is whole again; a new store (coordinator restart) starts empty and writes whole records.
 #include <map>
+#include <optional>
 #include <set>
+#include <unordered_map>
 
 #include "coordinator/store/store.h"
 #include "coordinator/store/store_util.h"
@@ -16,8 +24,9 @@ using scheduler::IsFinal;
 using scheduler::IsLive;
 
 // KEYS: job hash, tasks hash, attempts hash, queue zset, events stream, jobs set.
-// ARGV: fence task ('' = none), fence attempt, job id, queue op ('add'|'rem'|''), queue score,
-//       events maxlen, njobfields, field/value pairs..., ntasks, (task id, json, live attempt)...,
+// ARGV: fence task ('' = none), fence attempt, job id, queue op ('add'|'rem'|'' = leave the queue
+//       and the jobs set as they are), queue score, events maxlen, njobfields, field/value
+//       pairs... (only the changed ones), ntasks, (task id, json, live attempt)...,
 //       nevents, (time, type, job, task, worker, attempt, detail)...
 // Returns 'ok' or 'stale:<live attempt>'.
 const Script& ApplyScript() {
@@ -36,8 +45,8 @@ if n > 0 then
     args[#args + 1] = ARGV[p + 2 * k + 1]
   end
   redis.call('HSET', KEYS[1], unpack(args))
-  redis.call('SADD', KEYS[6], job_id)
 end
+if ARGV[4] ~= '' then redis.call('SADD', KEYS[6], job_id) end
 p = p + 2 * n
 if ARGV[4] == 'add' then
   redis.call('ZADD', KEYS[4], ARGV[5], job_id)
@@ -104,10 +113,13 @@ class RedisStore final : public Store {
     }
     std::vector<ApplyCall> calls;
     std::vector<const std::vector<size_t>*> sent;  // the group of each call
+    std::unordered_map<std::string, Touched> touched;  // by job id
     calls.reserve(groups.size());
     for (const std::vector<size_t>& g : groups) {
       ApplyCall c;
-      Status st = g.size() == 1 ? BuildApply(*mutations[g[0]], &c) : BuildApply(Merge(mutations, g), &c);
+      Touched* t = &touched[mutations[g[0]]->job_id];
+      Status st = g.size() == 1 ? BuildApply(*mutations[g[0]], t, &c)
+                                : BuildApply(Merge(mutations, g), t, &c);
       if (!st.ok()) {
         for (size_t i : g) out[i] = st;
         continue;
@@ -123,6 +135,7 @@ class RedisStore final : public Store {
                        std::vector<std::string_view>(c.args.begin(), c.args.end())});
     }
     Result<std::vector<Reply>> replies = client_->EvalPipeline(ApplyScript(), evals);
+    std::set<std::string> failed_jobs;  // forgotten after this pipeline: their next write is whole
     for (size_t k = 0; k < sent.size(); ++k) {
       const Mutation& m = *mutations[sent[k]->front()];
       Status st;
@@ -136,7 +149,13 @@ class RedisStore final : public Store {
         st = Status::Internal("store: apply script answered " + r.DebugString());
       }
       for (size_t i : *sent[k]) out[i] = st;
+      if (st.ok()) {
+        Remember(calls[k]);
+      } else {
+        failed_jobs.insert(m.job_id);
+      }
     }
+    for (const std::string& job_id : failed_jobs) written_.erase(job_id);
     return out;
   }
 
@@ -182,6 +201,7 @@ class RedisStore final : public Store {
     const std::string a = keys_.Job(job_id), b = keys_.Tasks(job_id), c = keys_.Attempts(job_id),
                       d = keys_.Log(job_id);
     const std::string q = keys_.Queue(), s = keys_.Jobs();
+    written_.erase(job_id);
     FAIRY_ASSIGN_OR_RETURN(
         std::vector<Reply> r,
         client_->Pipeline(
@@ -350,12 +370,50 @@ class RedisStore final : public Store {
     return merged;
   }
 
-  // The apply script's keys and arguments for one mutation.
+  // What this store last wrote successfully for a job: job-hash fields and its queue entry.
+  struct Written {
+    std::map<std::string, std::string, std::less<>> fields;
+    std::string queue_op;  // "add" | "rem"
+    std::string queue_score;
+  };
+  // A call's whole job record (every field of the mutation's JSON, sent or not) and queue entry.
+  struct JobWrite {
+    std::vector<std::pair<std::string, std::string>> fields;
+    std::string queue_op;
+    std::string queue_score;
+  };
+
+  // The apply script's keys and arguments for one mutation, and what it writes when it succeeds.
   struct ApplyCall {
     std::vector<std::string> keys;
     std::vector<std::string> args;
+    std::string job_id;
+    std::optional<JobWrite> job;  // nullopt: the mutation leaves the job record alone
   };
-  Status BuildApply(const Mutation& m, ApplyCall* call) const {
+
+  // After a successful call. A finished job is forgotten (bounded memory; a retry writes whole).
+  void Remember(const ApplyCall& c) {
+    if (!c.job) return;
+    if (c.job->queue_op == "rem") {
+      written_.erase(c.job_id);
+      return;
+    }
+    Written& w = written_[c.job_id];
+    for (const auto& [field, value] : c.job->fields) w.fields[field] = value;  // spec/shots stay
+    w.queue_op = c.job->queue_op;
+    w.queue_score = c.job->queue_score;
+  }
+
+  // Job-hash fields (and the queue entry) written by the calls ahead in one pipeline.
+  struct Touched {
+    std::set<std::string> fields;
+    bool queue = false;
+  };
+
+  // A call writes each field that differs from the state confirmed before the pipeline or that a
+  // call ahead of it in the same pipeline writes: whatever became of those calls (a stale fence
+  // writes nothing), Redis then holds this call's whole record.
+  Status BuildApply(const Mutation& m, Touched* touched, ApplyCall* call) const {
     if (m.job_id.empty()) return Status::InvalidArgument("store: mutation without job_id");
     if (m.fence && m.fence->job_id != m.job_id) {
       return Status::InvalidArgument("store: mutation for job " + m.job_id + " is fenced on job " +
@@ -365,13 +423,23 @@ class RedisStore final : public Store {
     args.push_back(m.fence ? m.fence->task_id : "");
     args.push_back(m.fence ? std::to_string(m.fence->attempt) : "");
     args.push_back(m.job_id);
+    call->job_id = m.job_id;
+    const auto known = written_.find(m.job_id);
+    const Written* before = known == written_.end() ? nullptr : &known->second;
     if (m.job) {
       if (m.job->job_id != m.job_id)
         return Status::InvalidArgument("store: mutation for job " + m.job_id + " carries job " +
                                        m.job->job_id);
-      args.push_back(IsFinal(m.job->state) ? "rem" : "add");
-      args.push_back(std::to_string(
-          static_cast<int64_t>(redis::QueueScore(m.job->priority, m.job->submit_ms))));
+      JobWrite& w = call->job.emplace();
+      w.queue_op = IsFinal(m.job->state) ? "rem" : "add";
+      w.queue_score = std::to_string(
+          static_cast<int64_t>(redis::QueueScore(m.job->priority, m.job->submit_ms)));
+      const bool queue_same = before != nullptr && !touched->queue &&
+                              before->queue_op == w.queue_op &&
+                              before->queue_score == w.queue_score;
+      touched->queue = touched->queue || !queue_same;
+      args.push_back(queue_same ? "" : w.queue_op);
+      args.push_back(w.queue_score);
     } else {
       args.push_back("");
       args.push_back("0");
@@ -379,12 +447,27 @@ class RedisStore final : public Store {
     args.push_back(std::to_string(options_.events_max_len));
     if (m.job) {
       const json j = m.job->ToJson(m.include_spec, m.include_plan);
-      args.push_back(std::to_string(j.size()));
+      const size_t count_at = args.size();
+      args.push_back("");
+      size_t changed = 0;
+      call->job->fields.reserve(j.size());
       for (const auto& [field, value] : j.items()) {
-        args.push_back(field);
-        args.push_back(value.is_string() && TextFields().count(field) ? value.get<std::string>()
-                                                                      : value.dump());
+        std::string text = value.is_string() && TextFields().count(field) ? value.get<std::string>()
+                                                                          : value.dump();
+        bool same = false;
+        if (before != nullptr && touched->fields.count(field) == 0) {
+          auto it = before->fields.find(field);
+          same = it != before->fields.end() && it->second == text;
+        }
+        if (!same) {
+          touched->fields.insert(field);
+          args.push_back(field);
+          args.push_back(text);
+          ++changed;
+        }
+        call->job->fields.emplace_back(field, std::move(text));
       }
+      args[count_at] = std::to_string(changed);
     } else {
       args.push_back("0");
     }
@@ -457,6 +540,7 @@ class RedisStore final : public Store {
   std::unique_ptr<redis::RedisClient> client_;
   RedisStoreOptions options_;
   redis::FarmKeys keys_;
+  std::unordered_map<std::string, Written> written_;  // by job id; unfinished jobs only
 };
 
 }  // namespace

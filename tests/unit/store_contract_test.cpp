@@ -277,6 +277,67 @@ TEST_F(StoreContractTest, ApplyAllOfConsecutiveUnfencedMutationsEndsAsAppliedOne
   EXPECT_EQ(*order, (std::vector<std::string>{"j", "other"}));  // priority 60 before 40
 }
 
+// RedisStore writes only the job fields that changed since its last successful write; whatever
+// the order, fences and deletions in between, a job must read back as the last record applied.
+TEST_F(StoreContractTest, JobRecordReadsBackWholeAfterRevertsStaleFencesAndDeletion) {
+  const std::string a = "s000-f000000-000003";
+  JobRecord base = Job("j", 50, 1);
+  ASSERT_TRUE(store_->Apply(Put(base, {Task("j", a, TaskState::kAssigned, 1)})).ok());
+
+  // A field changed and changed back in one batch (the calls are not merged: another job sits
+  // between them): the store must not skip the change back.
+  JobRecord paused = base;
+  paused.state = JobState::kPaused;
+  paused.priority = 10;
+  Mutation to_paused = Put(paused, {}, false);
+  Mutation other = Put(Job("other", 50, 2));
+  Mutation back = Put(base, {}, false);
+  for (const Status& s : store_->ApplyAll({&to_paused, &other, &back}))
+    EXPECT_TRUE(s.ok()) << s.ToString();
+  auto j = store_->LoadJob("j");
+  ASSERT_TRUE(j.ok());
+  EXPECT_EQ(j->job.ToJson(), base.ToJson());
+  EXPECT_EQ(store_->QueueOrder()->front(), "j");  // priority 50 submitted at 1, not 10
+
+  // A stale fenced mutation (writes nothing) ahead of an accepted one of the same job.
+  JobRecord stale_job = base;
+  stale_job.tasks_done = 99;
+  stale_job.error = "stale";
+  Mutation stale = Put(stale_job, {Task("j", a, TaskState::kFailed, 7)}, false);
+  stale.fence = Fence{"j", a, 7};
+  JobRecord next = base;
+  next.frames_done = 20;
+  Mutation accepted = Put(next, {}, false);
+  std::vector<Status> st = store_->ApplyAll({&stale, &other, &accepted});
+  EXPECT_FALSE(st[0].ok());
+  EXPECT_TRUE(st[2].ok()) << st[2].ToString();
+  j = store_->LoadJob("j");
+  ASSERT_TRUE(j.ok());
+  EXPECT_EQ(j->job.ToJson(), next.ToJson());
+  // After the failure the next write of an unchanged field still lands.
+  JobRecord after_failure = next;
+  after_failure.error = "written";
+  ASSERT_TRUE(store_->Apply(Put(after_failure, {}, false)).ok());
+  EXPECT_EQ(store_->LoadJob("j")->job.error, "written");
+
+  // Deleted and written again with the same record: every field is back, and it is queued again.
+  ASSERT_TRUE(store_->DeleteJob("j").ok());
+  ASSERT_TRUE(store_->Apply(Put(after_failure)).ok());
+  j = store_->LoadJob("j");
+  ASSERT_TRUE(j.ok());
+  EXPECT_EQ(j->job.ToJson(), after_failure.ToJson());
+  EXPECT_EQ(store_->QueueOrder()->front(), "j");
+
+  // Finished, then retried with the same score: back in the queue.
+  JobRecord done = after_failure;
+  done.state = JobState::kDone;
+  ASSERT_TRUE(store_->Apply(Put(done, {}, false)).ok());
+  EXPECT_EQ(*store_->QueueOrder(), std::vector<std::string>{"other"});
+  ASSERT_TRUE(store_->Apply(Put(after_failure, {}, false)).ok());
+  EXPECT_EQ(*store_->QueueOrder(), (std::vector<std::string>{"j", "other"}));
+  EXPECT_EQ(store_->LoadJob("j")->job.ToJson(), after_failure.ToJson());
+}
+
 TEST_F(StoreContractTest, DeleteJobRemovesEverything) {
   ASSERT_TRUE(store_->Apply(Put(Job("j", 50, 1), {Task("j", "t", TaskState::kAssigned, 4)})).ok());
   ASSERT_TRUE(store_->AppendLog("j", LogLine{1, "t", "w", "hello", ""}).ok());
