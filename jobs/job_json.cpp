@@ -1,5 +1,7 @@
 #include "jobs/job_json.h"
 
+#include "common/edit_values.h"
+
 namespace fairy::jobs {
 
 nlohmann::json JobSpecToJson(const JobSpec& job) {
@@ -47,6 +49,14 @@ void Get(const nlohmann::json& j, const char* section, const char* key, T* out, 
   }
 }
 
+// An enumerated edit setting: one of `values`.
+void CheckOneOf(const std::vector<std::string_view>& values, const char* key,
+                const std::string& value, Status* status) {
+  if (!status->ok() || edit_values::Accepts(values, value)) return;
+  *status = Status::InvalidArgument(std::string("job JSON: edit.") + key + ": must be " +
+                                    edit_values::Listed(values) + ", got " + value);
+}
+
 }  // namespace
 
 Result<JobSpec> JobSpecFromJson(const nlohmann::json& j) {
@@ -69,22 +79,14 @@ Result<JobSpec> JobSpecFromJson(const nlohmann::json& j) {
   Get(edit, "edit.", "guidance_image", &job.edit.guidance_image, &s);
   Get(edit, "edit.", "seed", &job.edit.seed, &s);
   Get(edit, "edit.", "noise", &job.edit.noise, &s);
-  if (s.ok() && job.edit.noise != "per_frame" && job.edit.noise != "shared") {
-    s = Status::InvalidArgument("job JSON: edit.noise: must be per_frame or shared, got " +
-                                job.edit.noise);
-  }
+  CheckOneOf(edit_values::kNoise, "noise", job.edit.noise, &s);
   Get(edit, "edit.", "anchors", &job.edit.anchors, &s);
   Get(edit, "edit.", "batch", &job.edit.batch, &s);
   Get(edit, "edit.", "scheduler", &job.edit.scheduler, &s);
-  if (s.ok() && job.edit.scheduler != "euler_ancestral" && job.edit.scheduler != "euler") {
-    s = Status::InvalidArgument("job JSON: edit.scheduler: must be euler_ancestral or euler, got " +
-                                job.edit.scheduler);
-  }
+  CheckOneOf(edit_values::kScheduler, "scheduler", job.edit.scheduler, &s);
   std::string mode = AnchorModeName(job.edit.anchor_mode);
   Get(edit, "edit.", "anchor_mode", &mode, &s);
-  if (s.ok() && mode != "cache" && mode != "recompute") {
-    s = Status::InvalidArgument("job JSON: edit.anchor_mode: must be cache or recompute, got " + mode);
-  }
+  CheckOneOf(edit_values::kAnchorMode, "anchor_mode", mode, &s);
   job.edit.anchor_mode = mode == "recompute" ? AnchorMode::kRecompute : AnchorMode::kCache;
   const nlohmann::json& shots = j.contains("shots") ? j["shots"] : kEmpty;
   Get(shots, "shots.", "threshold", &job.shots.threshold, &s);

@@ -6,6 +6,7 @@
 #include <regex>
 #include <sstream>
 
+#include "common/edit_values.h"
 #include "config/yaml_reader.h"
 #include "jobs/storage_paths.h"
 
@@ -125,12 +126,12 @@ class JobReader {
     r_.ReadDouble(node, path, "guidance_text", 0.0, 50.0, &e->guidance_text);
     r_.ReadDouble(node, path, "guidance_image", 0.0, 50.0, &e->guidance_image);
     r_.ReadUint64(node, path, "seed", &e->seed);
-    r_.ReadEnum(node, path, "noise", {"per_frame", "shared"}, &e->noise);
+    r_.ReadEnum(node, path, "noise", edit_values::kNoise, &e->noise);
     r_.ReadInt(node, path, "anchors", 1, 16, &e->anchors);
     r_.ReadInt(node, path, "batch", 1, 256, &e->batch);
-    r_.ReadEnum(node, path, "scheduler", {"euler_ancestral", "euler"}, &e->scheduler);
+    r_.ReadEnum(node, path, "scheduler", edit_values::kScheduler, &e->scheduler);
     std::string mode;
-    if (r_.ReadEnum(node, path, "anchor_mode", {"cache", "recompute"}, &mode)) {
+    if (r_.ReadEnum(node, path, "anchor_mode", edit_values::kAnchorMode, &mode)) {
       e->anchor_mode = mode == "cache" ? AnchorMode::kCache : AnchorMode::kRecompute;
     }
   }

@@ -1,5 +1,7 @@
 #include "common/protocol/task_settings.h"
 
+#include "common/edit_values.h"
+
 namespace fairy::protocol {
 namespace {
 
@@ -68,6 +70,13 @@ class Reader {
     }
     return out;
   }
+  // An enumerated setting: one of `values` (checked only when reading it went well).
+  void OneOf(const char* field, const std::vector<std::string_view>& values,
+             const std::string& value) {
+    if (status_.ok() && !edit_values::Accepts(values, value)) {
+      Fail(field, "expected " + edit_values::Listed(values, "'") + ", got '" + value + "'");
+    }
+  }
   void Fail(const std::string& field, const std::string& what) {
     if (status_.ok()) {
       status_ = Status::InvalidArgument("settings" + (field.empty() ? "" : "." + field) + ": " + what);
@@ -112,19 +121,16 @@ Result<TaskSettings> TaskSettingsFromJson(const json& j) {
   s.guidance_text = r.Num("guidance_text", 0.0, 100.0);
   s.guidance_image = r.Num("guidance_image", 0.0, 100.0);
   s.seed = r.UInt("seed");
-  s.noise = j.is_object() && !j.contains("noise") ? "per_frame" : r.Str("noise");
-  if (r.status().ok() && s.noise != "per_frame" && s.noise != "shared") {
-    r.Fail("noise", "expected 'per_frame' or 'shared', got '" + s.noise + "'");
-  }
-  s.scheduler = j.is_object() && !j.contains("scheduler") ? "euler_ancestral" : r.Str("scheduler");
-  if (r.status().ok() && s.scheduler != "euler_ancestral" && s.scheduler != "euler") {
-    r.Fail("scheduler", "expected 'euler_ancestral' or 'euler', got '" + s.scheduler + "'");
-  }
+  // noise and scheduler are absent in TASKs from coordinators older than them: the defaults then.
+  s.noise =
+      j.is_object() && !j.contains("noise") ? std::string(edit_values::kNoise[0]) : r.Str("noise");
+  r.OneOf("noise", edit_values::kNoise, s.noise);
+  s.scheduler = j.is_object() && !j.contains("scheduler") ? std::string(edit_values::kScheduler[0])
+                                                          : r.Str("scheduler");
+  r.OneOf("scheduler", edit_values::kScheduler, s.scheduler);
   s.long_side = r.Int("long_side", 8, 8192);
   s.anchor_mode = r.Str("anchor_mode");
-  if (r.status().ok() && s.anchor_mode != "cache" && s.anchor_mode != "recompute") {
-    r.Fail("anchor_mode", "expected 'cache' or 'recompute', got '" + s.anchor_mode + "'");
-  }
+  r.OneOf("anchor_mode", edit_values::kAnchorMode, s.anchor_mode);
   // Absent in TASKs from coordinators older than the field: every worker used 4 then.
   s.batch = j.is_object() && !j.contains("batch") ? 4 : r.Int("batch", 1, 256);
   s.shot_first = r.Int("shot_first", 0, int64_t{1} << 40);

@@ -1,5 +1,7 @@
 #include "coordinator/daemon/job_plan.h"
 
+#include "common/edit_values.h"
+
 namespace fairy::coordinator {
 
 using nlohmann::json;
@@ -51,8 +53,9 @@ Result<JobPlan> JobPlan::FromJson(const json& j) {
     p.guidance_text = j.at("guidance_text").get<double>();
     p.guidance_image = j.at("guidance_image").get<double>();
     p.seed = j.at("seed").get<uint64_t>();
-    p.noise = j.value("noise", "per_frame");  // absent in records written before it existed
-    p.scheduler = j.value("scheduler", "euler_ancestral");  // likewise
+    // Absent in records written before they existed: the defaults then.
+    p.noise = j.value("noise", std::string(edit_values::kNoise[0]));
+    p.scheduler = j.value("scheduler", std::string(edit_values::kScheduler[0]));
     p.long_side = j.at("long_side").get<int64_t>();
     p.anchors_per_shot = j.at("anchors_per_shot").get<int>();
     p.batch = j.value("batch", int64_t{4});  // absent in records written before it existed

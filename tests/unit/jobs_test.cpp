@@ -390,10 +390,21 @@ TEST_F(JobsTest, JsonRoundTrip) {
   EXPECT_NE(bad.status().message().find("edit.steps"), std::string::npos);
   bad = JobSpecFromJson(nlohmann::json{{"edit", {{"noise", "random"}}}});
   ASSERT_FALSE(bad.ok());
-  EXPECT_NE(bad.status().message().find("edit.noise"), std::string::npos);
+  EXPECT_NE(bad.status().message().find("edit.noise: must be per_frame or shared, got random"),
+            std::string::npos)
+      << bad.status().message();
   bad = JobSpecFromJson(nlohmann::json{{"edit", {{"scheduler", "ddim"}}}});
   ASSERT_FALSE(bad.ok());
-  EXPECT_NE(bad.status().message().find("edit.scheduler"), std::string::npos);
+  EXPECT_NE(
+      bad.status().message().find("edit.scheduler: must be euler_ancestral or euler, got ddim"),
+      std::string::npos)
+      << bad.status().message();
+  bad = JobSpecFromJson(nlohmann::json{{"edit", {{"anchor_mode", "network"}}}});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(
+      bad.status().message().find("edit.anchor_mode: must be cache or recompute, got network"),
+      std::string::npos)
+      << bad.status().message();
   EXPECT_FALSE(JobSpecFromJson(nlohmann::json::array()).ok());
 }
 

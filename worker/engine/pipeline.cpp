@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <optional>
 
+#include "common/edit_values.h"
 #include "common/log.h"
 #include "worker/engine/random.h"
 #include "worker/engine/weights.h"
@@ -186,8 +187,8 @@ const char* SamplerName(Sampler sampler) {
 Result<Sampler> ParseSampler(const std::string& name) {
   if (name == "euler_ancestral") return Sampler::kEulerAncestral;
   if (name == "euler") return Sampler::kEuler;
-  return Status::InvalidArgument("scheduler: \"" + name +
-                                 "\" is not a sampler (euler_ancestral, euler)");
+  return Status::InvalidArgument("scheduler: \"" + name + "\" is not a sampler (" +
+                                 edit_values::Listed(edit_values::kScheduler, "", ", ") + ")");
 }
 
 const char* NoiseModeName(NoiseMode mode) {
@@ -197,7 +198,8 @@ const char* NoiseModeName(NoiseMode mode) {
 Result<NoiseMode> ParseNoiseMode(const std::string& name) {
   if (name == "per_frame") return NoiseMode::kPerFrame;
   if (name == "shared") return NoiseMode::kShared;
-  return Status::InvalidArgument("noise: \"" + name + "\" is not a noise mode (per_frame, shared)");
+  return Status::InvalidArgument("noise: \"" + name + "\" is not a noise mode (" +
+                                 edit_values::Listed(edit_values::kNoise, "", ", ") + ")");
 }
 
 uint64_t FrameNoise::FrameSeedOf(int64_t frame) const {
