@@ -277,7 +277,22 @@ int main(int argc, char** argv) {
   int task_ms = 5;
   bool aof = true;
   bool poller = true;
-  for (int i = 1; i + 1 < argc; i += 2) {
+  const char* usage =
+      "usage: bench_farm_loopback [--workers 32] [--jobs 40] [--clip PATH] [--task-ms 5] "
+      "[--aof yes|no] [--sim poller|links]\n";
+  for (int i = 1; i < argc; i += 2) {
+    const bool known = !std::strcmp(argv[i], "--task-ms") || !std::strcmp(argv[i], "--aof") ||
+                       !std::strcmp(argv[i], "--workers") || !std::strcmp(argv[i], "--jobs") ||
+                       !std::strcmp(argv[i], "--clip") || !std::strcmp(argv[i], "--sim");
+    if (!std::strcmp(argv[i], "--help") || !std::strcmp(argv[i], "-h")) {
+      std::printf("%s", usage);
+      return 0;
+    }
+    if (!known || i + 1 >= argc) {
+      std::fprintf(stderr, "bench_farm_loopback: %s %s\n%s", argv[i],
+                   known ? "needs a value" : "is not an option", usage);
+      return 2;
+    }
     if (!std::strcmp(argv[i], "--task-ms")) task_ms = std::atoi(argv[i + 1]);
     if (!std::strcmp(argv[i], "--aof")) aof = std::strcmp(argv[i + 1], "no") != 0;
     if (!std::strcmp(argv[i], "--workers")) workers = std::atoi(argv[i + 1]);
