@@ -28,6 +28,7 @@ constexpr const char* kUsage = R"(Usage:
   fairy-engine train vae    --model DIR --output DIR [OPTIONS]   VAE reconstruction (small models)
   fairy-engine train fairy-tiny --output DIR [--videos PATHS] [--tokenizer DIR] [--scale X]
                              [--vae-steps N (8000)] [--unet-steps N (32000)] [--resume]
+                             [--latent-channels N (4)]
                                                                  the embedded default model, all stages
   fairy-engine train eval --model DIR --videos A,B [--frames N (8)] [--size N (128)] [--steps N (10)]
                           [--seed N (0)] [--device D] [--fairy [--anchors K (3)] [--batch N (4)]
@@ -144,20 +145,35 @@ int Fail(const Status& st) {
   return st.code() == Status::Code::kInvalidArgument || st.code() == Status::Code::kNotFound ? kExitUsage : kExitFailed;
 }
 
-// The embedded default model's architecture (docs/training.md explains the choices).
-Status WriteFairyTinyConfig(const std::string& dir) {
+// The embedded default model's architecture (docs/training.md explains the choices). The UNet
+// takes the noisy latents and the source's latents, and predicts the noise of the first.
+Status WriteFairyTinyConfig(const std::string& dir, int64_t latent_channels) {
   for (const char* sub : {"unet", "vae", "text_encoder", "scheduler"}) fs::create_directories(fs::path(dir) / sub);
   nlohmann::json unet = {
-      {"_class_name", "UNet2DConditionModel"}, {"_diffusers_version", "0.25.1"}, {"act_fn", "silu"},
-      {"attention_head_dim", 4}, {"block_out_channels", {32, 64, 64}}, {"center_input_sample", false},
+      {"_class_name", "UNet2DConditionModel"},
+      {"_diffusers_version", "0.25.1"},
+      {"act_fn", "silu"},
+      {"attention_head_dim", 4},
+      {"block_out_channels", {32, 64, 64}},
+      {"center_input_sample", false},
       {"cross_attention_dim", 32},
       {"down_block_types", {"DownBlock2D", "DownBlock2D", "CrossAttnDownBlock2D"}},
-      {"downsample_padding", 1}, {"flip_sin_to_cos", true}, {"freq_shift", 0}, {"in_channels", 8},
-      {"layers_per_block", 1}, {"mid_block_scale_factor", 1}, {"mid_block_type", "UNetMidBlock2DCrossAttn"},
-      {"norm_eps", 1e-5}, {"norm_num_groups", 8}, {"out_channels", 4}, {"sample_size", 16},
-      {"up_block_types", {"CrossAttnUpBlock2D", "UpBlock2D", "UpBlock2D"}}, {"use_linear_projection", false}};
+      {"downsample_padding", 1},
+      {"flip_sin_to_cos", true},
+      {"freq_shift", 0},
+      {"in_channels", 2 * latent_channels},
+      {"layers_per_block", 1},
+      {"mid_block_scale_factor", 1},
+      {"mid_block_type", "UNetMidBlock2DCrossAttn"},
+      {"norm_eps", 1e-5},
+      {"norm_num_groups", 8},
+      {"out_channels", latent_channels},
+      {"sample_size", 16},
+      {"up_block_types", {"CrossAttnUpBlock2D", "UpBlock2D", "UpBlock2D"}},
+      {"use_linear_projection", false}};
   VAEConfig vae;
   vae.block_out_channels = {16, 32};
+  vae.latent_channels = latent_channels;
   vae.layers_per_block = 1;
   vae.norm_num_groups = 8;
   vae.sample_size = 64;
@@ -224,10 +240,11 @@ int RunFairyTiny(Args& args) {
   common.data.procedural_fraction = 0.3;
   common.batch_size = 8;
   double scale = 1.0;  // multiplies every step count (quick trials: 0.1)
-  int64_t vae_steps = 8000, unet_steps = 32000;
+  int64_t vae_steps = 8000, unet_steps = 32000, latent_channels = 4;
   if (!ParseCommon(args, &common, &error) || !ParseNumber(args, "--scale", &scale, &error) ||
-      !ParseNumber(args, "--vae-steps", &vae_steps, &error) || !ParseNumber(args, "--unet-steps", &unet_steps, &error) ||
-      !args.Finish(&error)) {
+      !ParseNumber(args, "--vae-steps", &vae_steps, &error) ||
+      !ParseNumber(args, "--unet-steps", &unet_steps, &error) ||
+      !ParseNumber(args, "--latent-channels", &latent_channels, &error) || !args.Finish(&error)) {
     std::fprintf(stderr, "fairy-engine train fairy-tiny: %s\n\n%s", error.c_str(), kUsage);
     return kExitUsage;
   }
@@ -235,9 +252,15 @@ int RunFairyTiny(Args& args) {
     std::fprintf(stderr, "fairy-engine train fairy-tiny: --output is required\n");
     return kExitUsage;
   }
+  if (latent_channels < 1 || latent_channels > 64) {
+    std::fprintf(stderr,
+                 "fairy-engine train fairy-tiny: --latent-channels must be 1 to 64, got %lld\n",
+                 static_cast<long long>(latent_channels));
+    return kExitUsage;
+  }
   ConfigureTorchThreads();
   std::string config_dir = common.output_dir + "/training_state/config";
-  if (Status st = WriteFairyTinyConfig(config_dir); !st.ok()) return Fail(st);
+  if (Status st = WriteFairyTinyConfig(config_dir, latent_channels); !st.ok()) return Fail(st);
   auto steps = [&](int64_t n) { return std::max<int64_t>(1, static_cast<int64_t>(static_cast<double>(n) * scale)); };
 
   train::TrainVAEOptions vae;
