@@ -16,6 +16,8 @@
 // --aof no runs the private redis-server without its append-only file (the farm runs with it).
 //
 // Not a test: prints a table; docs/benchmarks.md records the command and the numbers.
+#include <pthread.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -169,6 +171,7 @@ Result RunOnce(bool use_redis, bool aof, int workers, int jobs, const std::strin
   }
   auto coordinator = std::move(c).value();
   std::thread loop([&] { coordinator->Run(); });
+  pthread_setname_np(loop.native_handle(), "coord-loop");  // for perf/top -H
   fairy::api::HttpClient api({"127.0.0.1", coordinator->api_port()}, "bench");
 
   std::vector<std::string> ids;
