@@ -12,15 +12,14 @@
 
 namespace {
 
+using fairy::testing::ShellQuote;
 using fairy::testing::ShellResult;
 
-ShellResult Execute(const std::string& command) {
-  return fairy::testing::RunShell(command + " 2>&1");
+// `fairy-engine ARGS` with `env` before it; stdout and stderr together.
+ShellResult RunEngine(const std::string& args, const std::string& env = "") {
+  return fairy::testing::RunShell(env + ShellQuote(fairy::testing::BinDir() + "/fairy-engine") +
+                                  " " + args + " 2>&1");
 }
-
-std::string Quote(const std::string& s) { return fairy::testing::ShellQuote(s); }
-
-std::string Engine() { return fairy::testing::BinDir() + "/fairy-engine"; }
 
 nlohmann::json ReadJson(const std::string& path) {
   std::ifstream in(path);
@@ -31,10 +30,11 @@ TEST(EngineTrainCliTest, FairyTinyPresetWritesAModelTheEngineEdits) {
   const std::string dir = fairy::testing::MakeTempDir("engine_train_cli");
   const std::string model = dir + "/model";
   const std::string clip = fairy::testing::MediaPath("carphone_pristine.mp4");
-  ShellResult train =
-      Execute("FAIRY_THREADS=1 " + Quote(Engine()) + " train fairy-tiny --output " + Quote(model) +
-              " --scale 0.0001 --latent-channels 8 --videos " + Quote(clip) + " --tokenizer " +
-              Quote(fairy::testing::SharedDir() + "/fixtures/pix2pix-tiny/tokenizer"));
+  ShellResult train = RunEngine(
+      "train fairy-tiny --output " + ShellQuote(model) +
+          " --scale 0.0001 --latent-channels 8 --videos " + ShellQuote(clip) + " --tokenizer " +
+          ShellQuote(fairy::testing::SharedDir() + "/fixtures/pix2pix-tiny/tokenizer"),
+      "FAIRY_THREADS=1 ");
   ASSERT_EQ(train.exit_code, 0) << train.output;
   EXPECT_NE(train.output.find("fairy-tiny: model written to"), std::string::npos) << train.output;
   const nlohmann::json vae = ReadJson(model + "/vae/config.json");
@@ -44,22 +44,22 @@ TEST(EngineTrainCliTest, FairyTinyPresetWritesAModelTheEngineEdits) {
   EXPECT_EQ(unet.value("out_channels", 0), 8);
 
   const std::string out = dir + "/edited.mp4";
-  ShellResult edit = Execute(Quote(Engine()) + " edit --model " + Quote(model) + " --input " +
-                             Quote(clip) + " --output " + Quote(out) +
-                             " --instruction 'make it sepia' --steps 1 --resolution 32 "
-                             "--guidance-text 1 --guidance-image 1 --no-progress");
+  ShellResult edit = RunEngine("edit --model " + ShellQuote(model) + " --input " +
+                               ShellQuote(clip) + " --output " + ShellQuote(out) +
+                               " --instruction 'make it sepia' --steps 1 --resolution 32 "
+                               "--guidance-text 1 --guidance-image 1 --no-progress");
   ASSERT_EQ(edit.exit_code, 0) << edit.output;
   EXPECT_NE(edit.output.find("120 frames"), std::string::npos) << edit.output;
 }
 
 TEST(EngineTrainCliTest, BadPresetOptionsAreRefusedByName) {
   const std::string dir = fairy::testing::MakeTempDir("engine_train_cli_bad");
-  ShellResult r = Execute(Quote(Engine()) + " train fairy-tiny --output " + Quote(dir + "/m") +
-                          " --latent-channels 0");
+  ShellResult r =
+      RunEngine("train fairy-tiny --output " + ShellQuote(dir + "/m") + " --latent-channels 0");
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_NE(r.output.find("--latent-channels must be 1 to 64, got 0"), std::string::npos)
       << r.output;
-  r = Execute(Quote(Engine()) + " train fairy-tiny --latent-channels 8");
+  r = RunEngine("train fairy-tiny --latent-channels 8");
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_NE(r.output.find("--output is required"), std::string::npos) << r.output;
 }

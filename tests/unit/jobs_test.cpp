@@ -1,10 +1,12 @@
 // Job files: every rule of docs/job-files.md, the exact error format, multi-error collection,
 // did-you-mean, storage-root confinement (.., absolute, symlink), lists of jobs, JSON round trip.
+#include <gtest/gtest.h>
+
 #include <chrono>
 #include <filesystem>
 #include <fstream>
-
-#include <gtest/gtest.h>
+#include <tuple>
+#include <vector>
 
 #include "jobs/job_json.h"
 #include "jobs/job_parser.h"
@@ -388,23 +390,15 @@ TEST_F(JobsTest, JsonRoundTrip) {
   auto bad = JobSpecFromJson(nlohmann::json{{"edit", {{"steps", "x"}}}});
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find("edit.steps"), std::string::npos);
-  bad = JobSpecFromJson(nlohmann::json{{"edit", {{"noise", "random"}}}});
-  ASSERT_FALSE(bad.ok());
-  EXPECT_NE(bad.status().message().find("edit.noise: must be per_frame or shared, got random"),
-            std::string::npos)
-      << bad.status().message();
-  bad = JobSpecFromJson(nlohmann::json{{"edit", {{"scheduler", "ddim"}}}});
-  ASSERT_FALSE(bad.ok());
-  EXPECT_NE(
-      bad.status().message().find("edit.scheduler: must be euler_ancestral or euler, got ddim"),
-      std::string::npos)
-      << bad.status().message();
-  bad = JobSpecFromJson(nlohmann::json{{"edit", {{"anchor_mode", "network"}}}});
-  ASSERT_FALSE(bad.ok());
-  EXPECT_NE(
-      bad.status().message().find("edit.anchor_mode: must be cache or recompute, got network"),
-      std::string::npos)
-      << bad.status().message();
+  const std::vector<std::tuple<const char*, const char*, const char*>> enums = {
+      {"noise", "random", "edit.noise: must be per_frame or shared, got random"},
+      {"scheduler", "ddim", "edit.scheduler: must be euler_ancestral or euler, got ddim"},
+      {"anchor_mode", "network", "edit.anchor_mode: must be cache or recompute, got network"}};
+  for (const auto& [key, value, message] : enums) {
+    bad = JobSpecFromJson(nlohmann::json{{"edit", {{key, value}}}});
+    ASSERT_FALSE(bad.ok()) << key;
+    EXPECT_NE(bad.status().message().find(message), std::string::npos) << bad.status().message();
+  }
   EXPECT_FALSE(JobSpecFromJson(nlohmann::json::array()).ok());
 }
 
