@@ -2,7 +2,6 @@
 #include "worker/engine/tool/train_command.h"
 
 #include <cstdio>
-#include <cstdlib>
 #include <filesystem>
 #include <string>
 
