@@ -11,12 +11,15 @@
 // `--sim links` runs one DealerLink per worker instead (the workers' own link code, 2N threads).
 //
 //   bench_farm_loopback [--workers 32] [--jobs 40] [--clip PATH] [--task-ms 5] [--aof yes|no]
-//                       [--sim poller|links]
+//                       [--sim poller|links] [--store both|redis|memory] [--load both|0|held]
 //
 // --aof no runs the private redis-server without its append-only file (the farm runs with it).
+// --store and --load pick one row (e.g. for `perf record`: the jobs are submitted and analyzed
+// before the load starts, and the bench says on stderr when it starts).
 //
 // Not a test: prints a table; docs/benchmarks.md records the command and the numbers.
 #include <pthread.h>
+#include <time.h>
 
 #include <algorithm>
 #include <atomic>
@@ -49,6 +52,7 @@ struct SimWorker {
 };
 
 struct Result {
+  double loop_cpu_us_per_task = 0;  // the coordinator's event loop thread on the CPU, per task
   double tasks_per_s = 0;
   double p50_ms = 0, p99_ms = 0, max_ms = 0;
   int64_t tasks = 0;
@@ -200,6 +204,15 @@ Result RunOnce(bool use_redis, bool aof, int workers, int jobs, const std::strin
   std::vector<double> latencies_ms;
   latencies_ms.reserve(static_cast<size_t>(total_tasks));
   std::atomic<int64_t> done{0};
+  std::fprintf(stderr, "load starts: %lld tasks ready\n", static_cast<long long>(total_tasks));
+  clockid_t loop_cpu_clock;
+  pthread_getcpuclockid(loop.native_handle(), &loop_cpu_clock);
+  auto loop_cpu_s = [&] {
+    timespec ts{};
+    clock_gettime(loop_cpu_clock, &ts);
+    return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+  };
+  const double loop_cpu_start = loop_cpu_s();
   auto start = Clock::now();
   auto wait_for_all = [&] {
     while (done.load() < total_tasks) {
@@ -256,11 +269,13 @@ Result RunOnce(bool use_redis, bool aof, int workers, int jobs, const std::strin
     for (auto& s : sims) s->link->Stop(nullptr, 0);
   }
   double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  const double loop_cpu = loop_cpu_s() - loop_cpu_start;
   coordinator->Shutdown();
   loop.join();
 
   Result r;
   r.tasks = done.load();
+  if (r.tasks > 0) r.loop_cpu_us_per_task = loop_cpu * 1e6 / static_cast<double>(r.tasks);
   r.tasks_per_s = static_cast<double>(r.tasks) / seconds;
   std::sort(latencies_ms.begin(), latencies_ms.end());
   if (!latencies_ms.empty()) {
@@ -280,13 +295,16 @@ int main(int argc, char** argv) {
   int task_ms = 5;
   bool aof = true;
   bool poller = true;
+  std::string stores = "both";
+  std::string loads = "both";
   const char* usage =
       "usage: bench_farm_loopback [--workers 32] [--jobs 40] [--clip PATH] [--task-ms 5] "
-      "[--aof yes|no] [--sim poller|links]\n";
+      "[--aof yes|no] [--sim poller|links] [--store both|redis|memory] [--load both|0|held]\n";
   for (int i = 1; i < argc; i += 2) {
     const bool known = !std::strcmp(argv[i], "--task-ms") || !std::strcmp(argv[i], "--aof") ||
                        !std::strcmp(argv[i], "--workers") || !std::strcmp(argv[i], "--jobs") ||
-                       !std::strcmp(argv[i], "--clip") || !std::strcmp(argv[i], "--sim");
+                       !std::strcmp(argv[i], "--clip") || !std::strcmp(argv[i], "--sim") ||
+                       !std::strcmp(argv[i], "--store") || !std::strcmp(argv[i], "--load");
     if (!std::strcmp(argv[i], "--help") || !std::strcmp(argv[i], "-h")) {
       std::printf("%s", usage);
       return 0;
@@ -302,6 +320,15 @@ int main(int argc, char** argv) {
     if (!std::strcmp(argv[i], "--jobs")) jobs = std::atoi(argv[i + 1]);
     if (!std::strcmp(argv[i], "--clip")) clip = argv[i + 1];
     if (!std::strcmp(argv[i], "--sim")) poller = std::strcmp(argv[i + 1], "links") != 0;
+    if (!std::strcmp(argv[i], "--store")) stores = argv[i + 1];
+    if (!std::strcmp(argv[i], "--load")) loads = argv[i + 1];
+  }
+  if ((stores != "both" && stores != "redis" && stores != "memory") ||
+      (loads != "both" && loads != "0" && loads != "held")) {
+    std::fprintf(stderr,
+                 "bench_farm_loopback: --store takes both|redis|memory, --load both|0|held\n%s",
+                 usage);
+    return 2;
   }
   fairy::SetLogLevel(fairy::LogLevel::kError);
   std::printf(
@@ -309,13 +336,16 @@ int main(int argc, char** argv) {
       "redis AOF %s\n",
       workers, poller ? "one poller thread" : "one DealerLink each", jobs, clip.c_str(),
       aof ? "everysec" : "off");
-  std::printf("%-8s %8s %8s %12s %10s %10s %10s\n", "store", "task ms", "tasks", "tasks/s", "p50 ms", "p99 ms",
-              "max ms");
+  std::printf("%-8s %8s %8s %12s %10s %10s %10s %14s\n", "store", "task ms", "tasks", "tasks/s",
+              "p50 ms", "p99 ms", "max ms", "loop us/task");
   for (int hold : {0, task_ms}) {
+    if ((hold == 0 && loads == "held") || (hold != 0 && loads == "0")) continue;
     for (bool redis : {true, false}) {
+      if ((redis && stores == "memory") || (!redis && stores == "redis")) continue;
       Result r = RunOnce(redis, aof, workers, jobs, clip, hold, poller);
-      std::printf("%-8s %8d %8lld %12.0f %10.3f %10.3f %10.3f\n", redis ? "redis" : "memory", hold,
-                  static_cast<long long>(r.tasks), r.tasks_per_s, r.p50_ms, r.p99_ms, r.max_ms);
+      std::printf("%-8s %8d %8lld %12.0f %10.3f %10.3f %10.3f %14.1f\n", redis ? "redis" : "memory",
+                  hold, static_cast<long long>(r.tasks), r.tasks_per_s, r.p50_ms, r.p99_ms,
+                  r.max_ms, r.loop_cpu_us_per_task);
     }
     if (task_ms == 0) break;
   }

@@ -56,7 +56,94 @@ Status GetEnum(const json& j, const char* record, const char* name, E* out,
   return Status::OK();
 }
 
+// Length of the valid UTF-8 sequence at text[i], 0 when the byte there starts none.
+size_t Utf8Length(std::string_view text, size_t i) {
+  const auto byte = [&](size_t k) { return static_cast<unsigned char>(text[k]); };
+  const unsigned char c = byte(i);
+  size_t n = 0;
+  uint32_t min = 0;
+  uint32_t cp = 0;
+  if (c >= 0xc2 && c <= 0xdf) {
+    n = 2, min = 0x80, cp = c & 0x1fu;
+  } else if (c >= 0xe0 && c <= 0xef) {
+    n = 3, min = 0x800, cp = c & 0x0fu;
+  } else if (c >= 0xf0 && c <= 0xf4) {
+    n = 4, min = 0x10000, cp = c & 0x07u;
+  } else {
+    return 0;
+  }
+  if (i + n > text.size()) return 0;
+  for (size_t k = 1; k < n; ++k) {
+    if ((byte(i + k) & 0xc0u) != 0x80u) return 0;
+    cp = (cp << 6) | (byte(i + k) & 0x3fu);
+  }
+  if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
+  return n;
+}
+
+void AppendInt(int64_t v, std::string* out) { out->append(std::to_string(v)); }
+
+// `"key":` for the task record's text.
+void AppendKey(const char* key, std::string* out) {
+  out->push_back(out->empty() ? '{' : ',');
+  out->push_back('"');
+  out->append(key);
+  out->append("\":");
+}
+
 }  // namespace
+
+void AppendJsonString(std::string_view text, std::string* out) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out->push_back('"');
+  for (size_t i = 0; i < text.size();) {
+    const unsigned char c = static_cast<unsigned char>(text[i]);
+    if (c >= 0x80) {
+      const size_t n = Utf8Length(text, i);
+      if (n == 0) {
+        out->append("\xEF\xBF\xBD");  // U+FFFD
+        ++i;
+      } else {
+        out->append(text.substr(i, n));
+        i += n;
+      }
+      continue;
+    }
+    switch (c) {
+      case '"':
+        out->append("\\\"");
+        break;
+      case '\\':
+        out->append("\\\\");
+        break;
+      case '\n':
+        out->append("\\n");
+        break;
+      case '\r':
+        out->append("\\r");
+        break;
+      case '\t':
+        out->append("\\t");
+        break;
+      case '\b':
+        out->append("\\b");
+        break;
+      case '\f':
+        out->append("\\f");
+        break;
+      default:
+        if (c < 0x20) {
+          out->append("\\u00");
+          out->push_back(kHex[c >> 4]);
+          out->push_back(kHex[c & 0xf]);
+        } else {
+          out->push_back(static_cast<char>(c));
+        }
+    }
+    ++i;
+  }
+  out->push_back('"');
+}
 
 const char* Name(JobState s) { return kJobStates[static_cast<size_t>(s)]; }
 const char* Name(JobPhase p) { return kJobPhases[static_cast<size_t>(p)]; }
@@ -90,6 +177,40 @@ json TaskRecord::ToJson() const {
               {"started_ms", started_ms},   {"progress_ms", progress_ms},
               {"finished_ms", finished_ms}, {"frames_done", frames_done},
               {"result", result},           {"last_error", last_error}};
+}
+
+std::string TaskRecord::ToJsonText() const {
+  std::string out;
+  out.reserve(320 + job_id.size() + task_id.size() + worker_id.size() + result.size() +
+              last_error.size());
+  const auto str = [&](const char* key, std::string_view v) {
+    AppendKey(key, &out);
+    AppendJsonString(v, &out);
+  };
+  const auto num = [&](const char* key, int64_t v) {
+    AppendKey(key, &out);
+    AppendInt(v, &out);
+  };
+  str("job_id", job_id);
+  str("task_id", task_id);
+  str("kind", Name(kind));
+  num("shot", shot);
+  num("first_frame", first_frame);
+  num("frame_count", frame_count);
+  str("state", Name(state));
+  num("attempt", attempt);
+  num("failures", failures);
+  str("worker_id", worker_id);
+  num("ready_at_ms", ready_at_ms);
+  num("assigned_ms", assigned_ms);
+  num("started_ms", started_ms);
+  num("progress_ms", progress_ms);
+  num("finished_ms", finished_ms);
+  num("frames_done", frames_done);
+  str("result", result);
+  str("last_error", last_error);
+  out.push_back('}');
+  return out;
 }
 
 Result<TaskRecord> TaskRecord::FromJson(const json& j) {
@@ -155,6 +276,60 @@ json JobRecord::ToJson(bool include_spec, bool include_plan) const {
     j["shots"] = std::move(shots_json);
   }
   return j;
+}
+
+std::vector<RecordField> JobRecord::Fields(bool include_spec, bool include_plan) const {
+  std::vector<RecordField> out;
+  out.reserve(26);
+  const auto str = [&](const char* key, const std::string& v) { out.push_back({key, &v, {}}); };
+  const auto num = [&](const char* key, int64_t v) {
+    out.push_back({key, nullptr, std::to_string(v)});
+  };
+  const auto tree = [&](const char* key, const json& v) {
+    out.push_back({key, nullptr, v.dump(-1, ' ', false, json::error_handler_t::replace)});
+  };
+  static const std::string kStateNames[] = {"QUEUED", "RUNNING", "PAUSED",
+                                            "DONE",   "FAILED",  "CANCELLED"};
+  static const std::string kPhaseNames[] = {"ANALYZE", "RENDER", "STITCH", "FINISHED"};
+  static_assert(std::size(kStateNames) == kJobStates.size() &&
+                std::size(kPhaseNames) == kJobPhases.size());
+  str("job_id", job_id);
+  str("name", name);
+  str("output", output);
+  str("model", model);
+  num("priority", priority);
+  str("state", kStateNames[static_cast<size_t>(state)]);
+  str("phase", kPhaseNames[static_cast<size_t>(phase)]);
+  if (requirements.tags.empty() && requirements.device.empty()) {
+    out.push_back({"requirements", nullptr,
+                   "{\"device\":\"\",\"min_memory_mb\":" +
+                       std::to_string(requirements.min_memory_mb) + ",\"tags\":[]}"});
+  } else {
+    tree("requirements", json{{"tags", requirements.tags},
+                              {"device", requirements.device},
+                              {"min_memory_mb", requirements.min_memory_mb}});
+  }
+  num("chunk_frames", chunk_frames);
+  num("frame_batch", frame_batch);
+  out.push_back({"frames_wait_for_anchor", nullptr, frames_wait_for_anchor ? "true" : "false"});
+  num("total_frames", total_frames);
+  num("frames_done", frames_done);
+  num("tasks_total", tasks_total);
+  num("tasks_done", tasks_done);
+  num("tasks_failed", tasks_failed);
+  num("submit_ms", submit_ms);
+  num("started_ms", started_ms);
+  num("finished_ms", finished_ms);
+  num("last_assign_ms", last_assign_ms);
+  str("error", error);
+  if (worker_failures.empty()) {
+    out.push_back({"worker_failures", nullptr, "{}"});
+  } else {
+    tree("worker_failures", json(worker_failures));
+  }
+  if (include_spec) str("spec", spec);
+  if (include_plan) tree("shots", ToJson(false, true)["shots"]);
+  return out;
 }
 
 Result<JobRecord> JobRecord::FromJson(const json& j) {

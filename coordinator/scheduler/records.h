@@ -36,6 +36,10 @@ Result<JobState> ParseJobState(std::string_view text);
 Result<JobPhase> ParseJobPhase(std::string_view text);
 Result<TaskState> ParseTaskState(std::string_view text);
 Result<TaskKind> ParseTaskKind(std::string_view text);
+// `text` as a JSON string literal (quotes, escapes; invalid UTF-8 bytes become U+FFFD, as
+// nlohmann::json's dump with the replace handler), appended to `out`.
+void AppendJsonString(std::string_view text, std::string* out);
+
 bool IsFinal(JobState state);  // DONE, FAILED, CANCELLED
 bool IsLive(TaskState state);  // ASSIGNED, RUNNING (an attempt is out on a worker)
 
@@ -75,8 +79,19 @@ struct TaskRecord {
   std::string last_error;
 
   nlohmann::json ToJson() const;
+  // ToJson() as compact JSON text (the same keys and values), written without building a json
+  // tree: the store writes one per task per state change.
+  std::string ToJsonText() const;
   // Errors name the field that is missing or wrong.
   static Result<TaskRecord> FromJson(const nlohmann::json& j);
+};
+
+// One top-level key of JobRecord::ToJson() and its value: a string value as the string itself
+// (`str`), any other value as compact JSON text (`json`).
+struct RecordField {
+  const char* key = "";
+  const std::string* str = nullptr;  // points into the record; null when the value is no string
+  std::string json;
 };
 
 struct JobRecord {
@@ -107,6 +122,9 @@ struct JobRecord {
 
   // include_plan=false leaves out `shots` (large for long videos; written once, at planning).
   nlohmann::json ToJson(bool include_spec = true, bool include_plan = true) const;
+  // ToJson()'s keys and values without building a json tree (the store writes only the fields
+  // that changed, and compares them all on every write).
+  std::vector<RecordField> Fields(bool include_spec = true, bool include_plan = true) const;
   static Result<JobRecord> FromJson(const nlohmann::json& j);
 };
 

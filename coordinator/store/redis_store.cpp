@@ -446,14 +446,21 @@ class RedisStore final : public Store {
     }
     args.push_back(std::to_string(options_.events_max_len));
     if (m.job) {
-      const json j = m.job->ToJson(m.include_spec, m.include_plan);
+      std::vector<scheduler::RecordField> fields = m.job->Fields(m.include_spec, m.include_plan);
       const size_t count_at = args.size();
       args.push_back("");
       size_t changed = 0;
-      call->job->fields.reserve(j.size());
-      for (const auto& [field, value] : j.items()) {
-        std::string text = value.is_string() && TextFields().count(field) ? value.get<std::string>()
-                                                                          : value.dump();
+      call->job->fields.reserve(fields.size());
+      for (scheduler::RecordField& f : fields) {
+        const std::string field = f.key;
+        std::string text;
+        if (f.str == nullptr) {
+          text = std::move(f.json);
+        } else if (TextFields().count(field)) {
+          text = *f.str;
+        } else {
+          scheduler::AppendJsonString(*f.str, &text);
+        }
         bool same = false;
         if (before != nullptr && touched->fields.count(field) == 0) {
           auto it = before->fields.find(field);
@@ -474,7 +481,7 @@ class RedisStore final : public Store {
     args.push_back(std::to_string(m.tasks.size()));
     for (const TaskRecord& t : m.tasks) {
       args.push_back(t.task_id);
-      args.push_back(t.ToJson().dump());
+      args.push_back(t.ToJsonText());
       args.push_back(std::to_string(IsLive(t.state) ? t.attempt : 0));
     }
     args.push_back(std::to_string(m.events.size()));

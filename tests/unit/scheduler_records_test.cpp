@@ -74,6 +74,82 @@ TEST(RecordsTest, JobJsonLeavesOutSpecAndPlanOnRequest) {
   EXPECT_EQ(JobRecord::FromJson(full)->frame_batch, 4);
 }
 
+// The store writes the text forms (TaskRecord::ToJsonText, JobRecord::Fields) and reads them
+// back as JSON: they must say exactly what ToJson says, strings with every kind of character
+// included.
+TEST(RecordsTest, TextFormsSayWhatToJsonSays) {
+  const std::string awkward = std::string("quote\" back\\ nl\n tab\t bell\x07 nul") + '\0' +
+                              " del\x7f e\xc3\xa9 euro\xe2\x82\xac clef\xf0\x9d\x84\x9e /slash";
+  TaskRecord t;
+  t.job_id = "j-1";
+  t.task_id = FramesTaskId(3, 120, 24);
+  t.kind = TaskKind::kAnchor;
+  t.shot = 3;
+  t.first_frame = 120;
+  t.frame_count = 24;
+  t.state = TaskState::kRunning;
+  t.attempt = 7;
+  t.failures = 2;
+  t.worker_id = "gpu-\xc3\xa9";
+  t.ready_at_ms = 1;
+  t.assigned_ms = 1700000000123;
+  t.started_ms = 3;
+  t.progress_ms = 4;
+  t.finished_ms = -5;
+  t.frames_done = 9;
+  t.result = "/farm/chunks/a b.mkv";
+  t.last_error = awkward;
+  EXPECT_EQ(nlohmann::json::parse(t.ToJsonText()), t.ToJson()) << t.ToJsonText();
+  EXPECT_EQ(nlohmann::json::parse(TaskRecord().ToJsonText()), TaskRecord().ToJson());
+
+  JobRecord r;
+  r.job_id = "j-1";
+  r.name = awkward;
+  r.spec = "input: a.mp4\ninstruction: \"make it \\\"sepia\\\"\"\n";
+  r.output = "/out/\xc3\xa9.mp4";
+  r.model = awkward;
+  r.priority = 90;
+  r.state = JobState::kPaused;
+  r.phase = JobPhase::kStitch;
+  r.frames_wait_for_anchor = false;
+  r.shots = {{0, 0, 10, {0, 9}}, {1, 10, 5, {12}}};
+  r.tasks_total = 40;
+  r.error = "bad \"thing\"";
+  for (int variant = 0; variant < 2; ++variant) {
+    if (variant == 1) {
+      r.requirements = {{"a100", "\"x\""}, "cuda", 24000};
+      r.worker_failures = {{"w1", 2}, {"w\"2", 1}};
+    }
+    for (bool spec : {false, true}) {
+      for (bool plan : {false, true}) {
+        const nlohmann::json want = r.ToJson(spec, plan);
+        nlohmann::json got = nlohmann::json::object();
+        for (const RecordField& f : r.Fields(spec, plan)) {
+          ASSERT_FALSE(got.contains(f.key)) << f.key << " twice";
+          got[f.key] = f.str != nullptr ? nlohmann::json(*f.str) : nlohmann::json::parse(f.json);
+        }
+        EXPECT_EQ(got, want) << "variant " << variant << " spec " << spec << " plan " << plan;
+      }
+    }
+  }
+}
+
+TEST(RecordsTest, JsonStringsReplaceInvalidUtf8) {
+  std::string out;
+  AppendJsonString(
+      "a\xff"
+      "b\xc3"
+      "c\xed\xa0\x80"
+      "d\xc0\xaf",
+      &out);  // stray, cut, surrogate, overlong
+  const nlohmann::json back = nlohmann::json::parse(out);
+  EXPECT_EQ(back.get<std::string>(),
+            "a\xef\xbf\xbd"
+            "b\xef\xbf\xbd"
+            "c\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"
+            "d\xef\xbf\xbd\xef\xbf\xbd");
+}
+
 TEST(RecordsTest, TaskIdsAreSortableAndInclusive) {
   EXPECT_EQ(AnchorTaskId(7), "s007-anchor");
   EXPECT_EQ(FramesTaskId(7, 120, 24), "s007-f000120-000143");
