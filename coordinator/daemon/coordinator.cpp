@@ -97,6 +97,7 @@ Status Coordinator::Reload() {
   FAIRY_ASSIGN_OR_RETURN(std::vector<scheduler::JobSnapshot> snapshots, store_->LoadAll(/*unfinished_only=*/true));
   scheduler_ = std::make_unique<scheduler::Scheduler>(options_.scheduler, &clock_);
   plans_.clear();
+  shot_settings_.clear();
   for (const auto& snap : snapshots) {
     nlohmann::json spec = nlohmann::json::parse(snap.job.spec, nullptr, false);
     auto plan = JobPlan::FromJson(spec);
@@ -310,7 +311,7 @@ void Coordinator::Execute(Actions actions) {
       task.shot = t.shot;
       task.frame_begin = t.first_frame;
       task.frame_end = t.first_frame + t.frame_count;
-      task.settings = protocol::ToJson(plan->Settings(job->shots[t.shot]));
+      task.settings = TaskSettings(*plan, t.job_id, job->shots[t.shot]);
       auto peer = worker_peers_.find(as->worker_id);
       link_->Send(peer == worker_peers_.end() ? as->worker_id : peer->second, std::move(task));
     } else if (auto* c = std::get_if<scheduler::CancelTaskAction>(&action)) {
@@ -329,6 +330,23 @@ void Coordinator::Execute(Actions actions) {
       FAIRY_LOG(kWarn, "coordinator") << "worker record: " << s.ToString();
     }
   }
+}
+
+const nlohmann::json& Coordinator::TaskSettings(const JobPlan& plan, const std::string& job_id,
+                                                const scheduler::ShotPlan& shot) {
+  constexpr size_t kMaxShots = 4096;  // about 1 KB each
+  const auto same = [](const scheduler::ShotPlan& a, const scheduler::ShotPlan& b) {
+    return a.index == b.index && a.first_frame == b.first_frame && a.frame_count == b.frame_count &&
+           a.anchor_frames == b.anchor_frames;
+  };
+  auto key = std::make_pair(job_id, shot.index);
+  auto it = shot_settings_.find(key);
+  if (it != shot_settings_.end() && same(it->second.shot, shot)) return it->second.settings;
+  if (shot_settings_.size() >= kMaxShots) shot_settings_.clear();
+  ShotSettings& entry = shot_settings_[key];
+  entry.shot = shot;
+  entry.settings = protocol::ToJson(plan.Settings(shot));
+  return entry.settings;
 }
 
 void Coordinator::StartAnalyze(const std::string& job_id) {

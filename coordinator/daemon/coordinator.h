@@ -119,6 +119,15 @@ class Coordinator final : public api::ControlHandler {
 
   std::map<std::string, JobPlan> plans_;             // job id -> plan (parsed spec)
   std::map<std::string, std::string> worker_peers_;  // worker id -> routing id
+  // A TASK's settings depend only on the job's plan and the shot: built once per shot, not per
+  // task. Valid while the shot is the one they were built for; cleared on Reload and when large.
+  struct ShotSettings {
+    scheduler::ShotPlan shot;
+    nlohmann::json settings;
+  };
+  std::map<std::pair<std::string, int>, ShotSettings> shot_settings_;  // (job id, shot index)
+  const nlohmann::json& TaskSettings(const JobPlan& plan, const std::string& job_id,
+                                     const scheduler::ShotPlan& shot);
   // Metrics.
   std::deque<std::pair<int64_t, int64_t>> rate_samples_;  // (ms, frames done) for frames/s
   static constexpr double kDurationBuckets[] = {1, 5, 15, 60, 300, 900, 3600};  // seconds
