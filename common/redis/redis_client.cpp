@@ -250,6 +250,12 @@ Result<std::unique_ptr<RedisClient>> RedisClient::Connect(std::string_view url) 
 }
 
 void RedisClient::Disconnect() {
+  if (sent_unread_ > 0 && send_error_.ok()) {
+    send_error_ =
+        Status::Unavailable("redis " + endpoint_ + ": connection lost before the replies of " +
+                            std::to_string(sent_unread_) + " sent command(s) were read");
+  }
+  sent_unread_ = 0;
   if (context_ != nullptr) {
     redisFree(context_);
     context_ = nullptr;
@@ -316,8 +322,54 @@ Result<Reply> RedisClient::Command(std::initializer_list<std::string_view> args)
   return Command(std::vector<std::string_view>(args));
 }
 
+Status RedisClient::AppendCommands(const std::vector<std::vector<std::string_view>>& commands,
+                                   const char* what) {
+  for (const auto& args : commands) {
+    Argv argv(args);
+    if (redisAppendCommandArgv(context_, static_cast<int>(args.size()), argv.ptrs.data(),
+                               argv.lens.data()) != REDIS_OK) {
+      return Fail(std::string(what) + ": cannot queue " + CommandName(args));
+    }
+  }
+  return Status::OK();
+}
+
+Status RedisClient::ReadSentReplies() {
+  while (sent_unread_ > 0) {
+    void* raw = nullptr;
+    if (redisGetReply(context_, &raw) != REDIS_OK || raw == nullptr) {
+      return Fail("reading the replies of sent commands");
+    }
+    --sent_unread_;
+    Reply r = TakeReply(raw);
+    if (r.is_error() && send_error_.ok()) {
+      send_error_ =
+          Status::FailedPrecondition("redis " + endpoint_ + ": a sent command failed: " + r.str);
+    }
+  }
+  return Status::OK();
+}
+
+Status RedisClient::Send(const std::vector<std::vector<std::string_view>>& commands) {
+  FAIRY_RETURN_IF_ERROR(EnsureConnected());
+  FAIRY_RETURN_IF_ERROR(AppendCommands(commands, "send"));
+  int done = 0;
+  while (done == 0) {
+    if (redisBufferWrite(context_, &done) != REDIS_OK) return Fail("send");
+  }
+  sent_unread_ += static_cast<int64_t>(commands.size());
+  return Status::OK();
+}
+
+Status RedisClient::TakeSendError() {
+  Status s = send_error_;
+  send_error_ = Status::OK();
+  return s;
+}
+
 Result<Reply> RedisClient::Command(const std::vector<std::string_view>& args) {
   FAIRY_RETURN_IF_ERROR(EnsureConnected());
+  FAIRY_RETURN_IF_ERROR(ReadSentReplies());
   Argv argv(args);
   void* raw =
       redisCommandArgv(context_, static_cast<int>(args.size()), argv.ptrs.data(), argv.lens.data());
@@ -333,13 +385,9 @@ Result<Reply> RedisClient::Command(const std::vector<std::string_view>& args) {
 Result<std::vector<Reply>> RedisClient::Pipeline(
     const std::vector<std::vector<std::string_view>>& commands) {
   FAIRY_RETURN_IF_ERROR(EnsureConnected());
-  for (const auto& args : commands) {
-    Argv argv(args);
-    if (redisAppendCommandArgv(context_, static_cast<int>(args.size()), argv.ptrs.data(),
-                               argv.lens.data()) != REDIS_OK) {
-      return Fail("pipeline: cannot queue " + CommandName(args));
-    }
-  }
+  FAIRY_RETURN_IF_ERROR(AppendCommands(commands, "pipeline"));
+  // The first read below writes this batch; the replies of earlier Send()s come before its own.
+  FAIRY_RETURN_IF_ERROR(ReadSentReplies());
   std::vector<Reply> replies;
   replies.reserve(commands.size());
   for (size_t i = 0; i < commands.size(); ++i) {
@@ -364,6 +412,7 @@ Result<Reply> RedisClient::Eval(const Script& script, const std::vector<std::str
   argv.insert(argv.end(), keys.begin(), keys.end());
   argv.insert(argv.end(), args.begin(), args.end());
   FAIRY_RETURN_IF_ERROR(EnsureConnected());
+  FAIRY_RETURN_IF_ERROR(ReadSentReplies());
   Argv a(argv);
   void* raw =
       redisCommandArgv(context_, static_cast<int>(argv.size()), a.ptrs.data(), a.lens.data());
@@ -436,6 +485,7 @@ bool RedisClient::HiredisBuffersEmpty() const {
 
 Status RedisClient::WriteRaw(const std::vector<std::vector<std::string_view>>& commands) {
   FAIRY_RETURN_IF_ERROR(EnsureConnected());
+  FAIRY_RETURN_IF_ERROR(ReadSentReplies());
   if (!HiredisBuffersEmpty()) return Fail("raw write with unconsumed hiredis buffers");
   std::deque<std::string> headers;  // stable addresses for the iovecs
   std::vector<iovec> iov;

@@ -93,6 +93,16 @@ class RedisClient {
   // the whole call (then it is unknown which commands ran).
   Result<std::vector<Reply>> Pipeline(const std::vector<std::vector<std::string_view>>& commands);
 
+  // Sends every command now and returns without waiting for the replies: they are read before
+  // the replies of the next call on this client, by when they have usually arrived (no round
+  // trip spent waiting). For writes whose outcome is needed only eventually (log lines). Commands
+  // sent later on this client run after these, so reads see their effect. The first error among
+  // the replies (an error reply, or the connection lost before they were read) is kept for
+  // TakeSendError(). Unavailable when the commands could not be written.
+  Status Send(const std::vector<std::vector<std::string_view>>& commands);
+  // The first error among the replies of earlier Send()s read so far, then forgotten; OK if none.
+  Status TakeSendError();
+
   // EVALSHA script keys... args..., EVAL on NOSCRIPT. A Lua error is FailedPrecondition.
   Result<Reply> Eval(const Script& script, const std::vector<std::string_view>& keys,
                      const std::vector<std::string_view>& args);
@@ -144,12 +154,17 @@ class RedisClient {
   Result<std::string> ReadRawLine();     // up to and without "\r\n"
   bool HiredisBuffersEmpty() const;
   void Disconnect();
+  Status AppendCommands(const std::vector<std::vector<std::string_view>>& commands,
+                        const char* what);
+  Status ReadSentReplies();  // the replies of earlier Send()s, before any other reply is read
 
   RedisOptions options_;
   std::string endpoint_;
   redisContext* context_ = nullptr;
   bool ever_connected_ = false;
   int reconnects_ = 0;
+  int64_t sent_unread_ = 0;  // replies of Send() not read yet
+  Status send_error_;
   std::string raw_buffer_;  // bytes read ahead by ReadRawLine(), consumed by the next raw read
   size_t raw_pos_ = 0;
 };

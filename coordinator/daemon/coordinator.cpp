@@ -174,8 +174,9 @@ void Coordinator::OnWorkerMessages() {
   std::vector<std::pair<std::string, scheduler::LogLine>> logs;
   for (auto& [peer, message] : batch) HandleWorkerMessage(peer, std::move(message), &actions, &logs);
   ExecuteAndDispatch(std::move(actions));
-  // Log lines are written after the actions and the dispatch: they are not on the DONE -> TASK path.
-  Status s = store_->AppendLogs(logs);
+  // Log lines are written after the actions and the dispatch, without waiting for Redis's
+  // answer: they are not on the DONE -> TASK path.
+  Status s = store_->AppendLogsLater(logs);
   if (!s.ok()) {
     FAIRY_LOG(kWarn, "coordinator") << "task log append failed: " << s.ToString();
   }

@@ -295,24 +295,35 @@ class RedisStore final : public Store {
     return AppendLogs({{job_id, line}});
   }
 
-  Status AppendLogs(const std::vector<std::pair<std::string, LogLine>>& lines) override {
-    if (lines.empty()) return Status::OK();
-    const std::string maxlen = std::to_string(options_.log_max_len);
-    std::vector<std::string> keys, times;
-    keys.reserve(lines.size());
-    times.reserve(lines.size());
+  // The XADDs of `lines`; `*storage` holds the strings they point into.
+  std::vector<std::vector<std::string_view>> LogCommands(
+      const std::vector<std::pair<std::string, LogLine>>& lines,
+      std::vector<std::string>* storage) const {
+    storage->reserve(2 * lines.size() + 1);
+    const std::string& maxlen = storage->emplace_back(std::to_string(options_.log_max_len));
     std::vector<std::vector<std::string_view>> commands;
     commands.reserve(lines.size());
     for (const auto& [job_id, line] : lines) {
-      keys.push_back(keys_.Log(job_id));
-      times.push_back(std::to_string(line.time_ms));
-    }
-    for (size_t i = 0; i < lines.size(); ++i) {
-      const LogLine& line = lines[i].second;
-      commands.push_back({"XADD", keys[i], "MAXLEN", "~", maxlen, "*", "time_ms", times[i], "task",
+      const std::string& key = storage->emplace_back(keys_.Log(job_id));
+      const std::string& time = storage->emplace_back(std::to_string(line.time_ms));
+      commands.push_back({"XADD", key, "MAXLEN", "~", maxlen, "*", "time_ms", time, "task",
                           line.task_id, "worker", line.worker_id, "line", line.line});
     }
-    FAIRY_ASSIGN_OR_RETURN(std::vector<Reply> replies, client_->Pipeline(commands));
+    return commands;
+  }
+
+  Status AppendLogsLater(const std::vector<std::pair<std::string, LogLine>>& lines) override {
+    Status earlier = client_->TakeSendError();
+    std::vector<std::string> storage;
+    Status now = lines.empty() ? Status::OK() : client_->Send(LogCommands(lines, &storage));
+    return earlier.ok() ? now : earlier;
+  }
+
+  Status AppendLogs(const std::vector<std::pair<std::string, LogLine>>& lines) override {
+    if (lines.empty()) return Status::OK();
+    std::vector<std::string> storage;
+    FAIRY_ASSIGN_OR_RETURN(std::vector<Reply> replies,
+                           client_->Pipeline(LogCommands(lines, &storage)));
     for (const Reply& r : replies) {
       if (r.is_error()) return Status::FailedPrecondition("redis " + client_->endpoint() + ": XADD: " + r.str);
     }

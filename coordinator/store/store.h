@@ -83,6 +83,12 @@ class Store {
     }
     return first;
   }
+  // AppendLogs() that may return before the lines are written (RedisStore: sent without waiting
+  // for the replies; later calls of this store see the lines). Returns the first error of the
+  // lines given to earlier calls that is known by now, else whether these could be sent.
+  virtual Status AppendLogsLater(const std::vector<std::pair<std::string, LogLine>>& lines) {
+    return AppendLogs(lines);
+  }
   virtual Result<std::vector<LogLine>> ReadLog(const std::string& job_id,
                                                const std::string& after_id, int max_count) = 0;
 };

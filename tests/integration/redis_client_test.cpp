@@ -127,6 +127,45 @@ TEST_F(RedisClientTest, PipelineKeepsOrderAndInPlaceErrors) {
   for (int i = 0; i < 100; ++i) EXPECT_EQ((*r)[101 + i].str, keys[i]);
 }
 
+TEST_F(RedisClientTest, SentCommandsRunBeforeLaterCallsAndKeepTheirFirstError) {
+  ASSERT_TRUE(client_->Send({{"SET", "s", "v"}, {"RPUSH", "l", "a"}}).ok());
+  ASSERT_TRUE(client_->Send({{"HGET", "s", "f"}, {"RPUSH", "l", "b"}, {"INCR", "s"}}).ok());
+  EXPECT_TRUE(client_->TakeSendError().ok()) << "no reply read yet";
+  // A later call sees their effect, and its own replies are not mixed up with theirs.
+  auto pipe = client_->Pipeline({{"LRANGE", "l", "0", "-1"}, {"GET", "s"}});
+  ASSERT_TRUE(pipe.ok()) << pipe.status().ToString();
+  ASSERT_EQ((*pipe)[0].elements.size(), 2u);
+  EXPECT_EQ((*pipe)[0].elements[1].str, "b");
+  EXPECT_EQ((*pipe)[1].str, "v");
+  Status first = client_->TakeSendError();
+  EXPECT_EQ(first.code(), Status::Code::kFailedPrecondition);
+  EXPECT_NE(first.message().find("WRONGTYPE"), std::string::npos)
+      << "the first of two errors: " << first.message();
+  EXPECT_TRUE(client_->TakeSendError().ok()) << "taken once";
+  // Every kind of call reads the sent replies first.
+  ASSERT_TRUE(client_->Send({{"RPUSH", "l", "c"}}).ok());
+  auto len = client_->Command({"LLEN", "l"});
+  ASSERT_TRUE(len.ok());
+  EXPECT_EQ(len->integer, 3);
+  ASSERT_TRUE(client_->Send({{"SET", "big", "x"}}).ok());
+  std::vector<uint8_t> buf(1);
+  std::vector<RedisClient::BulkTarget> targets(1);
+  targets[0].dest = buf;
+  ASSERT_TRUE(client_->GetInto({"big"}, &targets).ok());
+  EXPECT_EQ(buf[0], 'x');
+  // A connection lost before the replies were read: the call that finds it fails, the sent
+  // commands' error says so, and the next call reconnects.
+  ASSERT_TRUE(client_->Send({{"BLPOP", "never", "5"}}).ok());
+  auto other = RedisClient::Connect(server_->url());
+  ASSERT_TRUE(other.ok());
+  ASSERT_TRUE((*other)->Command({"CLIENT", "KILL", "TYPE", "normal"}).ok());  // all but itself
+  EXPECT_EQ(client_->Ping().code(), Status::Code::kUnavailable);
+  Status lost = client_->TakeSendError();
+  EXPECT_EQ(lost.code(), Status::Code::kUnavailable);
+  EXPECT_NE(lost.message().find("1 sent command"), std::string::npos) << lost.message();
+  EXPECT_TRUE(client_->Ping().ok()) << "reconnects";
+}
+
 TEST_F(RedisClientTest, EvalLoadsScriptOnNoscriptAndThenUsesSha) {
   Script script("return redis.call('INCRBY', KEYS[1], ARGV[1])");
   auto a = client_->Eval(script, {"counter"}, {"5"});
