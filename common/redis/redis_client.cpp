@@ -324,13 +324,37 @@ Result<Reply> RedisClient::Command(std::initializer_list<std::string_view> args)
 
 Status RedisClient::AppendCommands(const std::vector<std::vector<std::string_view>>& commands,
                                    const char* what) {
+  // The whole batch as RESP in one buffer, handed to hiredis in one piece (its per-argument
+  // formatting cost the coordinator's loop ~10 % of its time).
+  size_t bytes = 0;
   for (const auto& args : commands) {
-    Argv argv(args);
-    if (redisAppendCommandArgv(context_, static_cast<int>(args.size()), argv.ptrs.data(),
-                               argv.lens.data()) != REDIS_OK) {
-      return Fail(std::string(what) + ": cannot queue " + CommandName(args));
+    bytes += 16;
+    for (auto a : args) bytes += a.size() + 16;
+  }
+  std::string& resp = format_buffer_;
+  resp.clear();
+  resp.reserve(bytes);
+  char digits[24];
+  const auto number = [&](char kind, size_t n) {
+    const auto [end, ec] = std::to_chars(digits, digits + sizeof(digits), n);
+    (void)ec;
+    resp.push_back(kind);
+    resp.append(digits, end);
+    resp.append("\r\n");
+  };
+  for (const auto& args : commands) {
+    number('*', args.size());
+    for (auto a : args) {
+      number('$', a.size());
+      resp.append(a);
+      resp.append("\r\n");
     }
   }
+  if (redisAppendFormattedCommand(context_, resp.data(), resp.size()) != REDIS_OK) {
+    return Fail(std::string(what) + ": cannot queue " + std::to_string(commands.size()) +
+                " command(s)");
+  }
+  if (resp.capacity() > (size_t{1} << 20)) std::string().swap(resp);  // keep no large buffer
   return Status::OK();
 }
 

@@ -164,6 +164,7 @@ class RedisClient {
   bool ever_connected_ = false;
   int reconnects_ = 0;
   int64_t sent_unread_ = 0;  // replies of Send() not read yet
+  std::string format_buffer_;  // AppendCommands' RESP, reused
   Status send_error_;
   std::string raw_buffer_;  // bytes read ahead by ReadRawLine(), consumed by the next raw read
   size_t raw_pos_ = 0;
