@@ -178,7 +178,8 @@ void Coordinator::OnWorkerMessages() {
   // answer: they are not on the DONE -> TASK path.
   Status s = store_->AppendLogsLater(logs);
   if (!s.ok()) {
-    FAIRY_LOG(kWarn, "coordinator") << "task log append failed: " << s.ToString();
+    FAIRY_LOG(kWarn, "coordinator")
+        << "task log lines or worker records (not waited for): " << s.ToString();
   }
 }
 
@@ -274,7 +275,8 @@ void Coordinator::Execute(Actions actions) {
   const std::vector<Status> written = writes.empty() ? std::vector<Status>() : store_->ApplyAll(writes);
   size_t next_write = 0;
   // Worker registry writes are informational (recovery relies on the workers' READY), so they go
-  // after the sends: one Redis round trip less between a DONE and the next TASK.
+  // after the sends, and the loop does not wait for them (32 heartbeats at once were 32 round
+  // trips in a row).
   std::vector<const scheduler::PersistWorkerAction*> worker_writes;
   for (auto& action : actions) {
     if (auto* p = std::get_if<scheduler::PersistAction>(&action)) {
@@ -325,10 +327,14 @@ void Coordinator::Execute(Actions actions) {
       DropAnchorCache(dc->job_id, dc->delete_now);
     }
   }
-  for (const auto* w : worker_writes) {
-    Status s = store_->PutWorker(w->worker, w->ttl_ms);
+  if (!worker_writes.empty()) {
+    std::vector<std::pair<const scheduler::WorkerRecord*, int64_t>> workers;
+    workers.reserve(worker_writes.size());
+    for (const auto* w : worker_writes) workers.emplace_back(&w->worker, w->ttl_ms);
+    Status s = store_->PutWorkersLater(workers);
     if (!s.ok()) {
-      FAIRY_LOG(kWarn, "coordinator") << "worker record: " << s.ToString();
+      FAIRY_LOG(kWarn, "coordinator")
+          << "worker records or task log lines (not waited for): " << s.ToString();
     }
   }
 }

@@ -222,20 +222,51 @@ class RedisStore final : public Store {
     }
   }
 
-  Status PutWorker(const WorkerRecord& w, int64_t ttl_ms) override {
+  // The commands that write worker `w` (a MULTI block); `*storage` holds the strings they point
+  // into.
+  Status WorkerCommands(const WorkerRecord& w, int64_t ttl_ms, std::vector<std::string>* storage,
+                        std::vector<std::vector<std::string_view>>* commands) const {
     if (w.info.worker_id.empty()) return Status::InvalidArgument("store: worker without id");
-    const std::string key = keys_.Worker(w.info.worker_id);
-    const std::string record = w.ToJson().dump();
-    const std::string seen = std::to_string(w.last_seen_ms);
-    const std::string ttl = std::to_string(std::max<int64_t>(ttl_ms, 1));
-    FAIRY_ASSIGN_OR_RETURN(std::vector<Reply> r,
-                           client_->Pipeline({{"MULTI"},
-                                              {"HSET", key, "record", record, "host", w.info.host,
-                                               "device", w.info.device, "last_seen_ms", seen},
-                                              {"PEXPIRE", key, ttl},
-                                              {"EXEC"}}));
-    if (r.back().is_error()) return Status::Unavailable("store: " + key + ": " + r.back().str);
+    const std::string& key = storage->emplace_back(keys_.Worker(w.info.worker_id));
+    const std::string& record =
+        storage->emplace_back(w.ToJson().dump(-1, ' ', false, json::error_handler_t::replace));
+    const std::string& seen = storage->emplace_back(std::to_string(w.last_seen_ms));
+    const std::string& ttl = storage->emplace_back(std::to_string(std::max<int64_t>(ttl_ms, 1)));
+    commands->push_back({"MULTI"});
+    commands->push_back({"HSET", key, "record", record, "host", w.info.host, "device",
+                         w.info.device, "last_seen_ms", seen});
+    commands->push_back({"PEXPIRE", key, ttl});
+    commands->push_back({"EXEC"});
     return Status::OK();
+  }
+
+  Status PutWorker(const WorkerRecord& w, int64_t ttl_ms) override {
+    std::vector<std::string> storage;
+    storage.reserve(4);
+    std::vector<std::vector<std::string_view>> commands;
+    FAIRY_RETURN_IF_ERROR(WorkerCommands(w, ttl_ms, &storage, &commands));
+    FAIRY_ASSIGN_OR_RETURN(std::vector<Reply> r, client_->Pipeline(commands));
+    if (r.back().is_error())
+      return Status::Unavailable("store: " + storage[0] + ": " + r.back().str);
+    return Status::OK();
+  }
+
+  Status PutWorkersLater(
+      const std::vector<std::pair<const WorkerRecord*, int64_t>>& workers) override {
+    Status earlier = client_->TakeSendError();
+    std::vector<std::string> storage;
+    storage.reserve(4 * workers.size());
+    std::vector<std::vector<std::string_view>> commands;
+    Status now;
+    for (const auto& [worker, ttl_ms] : workers) {
+      Status s = WorkerCommands(*worker, ttl_ms, &storage, &commands);
+      if (now.ok()) now = s;
+    }
+    if (!commands.empty()) {
+      Status s = client_->Send(commands);
+      if (now.ok()) now = s;
+    }
+    return earlier.ok() ? now : earlier;
   }
 
   Status DeleteWorker(const std::string& worker_id) override {

@@ -67,6 +67,18 @@ class Store {
   virtual Result<int64_t> LiveAttempt(const std::string& job_id, const std::string& task_id) = 0;
 
   virtual Status PutWorker(const WorkerRecord& worker, int64_t ttl_ms) = 0;
+  // PutWorker() of each (worker, ttl_ms) that may return before they are written (RedisStore:
+  // sent without waiting for the replies). Returns the first error known by now of writes made
+  // this way or by AppendLogsLater(), else whether these could be sent.
+  virtual Status PutWorkersLater(
+      const std::vector<std::pair<const WorkerRecord*, int64_t>>& workers) {
+    Status first;
+    for (const auto& [worker, ttl_ms] : workers) {
+      Status s = PutWorker(*worker, ttl_ms);
+      if (first.ok()) first = s;
+    }
+    return first;
+  }
   virtual Status DeleteWorker(const std::string& worker_id) = 0;
   // Workers whose TTL has not run out, by id.
   virtual Result<std::vector<WorkerRecord>> LoadWorkers() = 0;
@@ -84,8 +96,8 @@ class Store {
     return first;
   }
   // AppendLogs() that may return before the lines are written (RedisStore: sent without waiting
-  // for the replies; later calls of this store see the lines). Returns the first error of the
-  // lines given to earlier calls that is known by now, else whether these could be sent.
+  // for the replies; later calls of this store see the lines). Returns the first error known by
+  // now of writes made this way or by PutWorkersLater(), else whether these could be sent.
   virtual Status AppendLogsLater(const std::vector<std::pair<std::string, LogLine>>& lines) {
     return AppendLogs(lines);
   }

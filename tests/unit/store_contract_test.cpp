@@ -364,7 +364,7 @@ TEST_F(StoreContractTest, WorkersExpireAfterTheirTtl) {
   ASSERT_TRUE(store_->PutWorker(w, 1000).ok());
   WorkerRecord other = w;
   other.info.worker_id = "gpu-02";
-  ASSERT_TRUE(store_->PutWorker(other, 60000).ok());
+  ASSERT_TRUE(store_->PutWorkersLater({{&other, 60000}}).ok());  // read back by the next call
   auto ws = store_->LoadWorkers();
   ASSERT_TRUE(ws.ok()) << ws.status().ToString();
   ASSERT_EQ(ws->size(), 2u);
@@ -372,7 +372,7 @@ TEST_F(StoreContractTest, WorkersExpireAfterTheirTtl) {
             [](auto& a, auto& b) { return a.info.worker_id < b.info.worker_id; });
   EXPECT_EQ((*ws)[0].ToJson(), w.ToJson());
   Elapse(500);
-  ASSERT_TRUE(store_->PutWorker(w, 1000).ok());  // heartbeat refresh
+  ASSERT_TRUE(store_->PutWorkersLater({{&w, 1000}}).ok());  // heartbeat refresh
   Elapse(600);
   EXPECT_EQ(store_->LoadWorkers()->size(), 2u) << "refreshed TTL must keep it";
   Elapse(1200);
