@@ -55,10 +55,22 @@ elseif ARGV[4] == 'rem' then
 end
 n = tonumber(ARGV[p])
 p = p + 1
-for k = 1, n do
-  redis.call('HSET', KEYS[2], ARGV[p], ARGV[p + 1])
-  redis.call('HSET', KEYS[3], ARGV[p], ARGV[p + 2])
-  p = p + 3
+-- Task records and live attempts: one HSET per 256 tasks, not two per task (an anchor's DONE
+-- releases every frames task of its shot; analysis writes every task of the job).
+local k = 0
+while k < n do
+  local records, attempts = {}, {}
+  local last = math.min(n, k + 256)
+  while k < last do
+    records[#records + 1] = ARGV[p]
+    records[#records + 1] = ARGV[p + 1]
+    attempts[#attempts + 1] = ARGV[p]
+    attempts[#attempts + 1] = ARGV[p + 2]
+    p = p + 3
+    k = k + 1
+  end
+  redis.call('HSET', KEYS[2], unpack(records))
+  redis.call('HSET', KEYS[3], unpack(attempts))
 end
 n = tonumber(ARGV[p])
 p = p + 1

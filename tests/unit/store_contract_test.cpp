@@ -128,6 +128,30 @@ TEST_F(StoreContractTest, RecordsRoundTripEveryField) {
   EXPECT_EQ(missing.status().code(), Status::Code::kNotFound);
 }
 
+// A mutation may carry thousands of tasks (analysis writes every task of a long video at once;
+// RedisStore writes them in HSETs of 256).
+TEST_F(StoreContractTest, ManyTasksInOneMutationAllReadBack) {
+  JobRecord job = Job("j1", 70, 1000);
+  std::vector<TaskRecord> tasks;
+  for (int i = 0; i < 600; ++i) {
+    TaskRecord t = Task("j1", scheduler::FramesTaskId(1, i, 1),
+                        i % 3 == 0 ? TaskState::kRunning : TaskState::kReady, i);
+    t.first_frame = i;
+    t.frame_count = 1;
+    tasks.push_back(t);
+  }
+  ASSERT_TRUE(store_->Apply(Put(job, tasks)).ok());
+  auto s = store_->LoadJob("j1");
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  ASSERT_EQ(s->tasks.size(), 600u);
+  std::sort(s->tasks.begin(), s->tasks.end(),
+            [](auto& a, auto& b) { return a.first_frame < b.first_frame; });
+  for (int i = 0; i < 600; ++i) {
+    EXPECT_EQ(s->tasks[i].ToJson(), tasks[i].ToJson()) << i;
+    EXPECT_EQ(*store_->LiveAttempt("j1", tasks[i].task_id), i % 3 == 0 ? i : 0) << i;
+  }
+}
+
 TEST_F(StoreContractTest, SpecAndPlanAreKeptUnlessRewritten) {
   JobRecord job = Job("j1", 50, 1000);
   ASSERT_TRUE(store_->Apply(Put(job)).ok());
