@@ -555,19 +555,20 @@ Status Scheduler::OnTaskDone(const RunningTask& task, const std::string& worker_
   m.fence = Fence{t.job_id, t.task_id, t.attempt};
   m.tasks.push_back(t);
   AddEvent(&m, "task.done", t.job_id, t.task_id, worker_id, t.attempt, result);
-  if (t.kind == TaskKind::kAnchor) CompleteShotAnchor(*job, t.shot, &m);
+  if (t.kind == TaskKind::kAnchor) CompleteShotAnchor(*job, t.shot);
   m.job = r;
   MaybeFinishRender(*job, &m, out);
   return Status::OK();
 }
 
-void Scheduler::CompleteShotAnchor(JobEntry& job, int shot, Mutation* m) {
+void Scheduler::CompleteShotAnchor(JobEntry& job, int shot) {
+  // The released tasks are not written: a frames task PENDING behind a DONE anchor is READY, and
+  // Recover() reads it so. (Writing them made an anchor's DONE rewrite every frames task of its
+  // shot: 117 records a shot with chunk_frames 1.)
   const TimeMs now = clock_->NowMs();
   for (size_t i = job.anchor_of_shot[shot] + 1; i < job.tasks.size() && job.tasks[i].shot == shot;
        ++i) {
-    if (job.tasks[i].state != TaskState::kPending) continue;
-    MakeReady(job, static_cast<int>(i), now);
-    m->tasks.push_back(job.tasks[i]);
+    if (job.tasks[i].state == TaskState::kPending) MakeReady(job, static_cast<int>(i), now);
   }
 }
 

@@ -221,7 +221,7 @@ class Scheduler {
                    bool count_failure, const char* event_type, Mutation* m);
   void DetachFromWorker(const std::string& worker_id, const std::string& job_id,
                         const std::string& task_id);
-  void CompleteShotAnchor(JobEntry& job, int shot, Mutation* m);
+  void CompleteShotAnchor(JobEntry& job, int shot);
   void MaybeFinishRender(JobEntry& job, Mutation* m, Actions* out);
   bool Eligible(const JobEntry& job, const WorkerEntry& worker) const;
   double EffectivePriority(const JobEntry& job, TimeMs now) const;

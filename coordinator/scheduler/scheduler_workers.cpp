@@ -377,7 +377,12 @@ Status Scheduler::Recover(const std::vector<JobSnapshot>& snapshots, Actions* ou
     for (size_t i = 0; i < job.tasks.size(); ++i) {
       TaskRecord& t = job.tasks[i];
       if (IsFinal(r.state)) continue;
-      if (t.state == TaskState::kReady)
+      // A frames task PENDING behind a DONE anchor was released when the anchor finished (the
+      // release is not written: CompleteShotAnchor).
+      const int anchor = job.anchor_of_shot[t.shot];
+      const bool released = t.state == TaskState::kPending && t.kind == TaskKind::kFrames &&
+                            anchor >= 0 && job.tasks[anchor].state == TaskState::kDone;
+      if (t.state == TaskState::kReady || released)
         MakeReady(job, static_cast<int>(i), std::max(t.ready_at_ms, now));
       if (IsLive(t.state)) {
         job.live.insert(static_cast<int>(i));

@@ -118,6 +118,10 @@ TEST_F(SchedulerGraphTest, FramesWaitForTheirShotsAnchorThenTheJobStitchesAndEnd
   ASSERT_EQ(d.persists.size(), 1u);
   ASSERT_TRUE(d.persists[0].mutation.fence.has_value()) << "DONE must be fenced in the store";
   EXPECT_EQ(d.persists[0].mutation.fence->attempt, 1);
+  // The released frames tasks are not rewritten (Recover reads PENDING behind a DONE anchor as
+  // READY: store_contract's PersistedSchedulerStateRecoversAfterRestart).
+  ASSERT_EQ(d.persists[0].mutation.tasks.size(), 1u);
+  EXPECT_EQ(d.persists[0].mutation.tasks[0].task_id, "s000-anchor");
   EXPECT_EQ(StateOf("j", "s000-f000000-000009"), TaskState::kReady);
   EXPECT_EQ(StateOf("j", "s001-f000020-000029"), TaskState::kPending);
   Collected f = Ready("w3");

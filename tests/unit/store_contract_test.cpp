@@ -498,7 +498,9 @@ TEST_F(StoreContractTest, PersistedSchedulerStateRecoversAfterRestart) {
           .ok());
   EXPECT_EQ(b.FindTask("movie", "s000-f000000-000012")->state, TaskState::kAssigned);
   ASSERT_TRUE(b.OnTaskDone({"movie", "s000-f000000-000012", 1}, "w1", "/c/0.mkv", &out).ok());
-  // The other frames task was never assigned: it is READY and goes out now.
+  // The other frames task was never assigned: released by the anchor's DONE (stored as PENDING
+  // behind a DONE anchor), it is READY and goes out now.
+  EXPECT_EQ(b.FindTask("movie", "s000-f000013-000019")->state, TaskState::kReady);
   ASSERT_TRUE(b.OnWorkerReady("w1", 1, &out).ok());
   std::vector<scheduler::AssignAction> after;
   execute(out, &after);
