@@ -81,6 +81,17 @@ size_t Utf8Length(std::string_view text, size_t i) {
   return n;
 }
 
+// JSON's two-character escape of `c`, or null when it has none.
+const char* ShortEscape(unsigned char c) {
+  static constexpr std::pair<char, const char*> kShort[] = {
+      {'"', "\\\""}, {'\\', "\\\\"}, {'\n', "\\n"}, {'\r', "\\r"},
+      {'\t', "\\t"}, {'\b', "\\b"},  {'\f', "\\f"}};
+  for (const auto& [from, to] : kShort) {
+    if (static_cast<unsigned char>(from) == c) return to;
+  }
+  return nullptr;
+}
+
 void AppendInt(int64_t v, std::string* out) { out->append(std::to_string(v)); }
 
 // `"key":` for the task record's text.
@@ -109,36 +120,14 @@ void AppendJsonString(std::string_view text, std::string* out) {
       }
       continue;
     }
-    switch (c) {
-      case '"':
-        out->append("\\\"");
-        break;
-      case '\\':
-        out->append("\\\\");
-        break;
-      case '\n':
-        out->append("\\n");
-        break;
-      case '\r':
-        out->append("\\r");
-        break;
-      case '\t':
-        out->append("\\t");
-        break;
-      case '\b':
-        out->append("\\b");
-        break;
-      case '\f':
-        out->append("\\f");
-        break;
-      default:
-        if (c < 0x20) {
-          out->append("\\u00");
-          out->push_back(kHex[c >> 4]);
-          out->push_back(kHex[c & 0xf]);
-        } else {
-          out->push_back(static_cast<char>(c));
-        }
+    if (c >= 0x20 && c != '"' && c != '\\') {
+      out->push_back(static_cast<char>(c));
+    } else if (const char* escape = ShortEscape(c)) {
+      out->append(escape);
+    } else {
+      out->append("\\u00");
+      out->push_back(kHex[c >> 4]);
+      out->push_back(kHex[c & 0xf]);
     }
     ++i;
   }
