@@ -80,25 +80,24 @@ TEST(RecordsTest, JobJsonLeavesOutSpecAndPlanOnRequest) {
 TEST(RecordsTest, TextFormsSayWhatToJsonSays) {
   const std::string awkward = std::string("quote\" back\\ nl\n tab\t bell\x07 nul") + '\0' +
                               " del\x7f e\xc3\xa9 euro\xe2\x82\xac clef\xf0\x9d\x84\x9e /slash";
-  TaskRecord t;
-  t.job_id = "j-1";
-  t.task_id = FramesTaskId(3, 120, 24);
-  t.kind = TaskKind::kAnchor;
-  t.shot = 3;
-  t.first_frame = 120;
-  t.frame_count = 24;
-  t.state = TaskState::kRunning;
-  t.attempt = 7;
-  t.failures = 2;
-  t.worker_id = "gpu-\xc3\xa9";
-  t.ready_at_ms = 1;
-  t.assigned_ms = 1700000000123;
-  t.started_ms = 3;
-  t.progress_ms = 4;
-  t.finished_ms = -5;
-  t.frames_done = 9;
-  t.result = "/farm/chunks/a b.mkv";
-  t.last_error = awkward;
+  const TaskRecord t{.job_id = "j-1",
+                     .task_id = FramesTaskId(3, 120, 24),
+                     .kind = TaskKind::kAnchor,
+                     .shot = 3,
+                     .first_frame = 120,
+                     .frame_count = 24,
+                     .state = TaskState::kRunning,
+                     .attempt = 7,
+                     .failures = 2,
+                     .worker_id = "gpu-\xc3\xa9",
+                     .ready_at_ms = 1,
+                     .assigned_ms = 1700000000123,
+                     .started_ms = 3,
+                     .progress_ms = 4,
+                     .finished_ms = -5,
+                     .frames_done = 9,
+                     .result = "/farm/chunks/a b.mkv",
+                     .last_error = awkward};
   EXPECT_EQ(nlohmann::json::parse(t.ToJsonText()), t.ToJson()) << t.ToJsonText();
   EXPECT_EQ(nlohmann::json::parse(TaskRecord().ToJsonText()), TaskRecord().ToJson());
 
