@@ -277,11 +277,9 @@ std::vector<RecordField> JobRecord::Fields(bool include_spec, bool include_plan)
   const auto tree = [&](const char* key, const json& v) {
     out.push_back({key, nullptr, v.dump(-1, ' ', false, json::error_handler_t::replace)});
   };
-  static const std::string kStateNames[] = {"QUEUED", "RUNNING", "PAUSED",
-                                            "DONE",   "FAILED",  "CANCELLED"};
-  static const std::string kPhaseNames[] = {"ANALYZE", "RENDER", "STITCH", "FINISHED"};
-  static_assert(std::size(kStateNames) == kJobStates.size() &&
-                std::size(kPhaseNames) == kJobPhases.size());
+  // RecordField::str points at a string: the names as strings, made once.
+  static const std::vector<std::string> kStateNames(kJobStates.begin(), kJobStates.end());
+  static const std::vector<std::string> kPhaseNames(kJobPhases.begin(), kJobPhases.end());
   str("job_id", job_id);
   str("name", name);
   str("output", output);

@@ -6,6 +6,7 @@
 // 3-4 of ~20 fields). That is exact as long as this store is the only writer of its job hashes
 // (one coordinator per key prefix, as the farm runs). Any failed call forgets the job, so its next
 // write is whole again; a new store (coordinator restart) starts empty and writes whole records.
+#include <deque>
 #include <map>
 #include <optional>
 #include <set>
@@ -235,8 +236,8 @@ class RedisStore final : public Store {
   }
 
   // The commands that write worker `w` (a MULTI block); `*storage` holds the strings they point
-  // into.
-  Status WorkerCommands(const WorkerRecord& w, int64_t ttl_ms, std::vector<std::string>* storage,
+  // into (a deque: they do not move as it grows).
+  Status WorkerCommands(const WorkerRecord& w, int64_t ttl_ms, std::deque<std::string>* storage,
                         std::vector<std::vector<std::string_view>>* commands) const {
     if (w.info.worker_id.empty()) return Status::InvalidArgument("store: worker without id");
     const std::string& key = storage->emplace_back(keys_.Worker(w.info.worker_id));
@@ -253,8 +254,7 @@ class RedisStore final : public Store {
   }
 
   Status PutWorker(const WorkerRecord& w, int64_t ttl_ms) override {
-    std::vector<std::string> storage;
-    storage.reserve(4);
+    std::deque<std::string> storage;
     std::vector<std::vector<std::string_view>> commands;
     FAIRY_RETURN_IF_ERROR(WorkerCommands(w, ttl_ms, &storage, &commands));
     FAIRY_ASSIGN_OR_RETURN(std::vector<Reply> r, client_->Pipeline(commands));
@@ -266,8 +266,7 @@ class RedisStore final : public Store {
   Status PutWorkersLater(
       const std::vector<std::pair<const WorkerRecord*, int64_t>>& workers) override {
     Status earlier = client_->TakeSendError();
-    std::vector<std::string> storage;
-    storage.reserve(4 * workers.size());
+    std::deque<std::string> storage;
     std::vector<std::vector<std::string_view>> commands;
     Status now;
     for (const auto& [worker, ttl_ms] : workers) {
@@ -341,8 +340,7 @@ class RedisStore final : public Store {
   // The XADDs of `lines`; `*storage` holds the strings they point into.
   std::vector<std::vector<std::string_view>> LogCommands(
       const std::vector<std::pair<std::string, LogLine>>& lines,
-      std::vector<std::string>* storage) const {
-    storage->reserve(2 * lines.size() + 1);
+      std::deque<std::string>* storage) const {
     const std::string& maxlen = storage->emplace_back(std::to_string(options_.log_max_len));
     std::vector<std::vector<std::string_view>> commands;
     commands.reserve(lines.size());
@@ -357,14 +355,14 @@ class RedisStore final : public Store {
 
   Status AppendLogsLater(const std::vector<std::pair<std::string, LogLine>>& lines) override {
     Status earlier = client_->TakeSendError();
-    std::vector<std::string> storage;
+    std::deque<std::string> storage;
     Status now = lines.empty() ? Status::OK() : client_->Send(LogCommands(lines, &storage));
     return earlier.ok() ? now : earlier;
   }
 
   Status AppendLogs(const std::vector<std::pair<std::string, LogLine>>& lines) override {
     if (lines.empty()) return Status::OK();
-    std::vector<std::string> storage;
+    std::deque<std::string> storage;
     FAIRY_ASSIGN_OR_RETURN(std::vector<Reply> replies,
                            client_->Pipeline(LogCommands(lines, &storage)));
     for (const Reply& r : replies) {
