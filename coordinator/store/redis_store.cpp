@@ -56,8 +56,8 @@ elseif ARGV[4] == 'rem' then
 end
 n = tonumber(ARGV[p])
 p = p + 1
--- Task records and live attempts: one HSET per 256 tasks, not two per task (an anchor's DONE
--- releases every frames task of its shot; analysis writes every task of the job).
+-- Task records and live attempts: one HSET per 256 tasks, not two calls per task (analysis
+-- writes every task of the job at once, a cancel or retry many).
 local k = 0
 while k < n do
   local records, attempts = {}, {}
