@@ -564,7 +564,7 @@ Status Scheduler::OnTaskDone(const RunningTask& task, const std::string& worker_
 void Scheduler::CompleteShotAnchor(JobEntry& job, int shot) {
   // The released tasks are not written: a frames task PENDING behind a DONE anchor is READY, and
   // Recover() reads it so. (Writing them made an anchor's DONE rewrite every frames task of its
-  // shot: 117 task records for a 118-frame shot with chunk_frames 1.)
+  // shot: 117 task records per shot in the loopback bench, with chunk_frames 1.)
   const TimeMs now = clock_->NowMs();
   for (size_t i = job.anchor_of_shot[shot] + 1; i < job.tasks.size() && job.tasks[i].shot == shot;
        ++i) {
