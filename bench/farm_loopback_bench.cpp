@@ -31,6 +31,7 @@
 #include <mutex>
 #include <queue>
 #include <thread>
+#include <tuple>
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
@@ -137,27 +138,32 @@ void SimulatePolled(const std::string& endpoint, int workers, int task_ms,
     // (measured from when the DONE was sent).
     zmq::poll(items.data(), items.size(),
               std::chrono::milliseconds(std::max<int64_t>(0, (wait_us + 999) / 1000)));
+    // Take every waiting message off its socket first, stamping it as it comes, then decode
+    // them: a TASK's receive time must not include the decoding of the TASKs ahead of it.
+    std::vector<std::tuple<int, Clock::time_point, std::vector<zmq::message_t>>> arrived;
     for (int w = 0; w < workers; ++w) {
       auto& s = sockets[static_cast<size_t>(w)];
       while (s.get(zmq::sockopt::events) & ZMQ_POLLIN) {
         std::vector<zmq::message_t> parts;
         if (!zmq::recv_multipart(s, std::back_inserter(parts), zmq::recv_flags::dontwait)) break;
-        auto received = Clock::now();
-        std::vector<std::string> frames;
-        for (auto& p : parts) frames.push_back(p.to_string());
-        auto m = fairy::protocol::Decode(frames);
-        auto* task = m.ok() ? std::get_if<fairy::protocol::Task>(&*m) : nullptr;
-        if (task == nullptr) continue;
-        if (has_done[static_cast<size_t>(w)]) {
-          const Clock::time_point sent = last_done[static_cast<size_t>(w)];
-          latencies_ms->push_back(
-              {sent, std::chrono::duration<double, std::milli>(received - sent).count()});
-        }
-        if (task_ms == 0) {
-          send_done(w, SimDone(*task));
-        } else {
-          pending.push({received + std::chrono::milliseconds(task_ms), {w, SimDone(*task)}});
-        }
+        arrived.emplace_back(w, Clock::now(), std::move(parts));
+      }
+    }
+    for (auto& [w, received, parts] : arrived) {
+      std::vector<std::string> frames;
+      for (auto& p : parts) frames.push_back(p.to_string());
+      auto m = fairy::protocol::Decode(frames);
+      auto* task = m.ok() ? std::get_if<fairy::protocol::Task>(&*m) : nullptr;
+      if (task == nullptr) continue;
+      if (has_done[static_cast<size_t>(w)]) {
+        const Clock::time_point sent = last_done[static_cast<size_t>(w)];
+        latencies_ms->push_back(
+            {sent, std::chrono::duration<double, std::milli>(received - sent).count()});
+      }
+      if (task_ms == 0) {
+        send_done(w, SimDone(*task));
+      } else {
+        pending.push({received + std::chrono::milliseconds(task_ms), {w, SimDone(*task)}});
       }
     }
   }
