@@ -342,13 +342,9 @@ void Coordinator::Execute(Actions actions) {
 const nlohmann::json& Coordinator::TaskSettings(const JobPlan& plan, const std::string& job_id,
                                                 const scheduler::ShotPlan& shot) {
   constexpr size_t kMaxShots = 4096;  // about 1 KB each
-  const auto same = [](const scheduler::ShotPlan& a, const scheduler::ShotPlan& b) {
-    return a.index == b.index && a.first_frame == b.first_frame && a.frame_count == b.frame_count &&
-           a.anchor_frames == b.anchor_frames;
-  };
   auto key = std::make_pair(job_id, shot.index);
   auto it = shot_settings_.find(key);
-  if (it != shot_settings_.end() && same(it->second.shot, shot)) return it->second.settings;
+  if (it != shot_settings_.end() && it->second.shot == shot) return it->second.settings;
   if (shot_settings_.size() >= kMaxShots) shot_settings_.clear();
   ShotSettings& entry = shot_settings_[key];
   entry.shot = shot;

@@ -56,6 +56,7 @@ struct ShotPlan {
   int64_t first_frame = 0;
   int64_t frame_count = 0;
   std::vector<int64_t> anchor_frames;  // absolute frame indices
+  bool operator==(const ShotPlan&) const = default;
 };
 
 struct TaskRecord {

@@ -265,19 +265,25 @@ class RedisStore final : public Store {
 
   Status PutWorkersLater(
       const std::vector<std::pair<const WorkerRecord*, int64_t>>& workers) override {
-    Status earlier = client_->TakeSendError();
     std::deque<std::string> storage;
     std::vector<std::vector<std::string_view>> commands;
-    Status now;
+    Status built;
     for (const auto& [worker, ttl_ms] : workers) {
       Status s = WorkerCommands(*worker, ttl_ms, &storage, &commands);
-      if (now.ok()) now = s;
+      if (built.ok()) built = s;
     }
-    if (!commands.empty()) {
-      Status s = client_->Send(commands);
-      if (now.ok()) now = s;
-    }
-    return earlier.ok() ? now : earlier;
+    return SendLater(commands, built);
+  }
+
+  // Sends `commands` without waiting (RedisClient::Send). Returns the first error known by now of
+  // earlier such writes, else `prepared` (an error in making these commands), else whether these
+  // could be sent.
+  Status SendLater(const std::vector<std::vector<std::string_view>>& commands,
+                   Status prepared = Status::OK()) {
+    Status earlier = client_->TakeSendError();
+    Status now = commands.empty() ? Status::OK() : client_->Send(commands);
+    if (!earlier.ok()) return earlier;
+    return prepared.ok() ? now : prepared;
   }
 
   Status DeleteWorker(const std::string& worker_id) override {
@@ -354,10 +360,8 @@ class RedisStore final : public Store {
   }
 
   Status AppendLogsLater(const std::vector<std::pair<std::string, LogLine>>& lines) override {
-    Status earlier = client_->TakeSendError();
     std::deque<std::string> storage;
-    Status now = lines.empty() ? Status::OK() : client_->Send(LogCommands(lines, &storage));
-    return earlier.ok() ? now : earlier;
+    return SendLater(LogCommands(lines, &storage));
   }
 
   Status AppendLogs(const std::vector<std::pair<std::string, LogLine>>& lines) override {
