@@ -12,12 +12,19 @@
 //
 //   bench_farm_loopback [--workers 32] [--jobs 40] [--clip PATH] [--task-ms 5] [--aof yes|no]
 //                       [--sim poller|links] [--store both|redis|memory] [--load both|0|held]
+//                       [--samples PATH]
 //
 // --aof no runs the private redis-server without its append-only file (the farm runs with it).
 // --store and --load pick one row (e.g. for `perf record`: the jobs are submitted and analyzed
 // before the load starts, and the bench says on stderr when it starts).
 //
 // "p99 after" leaves out the latencies of DONEs sent in the first 250 ms of the load (kOpening).
+// "p99 steady (to)" also leaves out those sent once the first job has had its last TASK (printed
+// in parentheses, ms since the load started): from then on the jobs end (stitch, anchor cache
+// expiry) while the others run; this bench's 40 equal jobs share the workers in turn (aging
+// counts from a job's last assignment), so they all end within the last ~15 % of the load.
+// --samples appends every latency to PATH as tab-separated text: store, task ms, DONE sent (ms
+// since the load started), latency ms, job id of the TASK.
 //
 // Not a test: prints a table; docs/benchmarks.md records the command and the numbers.
 #include <pthread.h>
@@ -28,6 +35,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <mutex>
 #include <queue>
 #include <thread>
@@ -58,6 +66,7 @@ struct SimWorker {
 struct Sample {
   Clock::time_point done_sent;
   double ms = 0;
+  std::string job;  // the job of the TASK received
 };
 
 // The opening of a run: every job's anchor task finishes within a few ms, each releasing its
@@ -70,6 +79,8 @@ struct Result {
   double tasks_per_s = 0;
   double p50_ms = 0, p99_ms = 0, max_ms = 0;
   double p99_after_opening_ms = 0;
+  double p99_steady_ms = 0;     // after the opening, before the first job's last TASK
+  double first_job_end_ms = 0;  // since the load started
   int64_t tasks = 0;
 };
 
@@ -158,8 +169,9 @@ void SimulatePolled(const std::string& endpoint, int workers, int task_ms,
       if (task == nullptr) continue;
       if (has_done[static_cast<size_t>(w)]) {
         const Clock::time_point sent = last_done[static_cast<size_t>(w)];
-        latencies_ms->push_back(
-            {sent, std::chrono::duration<double, std::milli>(received - sent).count()});
+        latencies_ms->push_back({sent,
+                                 std::chrono::duration<double, std::milli>(received - sent).count(),
+                                 task->ref.job_id});
       }
       if (task_ms == 0) {
         send_done(w, SimDone(*task));
@@ -171,7 +183,7 @@ void SimulatePolled(const std::string& endpoint, int workers, int task_ms,
 }
 
 Result RunOnce(bool use_redis, bool aof, int workers, int jobs, const std::string& clip,
-               int task_ms, bool poller) {
+               int task_ms, bool poller, const std::string& samples_path) {
   std::unique_ptr<fairy::testing::RedisServer> redis;
   fairy::coordinator::CoordinatorOptions o;
   if (use_redis) {
@@ -269,7 +281,8 @@ Result RunOnce(bool use_redis, bool aof, int workers, int jobs, const std::strin
                 std::lock_guard<std::mutex> l2(lat_mutex);
                 latencies_ms.push_back(
                     {raw->last_done,
-                     std::chrono::duration<double, std::milli>(now - raw->last_done).count()});
+                     std::chrono::duration<double, std::milli>(now - raw->last_done).count(),
+                     task->ref.job_id});
               }
             }
             // The simulated work (on this worker's link thread; its heartbeats wait, as a busy
@@ -301,19 +314,47 @@ Result RunOnce(bool use_redis, bool aof, int workers, int jobs, const std::strin
   const auto p99 = [](std::vector<double>& v) {
     return v.empty() ? 0.0 : v[std::min(v.size() - 1, v.size() * 99 / 100)];
   };
-  std::vector<double> all, after_opening;
+  // A job ends when its last TASK has gone out; from the first such end on, jobs finishing
+  // (stitch, anchor cache expiry) share the loop and the CPU with the assignments.
+  std::map<std::string, Clock::time_point> last_task;  // by job
+  for (const Sample& x : latencies_ms) {
+    const auto received = x.done_sent + std::chrono::duration_cast<Clock::duration>(
+                                            std::chrono::duration<double, std::milli>(x.ms));
+    auto& t = last_task[x.job];
+    t = std::max(t, received);
+  }
+  Clock::time_point first_end = Clock::time_point::max();
+  for (const auto& [job, t] : last_task) first_end = std::min(first_end, t);
+  if (!last_task.empty()) {
+    r.first_job_end_ms = std::chrono::duration<double, std::milli>(first_end - start).count();
+  }
+  std::vector<double> all, after_opening, steady;
   for (const Sample& x : latencies_ms) {
     all.push_back(x.ms);
     if (x.done_sent >= start + kOpening) after_opening.push_back(x.ms);
+    if (x.done_sent >= start + kOpening && x.done_sent < first_end) steady.push_back(x.ms);
   }
   std::sort(all.begin(), all.end());
   std::sort(after_opening.begin(), after_opening.end());
+  std::sort(steady.begin(), steady.end());
   if (!all.empty()) {
     r.p50_ms = all[all.size() / 2];
     r.p99_ms = p99(all);
     r.max_ms = all.back();
   }
   r.p99_after_opening_ms = p99(after_opening);
+  r.p99_steady_ms = p99(steady);
+  if (!samples_path.empty()) {
+    std::FILE* f = std::fopen(samples_path.c_str(), "a");
+    if (f != nullptr) {
+      for (const Sample& x : latencies_ms) {
+        std::fprintf(f, "%s\t%d\t%.3f\t%.3f\t%s\n", use_redis ? "redis" : "memory", task_ms,
+                     std::chrono::duration<double, std::milli>(x.done_sent - start).count(), x.ms,
+                     x.job.c_str());
+      }
+      std::fclose(f);
+    }
+  }
   return r;
 }
 
@@ -328,14 +369,17 @@ int main(int argc, char** argv) {
   bool poller = true;
   std::string stores = "both";
   std::string loads = "both";
+  std::string samples;
   const char* usage =
       "usage: bench_farm_loopback [--workers 32] [--jobs 40] [--clip PATH] [--task-ms 5] "
-      "[--aof yes|no] [--sim poller|links] [--store both|redis|memory] [--load both|0|held]\n";
+      "[--aof yes|no] [--sim poller|links] [--store both|redis|memory] [--load both|0|held] "
+      "[--samples PATH]\n";
   for (int i = 1; i < argc; i += 2) {
     const bool known = !std::strcmp(argv[i], "--task-ms") || !std::strcmp(argv[i], "--aof") ||
                        !std::strcmp(argv[i], "--workers") || !std::strcmp(argv[i], "--jobs") ||
                        !std::strcmp(argv[i], "--clip") || !std::strcmp(argv[i], "--sim") ||
-                       !std::strcmp(argv[i], "--store") || !std::strcmp(argv[i], "--load");
+                       !std::strcmp(argv[i], "--store") || !std::strcmp(argv[i], "--load") ||
+                       !std::strcmp(argv[i], "--samples");
     if (!std::strcmp(argv[i], "--help") || !std::strcmp(argv[i], "-h")) {
       std::printf("%s", usage);
       return 0;
@@ -353,6 +397,7 @@ int main(int argc, char** argv) {
     if (!std::strcmp(argv[i], "--sim")) poller = std::strcmp(argv[i + 1], "links") != 0;
     if (!std::strcmp(argv[i], "--store")) stores = argv[i + 1];
     if (!std::strcmp(argv[i], "--load")) loads = argv[i + 1];
+    if (!std::strcmp(argv[i], "--samples")) samples = argv[i + 1];
   }
   if ((stores != "both" && stores != "redis" && stores != "memory") ||
       (loads != "both" && loads != "0" && loads != "held")) {
@@ -367,16 +412,18 @@ int main(int argc, char** argv) {
       "redis AOF %s\n",
       workers, poller ? "one poller thread" : "one DealerLink each", jobs, clip.c_str(),
       aof ? "everysec" : "off");
-  std::printf("%-8s %8s %8s %9s %8s %8s %8s %13s %13s\n", "store", "task ms", "tasks", "tasks/s",
-              "p50 ms", "p99 ms", "max ms", "p99 after ms", "loop us/task");
+  std::printf("%-8s %8s %8s %9s %8s %8s %8s %13s %14s %13s\n", "store", "task ms", "tasks",
+              "tasks/s", "p50 ms", "p99 ms", "max ms", "p99 after ms", "p99 steady (to)",
+              "loop us/task");
   for (int hold : {0, task_ms}) {
     if ((hold == 0 && loads == "held") || (hold != 0 && loads == "0")) continue;
     for (bool redis : {true, false}) {
       if ((redis && stores == "memory") || (!redis && stores == "redis")) continue;
-      Result r = RunOnce(redis, aof, workers, jobs, clip, hold, poller);
-      std::printf("%-8s %8d %8lld %9.0f %8.2f %8.2f %8.2f %13.2f %13.1f\n",
+      Result r = RunOnce(redis, aof, workers, jobs, clip, hold, poller, samples);
+      std::printf("%-8s %8d %8lld %9.0f %8.2f %8.2f %8.2f %13.2f %7.2f (%4.0f) %13.1f\n",
                   redis ? "redis" : "memory", hold, static_cast<long long>(r.tasks), r.tasks_per_s,
-                  r.p50_ms, r.p99_ms, r.max_ms, r.p99_after_opening_ms, r.loop_cpu_us_per_task);
+                  r.p50_ms, r.p99_ms, r.max_ms, r.p99_after_opening_ms, r.p99_steady_ms,
+                  r.first_job_end_ms, r.loop_cpu_us_per_task);
     }
     if (task_ms == 0) break;
   }

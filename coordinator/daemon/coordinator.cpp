@@ -1,5 +1,9 @@
 #include "coordinator/daemon/coordinator.h"
 
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <boost/asio/post.hpp>
 #include <filesystem>
 
@@ -29,6 +33,15 @@ scheduler::WorkerInfo InfoFrom(const protocol::Ready& r) {
 RunningTask RunningFrom(const protocol::TaskRef& ref) { return RunningTask{ref.job_id, ref.task_id, ref.attempt}; }
 
 bool IsStale(const Status& s) { return s.code() == Status::Code::kFailedPrecondition; }
+
+// Media work (probing, shot detection, encoding) runs at a lower CPU priority than the event loop
+// and the worker link, so a stitch never delays the assignments of other jobs' tasks.
+void LowerThisThreadsPriority() {
+  static thread_local const bool lowered = [] {
+    return setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), 10) == 0;
+  }();
+  (void)lowered;
+}
 
 }  // namespace
 
@@ -157,9 +170,11 @@ void Coordinator::Log(const std::string& job_id, const std::string& task_id, con
   l.task_id = task_id;
   l.worker_id = worker_id;
   l.line = line;
-  Status s = store_->AppendLog(job_id, l);
+  // Not waited for (an earlier write's error, if any, is what is reported here).
+  Status s = store_->AppendLogsLater({{job_id, std::move(l)}});
   if (!s.ok()) {
-    FAIRY_LOG(kWarn, "coordinator") << "job " << job_id << ": log append failed: " << s.ToString();
+    FAIRY_LOG(kWarn, "coordinator")
+        << "log lines or worker records (not waited for): " << s.ToString();
   }
 }
 
@@ -362,6 +377,7 @@ void Coordinator::StartAnalyze(const std::string& job_id) {
   }
   Log(job_id, "", "", "analyze: probing " + plan->input + " and detecting shots");
   net::post(media_pool_, [this, job_id, plan = *plan] {
+    LowerThisThreadsPriority();
     Result<AnalyzeResult> r = Analyze(plan);
     net::post(io_, [this, job_id, r = std::move(r)] {
       Actions actions;
@@ -399,6 +415,7 @@ void Coordinator::StartStitch(const std::string& job_id) {
   }
   Log(job_id, "", "", "stitch: encoding " + std::to_string(paths.size()) + " chunk(s) to " + plan->output);
   net::post(media_pool_, [this, job_id, plan = *plan, paths] {
+    LowerThisThreadsPriority();
     Result<StitchResult> r = Stitch(plan, paths);
     net::post(io_, [this, job_id, output = plan.output, work_dir = plan.work_dir, r = std::move(r)] {
       Actions actions;
