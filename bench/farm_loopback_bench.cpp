@@ -10,10 +10,13 @@
 // keeps them from taking the coordinator's and Redis's CPU (N DealerLinks would be 2N threads).
 // `--sim links` runs one DealerLink per worker instead (the workers' own link code, 2N threads).
 //
-//   bench_farm_loopback [--workers 32] [--jobs 40] [--clip PATH] [--task-ms 5] [--aof yes|no]
+//   bench_farm_loopback [--workers 32] [--jobs 40] [--clip PATH] [--task-ms 5] [--jitter 0] [--aof
+//   yes|no]
 //                       [--sim poller|links] [--store both|redis|memory] [--load both|0|held]
 //                       [--samples PATH]
 //
+// --jitter PCT draws each hold uniformly within +- PCT % of --task-ms (fixed seed): real edits
+// vary, while identical holds let the workers fall into step after any stall (see docs).
 // --aof no runs the private redis-server without its append-only file (the farm runs with it).
 // --store and --load pick one row (e.g. for `perf record`: the jobs are submitted and analyzed
 // before the load starts, and the bench says on stderr when it starts).
@@ -38,6 +41,7 @@
 #include <map>
 #include <mutex>
 #include <queue>
+#include <random>
 #include <thread>
 #include <tuple>
 #include <zmq.hpp>
@@ -95,6 +99,17 @@ fairy::protocol::Done SimDone(const fairy::protocol::Task& task) {
   return fairy::protocol::Done{task.ref, "/dev/null", task.frame_end - task.frame_begin, 0, 0};
 }
 
+// How long a simulated worker holds a task: task_ms, or uniformly within +- jitter_pct % of it
+// (real edits vary; identical holds let the workers fall into step after any stall).
+Clock::duration Hold(int task_ms, int jitter_pct, std::mt19937* rng) {
+  const double ms = static_cast<double>(task_ms);
+  if (jitter_pct <= 0) return std::chrono::milliseconds(task_ms);
+  std::uniform_real_distribution<double> d(ms * (1 - jitter_pct / 100.0),
+                                           ms * (1 + jitter_pct / 100.0));
+  return std::chrono::duration_cast<Clock::duration>(
+      std::chrono::duration<double, std::milli>(d(*rng)));
+}
+
 void SendMessage(zmq::socket_t& socket, const fairy::protocol::Message& message) {
   auto frames = fairy::protocol::Encode(message);
   for (size_t i = 0; i < frames.size(); ++i) {
@@ -104,11 +119,13 @@ void SendMessage(zmq::socket_t& socket, const fairy::protocol::Message& message)
 }
 
 // `workers` DEALER sockets on one thread: READY at connect, a HEARTBEAT a second, and for each
-// TASK a DONE after `task_ms`. Records DONE sent -> next TASK received per worker.
-void SimulatePolled(const std::string& endpoint, int workers, int task_ms,
+// TASK a DONE after `task_ms` (+- jitter_pct %). Records DONE sent -> next TASK received per
+// worker.
+void SimulatePolled(const std::string& endpoint, int workers, int task_ms, int jitter_pct,
                     const std::atomic<bool>* stop, std::atomic<int64_t>* done,
                     std::vector<Sample>* latencies_ms) {
   zmq::context_t context(1);
+  std::mt19937 rng(12345);  // the same holds in every run
   std::vector<zmq::socket_t> sockets;
   std::vector<zmq::pollitem_t> items;
   std::vector<Clock::time_point> last_done(static_cast<size_t>(workers));
@@ -176,14 +193,14 @@ void SimulatePolled(const std::string& endpoint, int workers, int task_ms,
       if (task_ms == 0) {
         send_done(w, SimDone(*task));
       } else {
-        pending.push({received + std::chrono::milliseconds(task_ms), {w, SimDone(*task)}});
+        pending.push({received + Hold(task_ms, jitter_pct, &rng), {w, SimDone(*task)}});
       }
     }
   }
 }
 
 Result RunOnce(bool use_redis, bool aof, int workers, int jobs, const std::string& clip,
-               int task_ms, bool poller, const std::string& samples_path) {
+               int task_ms, int jitter_pct, bool poller, const std::string& samples_path) {
   std::unique_ptr<fairy::testing::RedisServer> redis;
   fairy::coordinator::CoordinatorOptions o;
   if (use_redis) {
@@ -255,7 +272,8 @@ Result RunOnce(bool use_redis, bool aof, int workers, int jobs, const std::strin
   if (poller) {
     std::atomic<bool> stop{false};
     std::thread sim([&] {
-      SimulatePolled(coordinator->worker_endpoint(), workers, task_ms, &stop, &done, &latencies_ms);
+      SimulatePolled(coordinator->worker_endpoint(), workers, task_ms, jitter_pct, &stop, &done,
+                     &latencies_ms);
     });
     wait_for_all();
     stop.store(true);
@@ -271,7 +289,8 @@ Result RunOnce(bool use_redis, bool aof, int workers, int jobs, const std::strin
       d.worker_id = "sim-" + std::to_string(w);
       auto link = fairy::link::DealerLink::Start(
           d, [id = d.worker_id] { return SimReady(id); },
-          [raw, &lat_mutex, &latencies_ms, &done, task_ms](fairy::protocol::Message m) {
+          [raw, &lat_mutex, &latencies_ms, &done, task_ms, jitter_pct,
+           rng = std::make_shared<std::mt19937>(12345 + w)](fairy::protocol::Message m) {
             auto* task = std::get_if<fairy::protocol::Task>(&m);
             if (task == nullptr) return;
             auto now = Clock::now();
@@ -287,7 +306,7 @@ Result RunOnce(bool use_redis, bool aof, int workers, int jobs, const std::strin
             }
             // The simulated work (on this worker's link thread; its heartbeats wait, as a busy
             // GPU's would not, but task_ms is far below the heartbeat interval).
-            if (task_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(task_ms));
+            if (task_ms > 0) std::this_thread::sleep_for(Hold(task_ms, jitter_pct, rng.get()));
             {
               std::lock_guard<std::mutex> lock(raw->mutex);
               raw->last_done = Clock::now();
@@ -365,13 +384,15 @@ int main(int argc, char** argv) {
   int jobs = 40;
   std::string clip = fairy::testing::MediaPath("carphone_pristine.mp4");
   int task_ms = 5;
+  int jitter_pct = 0;
   bool aof = true;
   bool poller = true;
   std::string stores = "both";
   std::string loads = "both";
   std::string samples;
   const char* usage =
-      "usage: bench_farm_loopback [--workers 32] [--jobs 40] [--clip PATH] [--task-ms 5] "
+      "usage: bench_farm_loopback [--workers 32] [--jobs 40] [--clip PATH] [--task-ms 5] [--jitter "
+      "0] "
       "[--aof yes|no] [--sim poller|links] [--store both|redis|memory] [--load both|0|held] "
       "[--samples PATH]\n";
   for (int i = 1; i < argc; i += 2) {
@@ -379,7 +400,7 @@ int main(int argc, char** argv) {
                        !std::strcmp(argv[i], "--workers") || !std::strcmp(argv[i], "--jobs") ||
                        !std::strcmp(argv[i], "--clip") || !std::strcmp(argv[i], "--sim") ||
                        !std::strcmp(argv[i], "--store") || !std::strcmp(argv[i], "--load") ||
-                       !std::strcmp(argv[i], "--samples");
+                       !std::strcmp(argv[i], "--samples") || !std::strcmp(argv[i], "--jitter");
     if (!std::strcmp(argv[i], "--help") || !std::strcmp(argv[i], "-h")) {
       std::printf("%s", usage);
       return 0;
@@ -390,6 +411,7 @@ int main(int argc, char** argv) {
       return 2;
     }
     if (!std::strcmp(argv[i], "--task-ms")) task_ms = std::atoi(argv[i + 1]);
+    if (!std::strcmp(argv[i], "--jitter")) jitter_pct = std::atoi(argv[i + 1]);
     if (!std::strcmp(argv[i], "--aof")) aof = std::strcmp(argv[i + 1], "no") != 0;
     if (!std::strcmp(argv[i], "--workers")) workers = std::atoi(argv[i + 1]);
     if (!std::strcmp(argv[i], "--jobs")) jobs = std::atoi(argv[i + 1]);
@@ -400,18 +422,19 @@ int main(int argc, char** argv) {
     if (!std::strcmp(argv[i], "--samples")) samples = argv[i + 1];
   }
   if ((stores != "both" && stores != "redis" && stores != "memory") ||
-      (loads != "both" && loads != "0" && loads != "held")) {
+      (loads != "both" && loads != "0" && loads != "held") || jitter_pct < 0 || jitter_pct > 100) {
     std::fprintf(stderr,
-                 "bench_farm_loopback: --store takes both|redis|memory, --load both|0|held\n%s",
+                 "bench_farm_loopback: --store takes both|redis|memory, --load both|0|held, "
+                 "--jitter 0..100\n%s",
                  usage);
     return 2;
   }
   fairy::SetLogLevel(fairy::LogLevel::kError);
   std::printf(
       "farm loopback: %d simulated workers (%s), %d jobs of %s, chunk_frames 1, edit.batch 1, "
-      "redis AOF %s\n",
+      "redis AOF %s, holds +-%d %%\n",
       workers, poller ? "one poller thread" : "one DealerLink each", jobs, clip.c_str(),
-      aof ? "everysec" : "off");
+      aof ? "everysec" : "off", jitter_pct);
   std::printf("%-8s %8s %8s %9s %8s %8s %8s %13s %14s %13s\n", "store", "task ms", "tasks",
               "tasks/s", "p50 ms", "p99 ms", "max ms", "p99 after ms", "p99 steady (to)",
               "loop us/task");
@@ -419,7 +442,7 @@ int main(int argc, char** argv) {
     if ((hold == 0 && loads == "held") || (hold != 0 && loads == "0")) continue;
     for (bool redis : {true, false}) {
       if ((redis && stores == "memory") || (!redis && stores == "redis")) continue;
-      Result r = RunOnce(redis, aof, workers, jobs, clip, hold, poller, samples);
+      Result r = RunOnce(redis, aof, workers, jobs, clip, hold, jitter_pct, poller, samples);
       std::printf("%-8s %8d %8lld %9.0f %8.2f %8.2f %8.2f %13.2f %7.2f (%4.0f) %13.1f\n",
                   redis ? "redis" : "memory", hold, static_cast<long long>(r.tasks), r.tasks_per_s,
                   r.p50_ms, r.p99_ms, r.max_ms, r.p99_after_opening_ms, r.p99_steady_ms,
