@@ -171,7 +171,7 @@ void Coordinator::Log(const std::string& job_id, const std::string& task_id, con
   l.worker_id = worker_id;
   l.line = line;
   // Not waited for (an earlier write's error, if any, is what is reported here).
-  Status s = store_->AppendLogsLater({{job_id, std::move(l)}});
+  Status s = store_->AppendLogsLater({{job_id, l}});
   if (!s.ok()) {
     FAIRY_LOG(kWarn, "coordinator")
         << "log lines or worker records (not waited for): " << s.ToString();
