@@ -34,6 +34,15 @@ RunningTask RunningFrom(const protocol::TaskRef& ref) { return RunningTask{ref.j
 
 bool IsStale(const Status& s) { return s.code() == Status::Code::kFailedPrecondition; }
 
+// What a write made without waiting (Store::AppendLogsLater, PutWorkersLater) returns: the first
+// error of any such earlier write, so it cannot say which one failed.
+void WarnIfWriteLaterFailed(const Status& s) {
+  if (!s.ok()) {
+    FAIRY_LOG(kWarn, "coordinator")
+        << "log lines or worker records (not waited for): " << s.ToString();
+  }
+}
+
 // Media work (probing, shot detection, encoding) runs at a lower CPU priority than the event loop
 // and the worker link, so a stitch never delays the assignments of other jobs' tasks.
 void LowerThisThreadsPriority() {
@@ -170,12 +179,7 @@ void Coordinator::Log(const std::string& job_id, const std::string& task_id, con
   l.task_id = task_id;
   l.worker_id = worker_id;
   l.line = line;
-  // Not waited for (an earlier write's error, if any, is what is reported here).
-  Status s = store_->AppendLogsLater({{job_id, l}});
-  if (!s.ok()) {
-    FAIRY_LOG(kWarn, "coordinator")
-        << "log lines or worker records (not waited for): " << s.ToString();
-  }
+  WarnIfWriteLaterFailed(store_->AppendLogsLater({{job_id, l}}));
 }
 
 void Coordinator::OnWorkerMessages() {
@@ -191,11 +195,7 @@ void Coordinator::OnWorkerMessages() {
   ExecuteAndDispatch(std::move(actions));
   // Log lines are written after the actions and the dispatch, without waiting for Redis's
   // answer: they are not on the DONE -> TASK path.
-  Status s = store_->AppendLogsLater(logs);
-  if (!s.ok()) {
-    FAIRY_LOG(kWarn, "coordinator")
-        << "task log lines or worker records (not waited for): " << s.ToString();
-  }
+  WarnIfWriteLaterFailed(store_->AppendLogsLater(logs));
 }
 
 void Coordinator::HandleWorkerMessage(const std::string& peer, protocol::Message message, Actions* out,
@@ -346,11 +346,7 @@ void Coordinator::Execute(Actions actions) {
     std::vector<std::pair<const scheduler::WorkerRecord*, int64_t>> workers;
     workers.reserve(worker_writes.size());
     for (const auto* w : worker_writes) workers.emplace_back(&w->worker, w->ttl_ms);
-    Status s = store_->PutWorkersLater(workers);
-    if (!s.ok()) {
-      FAIRY_LOG(kWarn, "coordinator")
-          << "worker records or task log lines (not waited for): " << s.ToString();
-    }
+    WarnIfWriteLaterFailed(store_->PutWorkersLater(workers));
   }
 }
 
