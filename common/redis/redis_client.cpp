@@ -1,6 +1,7 @@
 #include "common/redis/redis_client.h"
 
 #include <hiredis/hiredis.h>
+#include <poll.h>
 #include <sys/time.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -302,7 +303,18 @@ Status RedisClient::ConnectOnce() {
   return Status::OK();
 }
 
+// True when the server closed an idle connection (a Redis restart, a client timeout): with no
+// reply outstanding, anything readable on the socket is the close (RESP2 pushes nothing
+// unasked). Checked before each call, so the call goes to a fresh connection instead of failing
+// on the dead one.
+bool RedisClient::ClosedByServer() const {
+  if (context_ == nullptr || sent_unread_ > 0) return false;
+  pollfd p{context_->fd, POLLIN | POLLRDHUP, 0};
+  return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLIN | POLLRDHUP | POLLHUP | POLLERR)) != 0;
+}
+
 Status RedisClient::EnsureConnected() {
+  if (ClosedByServer()) Disconnect();
   if (context_ != nullptr) return Status::OK();
   int backoff = options_.reconnect_backoff_ms;
   Status last;

@@ -6,11 +6,12 @@
 //
 // Errors: a connection, timeout or protocol failure returns Status::Unavailable naming the
 // endpoint ("redis 127.0.0.1:6379: ..."); the broken connection is dropped and the NEXT call
-// reconnects (with `reconnect_attempts` tries and a short exponential backoff). A command is never
-// re-sent automatically after a failure, because it may have executed (XADD, INCR are not
-// idempotent); the caller decides whether to retry. A Redis error reply (WRONGTYPE, NOSCRIPT,
-// a Lua error) from Command()/Eval() returns Status::FailedPrecondition with the command name and
-// the server's message.
+// reconnects (with `reconnect_attempts` tries and a short exponential backoff); so does a call
+// that finds its idle connection closed by the server (a Redis restart), before it sends anything.
+// A command is never re-sent automatically after a failure, because it may have executed (XADD,
+// INCR are not idempotent); the caller decides whether to retry. A Redis error reply (WRONGTYPE,
+// NOSCRIPT, a Lua error) from Command()/Eval() returns Status::FailedPrecondition with the command
+// name and the server's message.
 #pragma once
 
 #include <cstdint>
@@ -146,7 +147,8 @@ class RedisClient {
 
  private:
   explicit RedisClient(RedisOptions options);
-  Status EnsureConnected();
+  Status EnsureConnected();  // replaces a missing or server-closed connection
+  bool ClosedByServer() const;
   Status ConnectOnce();
   Status Fail(std::string_view what);  // drops the connection, returns Unavailable
   Status WriteRaw(const std::vector<std::vector<std::string_view>>& commands);

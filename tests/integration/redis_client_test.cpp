@@ -213,6 +213,23 @@ TEST_F(RedisClientTest, ReconnectsAfterServerRestartAndReportsUnavailableWhileDo
   EXPECT_EQ(client_->reconnects(), 1);
 }
 
+// A connection the server closed while the client was idle (Redis restarted between two calls)
+// is replaced before the next call is sent: that call succeeds instead of failing on the dead
+// socket (the coordinator's first write after a Redis restart used to fail this way).
+TEST_F(RedisClientTest, ConnectionClosedWhileIdleIsReplacedBeforeTheNextCall) {
+  ASSERT_TRUE(client_->Command({"SET", "idle", "1"}).ok());
+  server_->Kill();
+  ASSERT_TRUE(server_->Restart().ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the close reaches the socket
+  auto first = client_->Command({"PING"});
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  EXPECT_EQ(first->str, "PONG");
+  EXPECT_EQ(client_->reconnects(), 1);
+  auto pipelined = client_->Pipeline({{"PING"}, {"PING"}});
+  ASSERT_TRUE(pipelined.ok()) << pipelined.status().ToString();
+  EXPECT_EQ(client_->reconnects(), 1) << "a live idle connection is kept";
+}
+
 TEST_F(RedisClientTest, LargeValuesGoStraightFromAndIntoCallerBuffers) {
   std::string big(5 << 20, '\0');
   for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>((i * 2654435761u) >> 13);
