@@ -141,18 +141,21 @@ std::string TasksTable(const json& job) {
            "FPS", "ERROR"},
           {false, false, true, true, false, false, true, false, true, true, false});
   for (const auto& k : job.value("tasks", json::array())) {
-    int64_t started = Int(k, "started_ms") > 0 ? Int(k, "started_ms") : Int(k, "assigned_ms");
-    double secs =
-        started > 0 ? static_cast<double>(
-                          (Int(k, "finished_ms") > 0 ? Int(k, "finished_ms") : NowMs()) - started) /
-                          1000.0
-                    : 0;
-    double fps = secs > 0 ? static_cast<double>(Int(k, "frames_done")) / secs : 0;
+    // An attempt runs from when it was sent (a worker starts what it gets) until it ended; a task
+    // waiting for its first or next attempt shows none.
+    const std::string state = Str(k, "state");
+    const bool live = state == "ASSIGNED" || state == "RUNNING";
+    const int64_t started = live || Int(k, "finished_ms") > 0 ? Int(k, "assigned_ms") : 0;
+    const int64_t ended = live ? NowMs() : Int(k, "finished_ms");
+    const double secs = started > 0 ? static_cast<double>(ended - started) / 1000.0 : 0;
+    const double fps = secs > 0 ? static_cast<double>(Int(k, "frames_done")) / secs : 0;
+    const int64_t total =
+        k.contains("frames_total") ? Int(k, "frames_total") : Int(k, "frame_count");
     t.AddRow({Str(k, "id"), Str(k, "kind"), std::to_string(Int(k, "shot")),
-              std::to_string(Int(k, "frames_done")) + "/" + std::to_string(Int(k, "frame_count")),
-              Str(k, "state"), Str(k, "worker").empty() ? "-" : Str(k, "worker"),
-              std::to_string(Int(k, "attempt")), FormatTime(started),
-              Runtime(started, Int(k, "finished_ms")), FormatRate(fps), Str(k, "error")});
+              std::to_string(Int(k, "frames_done")) + "/" + std::to_string(total), state,
+              Str(k, "worker").empty() ? "-" : Str(k, "worker"), std::to_string(Int(k, "attempt")),
+              FormatTime(started), started > 0 ? FormatDuration(secs) : "-", FormatRate(fps),
+              Str(k, "error")});
   }
   return t.Render();
 }

@@ -29,16 +29,36 @@ double Rate(int64_t frames, int64_t start_ms, int64_t end_ms) {
   return static_cast<double>(frames) * 1000.0 / static_cast<double>(end_ms - start_ms);
 }
 
-int64_t TaskFramesDone(const scheduler::TaskRecord& t) {
-  return t.state == scheduler::TaskState::kDone ? t.frame_count : std::min(t.frames_done, t.frame_count);
+// The frames a task edits: a frames task its range, an anchor task its shot's anchors (its range
+// is the whole shot, which it reads to pick them).
+int64_t TaskFramesTotal(const scheduler::JobRecord& job, const scheduler::TaskRecord& t) {
+  if (t.kind != scheduler::TaskKind::kAnchor) return t.frame_count;
+  if (t.shot < 0 || t.shot >= static_cast<int>(job.shots.size())) return 0;
+  return static_cast<int64_t>(job.shots[t.shot].anchor_frames.size());
 }
 
-json TaskJson(const scheduler::TaskRecord& t) {
-  return json{{"id", t.task_id},          {"kind", scheduler::Name(t.kind)}, {"shot", t.shot},
-              {"first_frame", t.first_frame}, {"frame_count", t.frame_count}, {"state", scheduler::Name(t.state)},
-              {"attempt", t.attempt},     {"failures", t.failures},   {"worker", t.worker_id},
-              {"assigned_ms", t.assigned_ms}, {"started_ms", t.started_ms}, {"finished_ms", t.finished_ms},
-              {"frames_done", TaskFramesDone(t)}, {"result", t.result}, {"error", t.last_error}};
+int64_t TaskFramesDone(const scheduler::TaskRecord& t, int64_t total) {
+  return t.state == scheduler::TaskState::kDone ? total : std::min(t.frames_done, total);
+}
+
+json TaskJson(const scheduler::JobRecord& job, const scheduler::TaskRecord& t) {
+  const int64_t total = TaskFramesTotal(job, t);
+  return json{{"id", t.task_id},
+              {"kind", scheduler::Name(t.kind)},
+              {"shot", t.shot},
+              {"first_frame", t.first_frame},
+              {"frame_count", t.frame_count},
+              {"state", scheduler::Name(t.state)},
+              {"attempt", t.attempt},
+              {"failures", t.failures},
+              {"worker", t.worker_id},
+              {"assigned_ms", t.assigned_ms},
+              {"started_ms", t.started_ms},
+              {"finished_ms", t.finished_ms},
+              {"frames_total", total},
+              {"frames_done", TaskFramesDone(t, total)},
+              {"result", t.result},
+              {"error", t.last_error}};
 }
 
 }  // namespace
@@ -114,13 +134,16 @@ Result<json> Coordinator::JobStatus(const std::string& job_id) {
   }
   std::vector<std::map<std::string, int>> shot_states(shots.size());
   for (const auto* t : scheduler_->Tasks(job_id)) {
-    tasks.push_back(TaskJson(*t));
+    tasks.push_back(TaskJson(*job, *t));
     if (t->shot < 0 || t->shot >= static_cast<int>(shots.size())) continue;
     json& s = shots[t->shot];
     shot_states[t->shot][scheduler::Name(t->state)]++;
-    if (t->kind == scheduler::TaskKind::kFrames) s["frames_done"] = s["frames_done"].get<int64_t>() + TaskFramesDone(*t);
+    if (t->kind == scheduler::TaskKind::kFrames) {
+      s["frames_done"] = s["frames_done"].get<int64_t>() + TaskFramesDone(*t, t->frame_count);
+    }
     s["attempt"] = std::max<int64_t>(s["attempt"].get<int64_t>(), t->attempt);
-    int64_t start = t->started_ms > 0 ? t->started_ms : t->assigned_ms;
+    // A shot starts when its first task went to a worker (which starts a task when it gets it).
+    const int64_t start = t->assigned_ms;
     if (start > 0 && (s["started_ms"].get<int64_t>() == 0 || start < s["started_ms"].get<int64_t>())) s["started_ms"] = start;
     s["finished_ms"] = std::max<int64_t>(s["finished_ms"].get<int64_t>(), t->finished_ms);
     if (scheduler::IsLive(t->state) || s["worker"].get<std::string>().empty()) {

@@ -516,10 +516,14 @@ Status Scheduler::OnTaskProgress(const RunningTask& task, const std::string& wor
   TaskRecord& t = job->tasks[index];
   const TimeMs now = clock_->NowMs();
   const bool started = t.state == TaskState::kAssigned;
+  const int64_t done = std::clamp<int64_t>(frames_done, 0, t.frame_count);
+  t.progress_ms = now;
+  // A report without news (a worker's step pulse: alive, no new frame) only moves the silence
+  // clock; it is not written, so a long stretch of steps costs no Redis writes or events.
+  if (!started && done == t.frames_done) return Status::OK();
   t.state = TaskState::kRunning;
   if (started) t.started_ms = now;
-  t.progress_ms = now;
-  t.frames_done = std::clamp<int64_t>(frames_done, 0, t.frame_count);
+  t.frames_done = done;
   Mutation m;
   m.tasks.push_back(t);
   AddEvent(&m, started ? "task.running" : "task.progress", t.job_id, t.task_id, worker_id,

@@ -74,7 +74,30 @@ class ScriptedFarm : public api::ControlHandler {
                    {"frames_done", 4},
                    {"worker", "gpu02"},
                    {"attempt", 2}}};
-    j["tasks"] = json::array();
+    j["tasks"] = {{{"id", "s001-anchor"},
+                   {"kind", "ANCHOR"},
+                   {"shot", 1},
+                   {"frame_count", 100},
+                   {"frames_total", 3},
+                   {"frames_done", 3},
+                   {"state", "DONE"},
+                   {"worker", "gpu02"},
+                   {"attempt", 1},
+                   {"assigned_ms", 1700000010000},
+                   {"started_ms", 1700000019000},
+                   {"finished_ms", 1700000020000}},
+                  {{"id", "s001-f000084-000107"},
+                   {"kind", "FRAMES"},
+                   {"shot", 1},
+                   {"frame_count", 24},
+                   {"frames_total", 24},
+                   {"frames_done", 0},
+                   {"state", "READY"},
+                   {"worker", "gpu03"},
+                   {"attempt", 1},
+                   {"assigned_ms", 1700000030000},
+                   {"finished_ms", 0},
+                   {"error", "worker gpu03 gone"}}};
     return j;
   }
   Result<json> Control(const std::string& id, const std::string& op, int priority) override {
@@ -185,6 +208,20 @@ TEST_F(FarmCliTest, StatusShowsThePerShotTable) {
   EXPECT_NE(o.text.find("SHOT"), std::string::npos);
   EXPECT_NE(o.text.find("60-159"), std::string::npos);
   EXPECT_NE(o.text.find("gpu02"), std::string::npos);
+  // Tasks: an anchor task counts its anchors and ran from its assignment (10 s, not the 1 s since
+  // its first progress); a task waiting for its next attempt shows no start or runtime.
+  Output tasks = Run("status job-1 --tasks");
+  ASSERT_EQ(tasks.exit_code, 0) << tasks.text;
+  std::string anchor_row = tasks.text.substr(tasks.text.find("s001-anchor"));
+  anchor_row = anchor_row.substr(0, anchor_row.find('\n'));
+  EXPECT_NE(anchor_row.find(" 3/3 "), std::string::npos) << anchor_row;
+  EXPECT_NE(anchor_row.find(" 10s "), std::string::npos) << anchor_row;
+  EXPECT_NE(anchor_row.find(" 0.3"), std::string::npos) << anchor_row;
+  std::string ready_row = tasks.text.substr(tasks.text.find("s001-f000084-000107"));
+  ready_row = ready_row.substr(0, ready_row.find('\n'));
+  EXPECT_NE(ready_row.find(" 0/24 "), std::string::npos) << ready_row;
+  EXPECT_EQ(ready_row.find(":"), std::string::npos) << "no start time: " << ready_row;
+  EXPECT_NE(ready_row.find("worker gpu03 gone"), std::string::npos) << ready_row;
   Output missing = Run("status job-404");
   EXPECT_EQ(missing.exit_code, 1);
   EXPECT_NE(missing.text.find("no job 'job-404'"), std::string::npos);

@@ -166,6 +166,18 @@ TEST_F(FarmCoordinatorTest, JobRunsThroughAnalyzeAnchorsFramesAndStitch) {
   ASSERT_EQ(done["state"], "DONE") << done.dump(1);
   EXPECT_EQ(done["shots"].size(), 3u);
   EXPECT_EQ(done["frames_done"], 132);
+  // A task counts the frames it edits (an anchor task its shot's anchors, not the shot it reads)
+  // and runs from when its attempt was sent.
+  for (const json& t : done["tasks"]) {
+    const json& shot = done["shots"][t["shot"].get<size_t>()];
+    const size_t edits =
+        t["kind"] == "ANCHOR" ? shot["anchors"].size() : t["frame_count"].get<size_t>();
+    EXPECT_EQ(t["frames_total"], edits) << t.dump();
+    EXPECT_EQ(t["frames_done"], edits) << t.dump();
+    EXPECT_GT(t["assigned_ms"].get<int64_t>(), 0) << t.dump();
+    EXPECT_LE(t["assigned_ms"].get<int64_t>(), t["finished_ms"].get<int64_t>()) << t.dump();
+    EXPECT_LE(shot["started_ms"].get<int64_t>(), t["assigned_ms"].get<int64_t>()) << t.dump();
+  }
   auto src = media::Probe(testing::MediaPath("bigbuckbunny.mp4"));
   auto got = media::Probe(out);
   ASSERT_TRUE(got.ok()) << got.status().ToString();

@@ -40,6 +40,15 @@ class Recorder {
     return out;
   }
   template <typename M>
+  std::vector<M> All() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    std::vector<M> out;
+    for (const Received& r : items_) {
+      if (const auto* m = std::get_if<M>(&r.second)) out.push_back(*m);
+    }
+    return out;
+  }
+  template <typename M>
   size_t Count() {
     std::lock_guard<std::mutex> lock(mutex_);
     return std::count_if(items_.begin(), items_.end(), [](const Received& r) { return std::holds_alternative<M>(r.second); });
@@ -60,13 +69,18 @@ class ScriptedExecutor : public TaskExecutor {
     int64_t total = ctx.task->frame_end - ctx.task->frame_begin;
     for (int64_t i = 0; i < total; ++i) {
       if (ctx.cancel->load()) return Status::Cancelled("cancelled");
-      std::this_thread::sleep_for(step);
+      for (int k = 0; k < pulses; ++k) {  // denoising steps: no new frame yet
+        ctx.progress(i, total, "");
+        std::this_thread::sleep_for(step / pulses);
+      }
+      if (pulses == 0) std::this_thread::sleep_for(step);
       ctx.progress(i + 1, total, "");
     }
     if (fail) return Status::InvalidArgument("input.mp4: bad frame");
     return TaskOutcome{"/chunks/" + ctx.task->ref.task_id + ".mkv", total, 0};
   }
   std::chrono::milliseconds step{10};
+  int pulses = 0;  // step-only progress reports per frame
   bool fail = false;
   std::atomic<int> started{0};
 };
@@ -120,6 +134,32 @@ TEST(FarmWorkerTest, RunsATaskWithProgressAndDone) {
   EXPECT_EQ(done->frames, 5);
   EXPECT_EQ(done->output, "/chunks/t1.mkv");
   EXPECT_EQ(f.in.Count<protocol::Progress>(), 5u);
+}
+
+// Executors report every denoising step; the worker sends each new frame count at once and a
+// step without news at most once per heartbeat interval (50 ms here), so a long stretch of steps
+// still shows the attempt alive without flooding the coordinator.
+TEST(FarmWorkerTest, StepProgressIsSentAtMostOncePerHeartbeatInterval) {
+  Farm f;
+  f.executor.step = std::chrono::milliseconds(120);
+  f.executor.pulses = 24;  // one every 5 ms
+  f.StartWorker();
+  ASSERT_TRUE(f.in.Wait<protocol::Ready>());
+  const auto start = std::chrono::steady_clock::now();
+  f.router->Send("w1", MakeTask("t1", 3));
+  ASSERT_TRUE(f.in.Wait<protocol::Done>());
+  const auto elapsed = std::chrono::steady_clock::now() - start;
+  std::vector<int64_t> done;
+  for (const protocol::Progress& p : f.in.All<protocol::Progress>()) done.push_back(p.frames_done);
+  // The first report and 3 new frame counts; pulses no closer than 50 ms (so at most
+  // elapsed / 50 ms of them), at least one per frame (each frame's steps last >= 120 ms).
+  // Sending every step would be 3 x 25 = 75 reports.
+  const size_t most_pulses = static_cast<size_t>(elapsed / 50ms);
+  EXPECT_GE(done.size(), 1u + 3u + 3u);
+  EXPECT_LE(done.size(), 1u + 3u + most_pulses) << "in " << (elapsed / 1ms) << " ms";
+  EXPECT_LT(done.size(), 40u);
+  EXPECT_TRUE(std::is_sorted(done.begin(), done.end()));
+  EXPECT_EQ(std::count(done.begin(), done.end(), 3), 1);
 }
 
 TEST(FarmWorkerTest, HeartbeatsFlowWhileATaskBlocks) {

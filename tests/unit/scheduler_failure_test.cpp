@@ -50,6 +50,20 @@ TEST_F(SchedulerFailureTest, ProgressMarksRunningAndIsPersisted) {
   ASSERT_EQ(c.persists.size(), 1u);
   EXPECT_EQ(c.persists[0].mutation.tasks.at(0).state, TaskState::kRunning);
   EXPECT_TRUE(c.HasEvent("task.running"));
+
+  // A pulse (the same frame count: steps of a batch) resets the silence clock without a write.
+  clock_.Advance(700);
+  Actions pulse;
+  ASSERT_TRUE(sched_->OnTaskProgress({"j", a.task.task_id, 1}, "w", 4, &pulse).ok());
+  EXPECT_TRUE(pulse.empty());
+  EXPECT_EQ(t->progress_ms, clock_.NowMs());
+  clock_.Advance(700);
+  Actions more;
+  ASSERT_TRUE(sched_->OnTaskProgress({"j", a.task.task_id, 1}, "w", 6, &more).ok());
+  Collected m(std::move(more));
+  ASSERT_EQ(m.persists.size(), 1u);
+  EXPECT_EQ(m.persists[0].mutation.tasks.at(0).frames_done, 6);
+  EXPECT_TRUE(m.HasEvent("task.progress"));
 }
 
 TEST_F(SchedulerFailureTest, SilentWorkerIsDeclaredDeadAndItsTaskRequeued) {

@@ -193,6 +193,11 @@ Result<TaskOutcome> EngineExecutor::Run(const TaskContext& ctx) {
     const protocol::TaskSettings& s = *ctx.settings;
     const protocol::Task& task = *ctx.task;
     const bool cache_mode = s.anchor_mode == "cache" && !options_.redis_url.empty();
+    // Progress counts the frames this attempt edits: an anchor task's anchors, a frames task's
+    // range.
+    const int64_t total = task.kind == protocol::TaskKind::kAnchor
+                              ? static_cast<int64_t>(s.anchor_frames.size())
+                              : task.frame_end - task.frame_begin;
 
     for (const std::string* path : {&s.input, &s.work_dir}) {
       if (!UnderRoots(*path, options_.storage_roots)) {
@@ -214,6 +219,7 @@ Result<TaskOutcome> EngineExecutor::Run(const TaskContext& ctx) {
       }
     }
     if (!model) {
+      ctx.progress(0, total, "loading model " + model_dir);
       engine::ModelOptions mo;
       mo.device = state_->device;
       mo.dtype = state_->dtype;
@@ -259,9 +265,6 @@ Result<TaskOutcome> EngineExecutor::Run(const TaskContext& ctx) {
     kf.engine_version = "fairy-anchor-cache/1 " + options_.device;
     r.key = anchor::AnchorCacheKey(kf);
 
-    const int64_t total = task.kind == protocol::TaskKind::kAnchor
-                              ? static_cast<int64_t>(s.anchor_frames.size())
-                              : task.frame_end - task.frame_begin;
     std::unique_ptr<redis::RedisClient> redis_client;
     std::unique_ptr<anchor::AnchorStore> anchors_store;
     auto store = [&]() -> Result<anchor::AnchorStore*> {
@@ -279,7 +282,7 @@ Result<TaskOutcome> EngineExecutor::Run(const TaskContext& ctx) {
 
     if (task.kind == protocol::TaskKind::kAnchor) {
       auto on_step = [&](int step, int steps) {
-        if (step == steps) ctx.progress(total, total, "");
+        ctx.progress(step == steps ? total : 0, total, "");
       };
       FAIRY_ASSIGN_OR_RETURN(std::shared_ptr<ShotAnchors> a, ComputeAnchors(r, on_step));
       FAIRY_RETURN_IF_ERROR(WriteAnchorOutputs(s, *a));
@@ -335,7 +338,7 @@ Result<TaskOutcome> EngineExecutor::Run(const TaskContext& ctx) {
       }
     }
     if (!a) {
-      FAIRY_ASSIGN_OR_RETURN(a, ComputeAnchors(r, {}));
+      FAIRY_ASSIGN_OR_RETURN(a, ComputeAnchors(r, [&](int, int) { ctx.progress(0, total, ""); }));
     }
     {
       std::lock_guard<std::mutex> lock(state_->mutex);
@@ -355,7 +358,8 @@ Result<TaskOutcome> EngineExecutor::Run(const TaskContext& ctx) {
       FAIRY_ASSIGN_OR_RETURN(torch::Tensor images, DecodeFrames(*reader, group));
       FAIRY_ASSIGN_OR_RETURN(
           torch::Tensor out,
-          engine::RunFramePass(*model, a->cache, images, group, r.edit, s.batch));
+          engine::RunFramePass(*model, a->cache, images, group, r.edit, s.batch,
+                               [&](int, int) { ctx.progress(done, total, ""); }));
       for (size_t j = 0; j < group.size(); ++j) {
         if (group[j] >= task.frame_begin && group[j] < task.frame_end) {
           edited[group[j]] = TensorToFrame(out[static_cast<int64_t>(j)], group[j]);

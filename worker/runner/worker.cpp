@@ -140,8 +140,25 @@ void Worker::RunAttempt(const Attempt& a) {
   ctx.task = &a.task;
   ctx.settings = &*settings;
   ctx.cancel = a.cancel.get();
-  ctx.progress = [this, ref](int64_t done, int64_t total, const std::string& line) {
-    link_->Send(protocol::Progress{ref, std::min(done, total), total, line});
+  // Executors report every denoising step, so that a long step-only stretch (an anchor pass, one
+  // batch of a large model) still shows the attempt is alive. A report with news (more frames, a
+  // log line, the end) is sent at once; one without is sent at most once per heartbeat interval.
+  auto last_sent = std::make_shared<ProgressSent>();
+  const auto pulse = std::chrono::milliseconds(options_.link.heartbeat_interval_ms);
+  ctx.progress = [this, ref, last_sent, pulse](int64_t done, int64_t total,
+                                               const std::string& line) {
+    done = std::min(done, total);
+    const auto now = std::chrono::steady_clock::now();
+    {
+      std::lock_guard<std::mutex> lock(last_sent->mutex);
+      const bool news =
+          !line.empty() || done == total || done > last_sent->done || last_sent->never;
+      if (!news && now - last_sent->at < pulse) return;
+      last_sent->never = false;
+      last_sent->done = std::max(done, last_sent->done);
+      last_sent->at = now;
+    }
+    link_->Send(protocol::Progress{ref, done, total, line});
   };
   Result<TaskOutcome> r = executor_->Run(ctx);
   int64_t ms = std::chrono::duration_cast<std::chrono::milliseconds>(

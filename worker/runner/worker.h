@@ -2,7 +2,8 @@
 //
 // Threads: the DealerLink's thread (protocol, heartbeats, reconnects) and `slots` task threads that
 // run the executor (the GPU work). TASK messages are queued; a free task thread takes the next one,
-// reports PROGRESS per batch, then DONE or FAILED. CANCEL stops a queued or running attempt.
+// reports PROGRESS (frames done at once; a step without news at most once per heartbeat
+// interval), then DONE or FAILED. CANCEL stops a queued or running attempt.
 // Heartbeats never wait for the GPU: they come from the link's thread.
 //
 // Shutdown (SIGTERM -> Drain()): takes no new tasks, lets the running ones finish for up to
@@ -11,6 +12,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -51,6 +53,12 @@ class Worker {
   int64_t tasks_done() const { return tasks_done_.load(); }
 
  private:
+  struct ProgressSent {  // an attempt's last PROGRESS sent (executors may report from any thread)
+    std::mutex mutex;
+    bool never = true;
+    int64_t done = 0;
+    std::chrono::steady_clock::time_point at;
+  };
   struct Attempt {
     protocol::Task task;
     std::shared_ptr<std::atomic<bool>> cancel = std::make_shared<std::atomic<bool>>(false);
