@@ -12,7 +12,8 @@ namespace fairy::config {
 namespace fs = std::filesystem;
 namespace {
 
-constexpr int64_t kMaxMs = int64_t{7} * 24 * 3600 * 1000;  // a week: longer is a typo
+constexpr int64_t kDayMs = int64_t{24} * 3600 * 1000;
+constexpr int64_t kMaxMs = 7 * kDayMs;  // a week: longer is a typo
 constexpr uint64_t kMinPartBytes = 1ull << 20;
 constexpr uint64_t kMaxPartBytes = 512ull << 20;  // Redis caps a value at 512 MB
 const std::vector<std::string_view> kLogLevels = {"debug", "info", "warning", "error"};
@@ -257,9 +258,10 @@ Result<CoordinatorConfig> ParseCoordinatorConfig(const std::string& text, const 
   auto tree = LoadTree(text, !file_name.empty() || !text.empty(), options, r, c);
   if (tree) {
     const YAML::Node& root = *tree;
-    r.CheckMap(root, "", {"worker_bind", "api", "redis", "storage_roots", "work_root",
-                          "default_model", "heartbeat_interval_ms", "heartbeat_liveness", "tasks",
-                          "media_threads", "anchor_cache", "log_level"});
+    r.CheckMap(root, "",
+               {"worker_bind", "api", "redis", "storage_roots", "work_root", "default_model",
+                "heartbeat_interval_ms", "heartbeat_liveness", "tasks", "media_threads",
+                "anchor_cache", "finished_job_ttl_ms", "log_level"});
     if (r.ReadString(root, "", "worker_bind", &cfg.worker_bind)) {
       CheckEndpoint(c, root, "", "worker_bind", cfg.worker_bind);
     }
@@ -316,6 +318,7 @@ Result<CoordinatorConfig> ParseCoordinatorConfig(const std::string& text, const 
                 static_cast<int64_t>(kMaxPartBytes), &cfg.anchor_cache_max_part_bytes);
       r.ReadInt(cache, "anchor_cache", "ttl_ms", 0, kMaxMs, &cfg.anchor_cache_ttl_ms);
     }
+    r.ReadInt(root, "", "finished_job_ttl_ms", 0, 365 * kDayMs, &cfg.finished_job_ttl_ms);
     r.ReadEnum(root, "", "log_level", kLogLevels, &cfg.log_level);
   }
   if (d->error_count() > errors_before) return ErrorsSince(*d, items_before);

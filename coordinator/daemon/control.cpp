@@ -91,6 +91,7 @@ json Coordinator::JobSummary(const scheduler::JobRecord& j) const {
 Result<json> Coordinator::Submit(const std::string& yaml, const std::string& source_name,
                                  std::optional<int> priority) {
   FAIRY_ASSIGN_OR_RETURN(std::vector<JobPlan> plans, ParseJobFile(yaml, source_name, options_.submit, priority));
+  FAIRY_RETURN_IF_ERROR(CheckOutputsAreFree(plans, source_name));
   json ids = json::array();
   for (auto& plan : plans) {
     std::string id;
@@ -113,6 +114,29 @@ Result<json> Coordinator::Submit(const std::string& yaml, const std::string& sou
   }
   ExecuteAndDispatch({});
   return json{{"jobs", ids}};
+}
+
+// Two unfinished jobs must not write one file: the later stitch would overwrite the earlier
+// result, and an output that is another job's input would destroy its source while it is read.
+// (Within one file the job parser checks the same.) A finished job's output may be rendered again.
+Status Coordinator::CheckOutputsAreFree(const std::vector<JobPlan>& plans,
+                                        const std::string& source_name) {
+  for (const scheduler::JobRecord* job : scheduler_->Jobs()) {
+    if (scheduler::IsFinal(job->state)) continue;
+    const JobPlan* other = Plan(job->job_id);
+    if (other == nullptr) continue;
+    for (const JobPlan& plan : plans) {
+      const char* as = plan.output == other->output  ? "output"
+                       : plan.output == other->input ? "input"
+                                                     : nullptr;
+      if (as == nullptr) continue;
+      return Status::FailedPrecondition(source_name + ": job '" + plan.name + "': output " +
+                                        plan.output + " is the " + as + " of job " + job->job_id +
+                                        " (" + scheduler::Name(job->state) +
+                                        "); cancel that job or choose another output");
+    }
+  }
+  return Status::OK();
 }
 
 Result<json> Coordinator::ListJobs() {

@@ -4,6 +4,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/asio/post.hpp>
 #include <filesystem>
 
@@ -116,7 +117,10 @@ Status Coordinator::Init() {
 }
 
 Status Coordinator::Reload() {
-  FAIRY_ASSIGN_OR_RETURN(std::vector<scheduler::JobSnapshot> snapshots, store_->LoadAll(/*unfinished_only=*/true));
+  // Finished jobs too: they stay listed, with their logs, and retryable until
+  // finished_job_ttl_ms has passed (PurgeFinishedJobs).
+  FAIRY_ASSIGN_OR_RETURN(std::vector<scheduler::JobSnapshot> snapshots,
+                         store_->LoadAll(/*unfinished_only=*/false));
   scheduler_ = std::make_unique<scheduler::Scheduler>(options_.scheduler, &clock_);
   plans_.clear();
   shot_settings_.clear();
@@ -132,11 +136,42 @@ Status Coordinator::Reload() {
   }
   Actions actions;
   FAIRY_RETURN_IF_ERROR(scheduler_->Recover(snapshots, &actions));
+  const auto unfinished = std::count_if(
+      snapshots.begin(), snapshots.end(),
+      [](const scheduler::JobSnapshot& s) { return !scheduler::IsFinal(s.job.state); });
   if (!snapshots.empty()) {
-    FAIRY_LOG(kInfo, "coordinator") << "resumed " << snapshots.size() << " unfinished job(s) from the store";
+    FAIRY_LOG(kInfo, "coordinator")
+        << "resumed " << unfinished << " unfinished job(s) from the store ("
+        << snapshots.size() - unfinished << " finished)";
   }
   Execute(std::move(actions));
+  PurgeFinishedJobs();
   return Status::OK();
+}
+
+void Coordinator::PurgeFinishedJobs() {
+  const int64_t ttl = options_.finished_job_ttl_ms;
+  const int64_t now = clock_.NowMs();
+  next_purge_ms_ = now + std::clamp<int64_t>(ttl / 10, options_.tick_ms, 60000);
+  if (ttl <= 0) return;
+  std::vector<std::string> expired;
+  for (const scheduler::JobRecord* j : scheduler_->Jobs()) {
+    const int64_t ended = j->finished_ms > 0 ? j->finished_ms : j->submit_ms;
+    if (scheduler::IsFinal(j->state) && now - ended >= ttl) expired.push_back(j->job_id);
+  }
+  for (const std::string& id : expired) {
+    Status s = store_->DeleteJob(id);
+    if (!s.ok()) {
+      FAIRY_LOG(kWarn, "coordinator")
+          << "deleting finished job " << id << ": " << s.ToString() << " (tried again later)";
+      return;
+    }
+    (void)scheduler_->Forget(id);
+    plans_.erase(id);
+    std::erase_if(shot_settings_, [&](const auto& e) { return e.first.first == id; });
+    FAIRY_LOG(kInfo, "coordinator")
+        << "job " << id << " deleted: finished more than finished_job_ttl_ms=" << ttl << " ago";
+  }
 }
 
 void Coordinator::Run() {
@@ -163,6 +198,7 @@ void Coordinator::ScheduleTick() {
     scheduler_->Tick(&actions);
     ExecuteAndDispatch(std::move(actions));
     RecordRate();
+    if (clock_.NowMs() >= next_purge_ms_) PurgeFinishedJobs();
     ScheduleTick();
   });
 }

@@ -8,7 +8,8 @@
 //   - the media pool (analyze, stitch) posts its results back.
 // Every Scheduler action list is executed in order; Persist actions (Redis first) come before the
 // actions that depend on them, so a coordinator killed at any point resumes from Redis: Start()
-// recovers every unfinished job and re-adopts the tasks that reconnecting workers report.
+// recovers every unfinished job and re-adopts the tasks that reconnecting workers report; finished
+// jobs are loaded too (listed, retryable) until finished_job_ttl_ms deletes them.
 #pragma once
 
 #include <atomic>
@@ -45,6 +46,7 @@ struct CoordinatorOptions {
   SubmitContext submit;         // storage roots, work root, default model
   int media_threads = 2;        // analyze/stitch pool size
   int64_t anchor_cache_ttl_ms = 3600 * 1000;  // a finished job's anchor cache lives this long
+  int64_t finished_job_ttl_ms = 0;  // a finished job is deleted this long after it ended; 0 = never
   int64_t tick_ms = 200;        // scheduler Tick period
 };
 
@@ -91,13 +93,16 @@ class Coordinator final : public api::ControlHandler {
   // round trip (a DONE and the next TASK cost one Redis round trip, not two).
   void ExecuteAndDispatch(scheduler::Actions actions);
   void ScheduleTick();
-  Status Reload();  // rebuilds the scheduler from the store (after a persist failure)
+  Status Reload();  // rebuilds the scheduler from the store (at start, after a persist failure)
+  // Deletes jobs finished more than finished_job_ttl_ms ago from the store and from memory.
+  void PurgeFinishedJobs();
   const JobPlan* Plan(const std::string& job_id);
   void StartAnalyze(const std::string& job_id);
   void StartStitch(const std::string& job_id);
   void DropAnchorCache(const std::string& job_id, bool delete_now);
   void RecordRate();
   nlohmann::json JobSummary(const scheduler::JobRecord& job) const;
+  Status CheckOutputsAreFree(const std::vector<JobPlan>& plans, const std::string& source_name);
   void Log(const std::string& job_id, const std::string& task_id, const std::string& worker_id,
            const std::string& line);
 
@@ -116,6 +121,7 @@ class Coordinator final : public api::ControlHandler {
   std::unique_ptr<api::HttpServer> api_;
   std::string worker_endpoint_;
   std::atomic<bool> shutting_down_{false};
+  int64_t next_purge_ms_ = 0;  // PurgeFinishedJobs' next run
 
   std::map<std::string, JobPlan> plans_;             // job id -> plan (parsed spec)
   std::map<std::string, std::string> worker_peers_;  // worker id -> routing id

@@ -33,6 +33,7 @@ CoordinatorOptions OptionsFromConfig(const config::CoordinatorConfig& c) {
   o.scheduler.aging_ms_per_point = c.aging_ms_per_point;
   o.media_threads = c.media_threads;
   o.anchor_cache_ttl_ms = c.anchor_cache_ttl_ms;
+  o.finished_job_ttl_ms = c.finished_job_ttl_ms;
   o.tick_ms = std::clamp<int64_t>(c.heartbeat_interval_ms / 4, 20, 500);
   return o;
 }

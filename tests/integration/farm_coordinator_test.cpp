@@ -97,6 +97,7 @@ class FarmCoordinatorTest : public ::testing::Test {
     o.scheduler.heartbeat_liveness = 5;
     o.scheduler.retry_backoff_ms = 50;
     o.tick_ms = 50;
+    o.finished_job_ttl_ms = finished_job_ttl_ms_;
     auto c = coordinator::Coordinator::Start(o);
     ASSERT_TRUE(c.ok()) << c.status().ToString();
     coordinator_ = std::move(c).value();
@@ -150,6 +151,7 @@ class FarmCoordinatorTest : public ::testing::Test {
   }
 
   std::unique_ptr<testing::RedisServer> redis_;
+  int64_t finished_job_ttl_ms_ = 0;
   std::string dir_;
   std::unique_ptr<coordinator::Coordinator> coordinator_;
   std::thread thread_;
@@ -212,6 +214,69 @@ TEST_F(FarmCoordinatorTest, CancelDropsTheAnchorCacheAndStopsTheWorkers) {
   ASSERT_TRUE(w.ok());
   for (const auto& x : (*w)["workers"]) EXPECT_TRUE(x["running"].empty()) << x.dump();
   EXPECT_EQ(Api().Json("POST", "/v1/jobs/" + job + "/resume").status().code(), Status::Code::kFailedPrecondition);
+}
+
+// An unfinished job's output is refused as another job's output (the later stitch would
+// overwrite the earlier result) or input (it would destroy a source being read); once the job is
+// finished, its output may be rendered again.
+TEST_F(FarmCoordinatorTest, AnUnfinishedJobsOutputAndInputAreNotAnotherJobsOutput) {
+  const std::string out = dir_ + "/out/shared.mp4";
+  const std::string first = Submit(out);  // no workers: it stays queued
+  ASSERT_FALSE(first.empty());
+  auto same = Api().Json(
+      "POST", "/v1/jobs?name=second.yaml",
+      "input: " + testing::MediaPath("counter.mp4") + "\noutput: " + out + "\ninstruction: x\n");
+  ASSERT_FALSE(same.ok());
+  EXPECT_EQ(same.status().code(), Status::Code::kFailedPrecondition);
+  EXPECT_NE(same.status().message().find("second.yaml: job 'shared': output " + out +
+                                         " is the output of job " + first),
+            std::string::npos)
+      << same.status().message();
+  auto source = Api().Json("POST", "/v1/jobs?name=third.yaml",
+                           "input: " + testing::MediaPath("counter.mp4") + "\noutput: " +
+                               testing::MediaPath("bigbuckbunny.mp4") + "\ninstruction: x\n");
+  ASSERT_FALSE(source.ok());
+  EXPECT_NE(source.status().message().find("is the input of job " + first), std::string::npos)
+      << source.status().message();
+  auto jobs = Api().Json("GET", "/v1/jobs");
+  ASSERT_TRUE(jobs.ok());
+  EXPECT_EQ((*jobs)["jobs"].size(), 1u) << "a refused file submits nothing";
+
+  ASSERT_TRUE(Api().Json("POST", "/v1/jobs/" + first + "/cancel").ok());
+  EXPECT_FALSE(Submit(out).empty()) << "the cancelled job's output is free again";
+}
+
+// Finished jobs outlive a coordinator restart (listed, with their logs, retryable) until
+// finished_job_ttl_ms has passed; then the coordinator deletes them from Redis and from its lists.
+TEST_F(FarmCoordinatorTest, FinishedJobsOutliveARestartUntilTheirTtl) {
+  const std::string job = Submit(dir_ + "/out/history.mp4");
+  WaitFor(job, [](const json& j) { return j["phase"] == "RENDER"; });
+  ASSERT_TRUE(Api().Json("POST", "/v1/jobs/" + job + "/cancel").ok());
+  StopCoordinator();
+  StartCoordinator("tcp://127.0.0.1:*", 0);
+  auto kept = Api().Json("GET", "/v1/jobs/" + job);
+  ASSERT_TRUE(kept.ok()) << kept.status().ToString();
+  EXPECT_EQ((*kept)["state"], "CANCELLED");
+  EXPECT_FALSE((*kept)["tasks"].empty());
+  auto logs = Api().Json("GET", "/v1/jobs/" + job + "/logs");
+  ASSERT_TRUE(logs.ok());
+  EXPECT_FALSE((*logs)["lines"].empty());
+
+  StopCoordinator();
+  finished_job_ttl_ms_ = 1500;
+  StartCoordinator("tcp://127.0.0.1:*", 0);
+  auto client = redis::RedisClient::Connect(redis_->url());
+  ASSERT_TRUE(client.ok());
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (Api().Json("GET", "/v1/jobs/" + job).ok() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_EQ(Api().Json("GET", "/v1/jobs/" + job).status().code(), Status::Code::kNotFound);
+  for (const std::string key : {"fairy:job:" + job, "fairy:job:" + job + ":tasks",
+                                "fairy:job:" + job + ":attempts", "fairy:log:" + job}) {
+    EXPECT_EQ((*client)->Command({"EXISTS", key})->integer, 0) << key;
+  }
+  EXPECT_EQ((*client)->Command({"SISMEMBER", "fairy:jobs", job})->integer, 0);
 }
 
 TEST_F(FarmCoordinatorTest, RestartedCoordinatorResumesTheJob) {

@@ -62,6 +62,7 @@ TEST_F(ConfigTest, DefaultCoordinatorFileMatchesBuiltInDefaults) {
   EXPECT_EQ(c.media_threads, d.media_threads);
   EXPECT_EQ(c.anchor_cache_max_part_bytes, d.anchor_cache_max_part_bytes);
   EXPECT_EQ(c.anchor_cache_ttl_ms, d.anchor_cache_ttl_ms);
+  EXPECT_EQ(c.finished_job_ttl_ms, d.finished_job_ttl_ms);
   EXPECT_EQ(c.log_level, d.log_level);
 }
 
@@ -143,12 +144,14 @@ TEST_F(ConfigTest, OverridesAreValidatedAndNamed) {
   const std::string path = Write("c.yaml", "storage_roots: [storage]\ntasks:\n  max_retries: 2\n");
   LoadOptions options;
   options.overrides = {*ParseOverride("tasks.max_retries=7"), *ParseOverride("redis.url="),
-                       *ParseOverride("anchor_cache.ttl_ms=5")};
+                       *ParseOverride("anchor_cache.ttl_ms=5"),
+                       *ParseOverride("finished_job_ttl_ms=0")};
   auto c = LoadCoordinatorConfig(path, options);
   ASSERT_TRUE(c.ok()) << c.status().ToString();
   EXPECT_EQ(c->max_retries, 7);
   EXPECT_EQ(c->redis.url, "");
   EXPECT_EQ(c->anchor_cache_ttl_ms, 5);
+  EXPECT_EQ(c->finished_job_ttl_ms, 0);
 
   options.overrides = {*ParseOverride("tasks.max_retries=abc"), *ParseOverride("tasks.max_retires=1"),
                        *ParseOverride("api.port=[1"), *ParseOverride("tasks.max_retries.x=1")};
