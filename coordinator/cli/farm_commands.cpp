@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
@@ -38,6 +39,8 @@ struct FarmOptions {
   bool all = false;    // retry: the whole job, not only the failed tasks
   bool tasks = false;  // status: one row per task instead of per shot
   double interval_s = 1.0;
+  std::vector<std::string> states;  // jobs: only these states
+  bool active = false;              // jobs: only unfinished jobs
 };
 
 int ExitFor(const Status& s) {
@@ -243,6 +246,17 @@ int RunJobs(const FarmOptions& o) {
   if (!client.ok()) return Fail(client.status());
   auto r = client->Json("GET", "/v1/jobs");
   if (!r.ok()) return Fail(r.status());
+  if (!o.states.empty() || o.active) {
+    json& jobs = (*r)["jobs"];
+    json kept = json::array();
+    for (auto& j : jobs) {
+      const std::string state = Str(j, "state");
+      const bool listed =
+          o.states.empty() || std::find(o.states.begin(), o.states.end(), state) != o.states.end();
+      if (listed && !(o.active && IsFinalState(state))) kept.push_back(std::move(j));
+    }
+    jobs = std::move(kept);
+  }
   if (o.json_output) return PrintJson(*r), kExitOk;
   std::cout << JobsTable(r->value("jobs", json::array()));
   return kExitOk;
@@ -414,7 +428,12 @@ void AddFarmCommands(CLI::App& app, int* exit_code) {
       ->check(CLI::Range(0, 100));
   submit->add_flag("--wait", o->wait, "Wait until the jobs end; exit 0 only if all are DONE");
 
-  add("jobs", "List jobs", [o] { return RunJobs(*o); });
+  auto* jobs = add("jobs", "List jobs (finished ones too, for finished_job_ttl_ms)",
+                   [o] { return RunJobs(*o); });
+  jobs->add_option("--state", o->states, "Only jobs in this state (repeatable)")
+      ->transform(CLI::IsMember({"QUEUED", "RUNNING", "PAUSED", "DONE", "FAILED", "CANCELLED"},
+                                CLI::ignore_case));
+  jobs->add_flag("--active", o->active, "Only unfinished jobs (not DONE, FAILED or CANCELLED)");
 
   auto* status = add("status", "Show a job with its per-shot table", [o] { return RunStatus(*o); });
   status->add_option("job", o->job, "Job id")->required();

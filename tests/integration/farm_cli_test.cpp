@@ -202,6 +202,23 @@ TEST_F(FarmCliTest, JsonIsTheApiAnswer) {
   EXPECT_EQ(json::parse(w.text)["workers"][0]["id"], "gpu01");
 }
 
+TEST_F(FarmCliTest, JobsFilterByState) {
+  Output running = Run("jobs --state running");
+  ASSERT_EQ(running.exit_code, 0) << running.text;
+  EXPECT_NE(running.text.find("job-1 "), std::string::npos) << running.text;
+  EXPECT_EQ(running.text.find("job-22"), std::string::npos) << running.text;
+  Output active = Run("jobs --active --json");
+  ASSERT_EQ(active.exit_code, 0) << active.text;
+  EXPECT_EQ(json::parse(active.text)["jobs"].size(), 2u);
+  Output two = Run("jobs --state QUEUED --state DONE --json");
+  ASSERT_EQ(two.exit_code, 0) << two.text;
+  ASSERT_EQ(json::parse(two.text)["jobs"].size(), 1u);
+  EXPECT_EQ(json::parse(two.text)["jobs"][0]["id"], "job-22");
+  Output bad = Run("jobs --state sleeping");
+  EXPECT_EQ(bad.exit_code, 2) << bad.text;
+  EXPECT_NE(bad.text.find("sleeping"), std::string::npos) << bad.text;
+}
+
 TEST_F(FarmCliTest, StatusShowsThePerShotTable) {
   Output o = Run("status job-1");
   ASSERT_EQ(o.exit_code, 0) << o.text;
