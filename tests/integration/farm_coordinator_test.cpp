@@ -261,6 +261,10 @@ TEST_F(FarmCoordinatorTest, FinishedJobsOutliveARestartUntilTheirTtl) {
   auto logs = Api().Json("GET", "/v1/jobs/" + job + "/logs");
   ASSERT_TRUE(logs.ok());
   EXPECT_FALSE((*logs)["lines"].empty());
+  auto retried = Api().Json("POST", "/v1/jobs/" + job + "/retry?scope=job");
+  ASSERT_TRUE(retried.ok()) << retried.status().ToString();
+  EXPECT_EQ((*retried)["state"], "QUEUED");
+  ASSERT_TRUE(Api().Json("POST", "/v1/jobs/" + job + "/cancel").ok());
 
   StopCoordinator();
   finished_job_ttl_ms_ = 1500;
