@@ -132,6 +132,15 @@ std::vector<std::string> EngineExecutor::LoadedModels() const {
 
 namespace {
 
+// Thrown from a denoising step's callback when the attempt is cancelled: a pass stops between
+// steps, not only between batches (one batch of a large model can take minutes on a CPU, and an
+// anchor pass is one long stretch of steps). Caught in Run(); every engine type on the way is RAII.
+struct AttemptCancelled {};
+
+void StopIfCancelled(const TaskContext& ctx) {
+  if (ctx.cancel != nullptr && ctx.cancel->load()) throw AttemptCancelled{};
+}
+
 struct RunState {
   const TaskContext* ctx;
   const protocol::TaskSettings* s;
@@ -282,6 +291,7 @@ Result<TaskOutcome> EngineExecutor::Run(const TaskContext& ctx) {
 
     if (task.kind == protocol::TaskKind::kAnchor) {
       auto on_step = [&](int step, int steps) {
+        StopIfCancelled(ctx);
         ctx.progress(step == steps ? total : 0, total, "");
       };
       FAIRY_ASSIGN_OR_RETURN(std::shared_ptr<ShotAnchors> a, ComputeAnchors(r, on_step));
@@ -338,7 +348,10 @@ Result<TaskOutcome> EngineExecutor::Run(const TaskContext& ctx) {
       }
     }
     if (!a) {
-      FAIRY_ASSIGN_OR_RETURN(a, ComputeAnchors(r, [&](int, int) { ctx.progress(0, total, ""); }));
+      FAIRY_ASSIGN_OR_RETURN(a, ComputeAnchors(r, [&](int, int) {
+                               StopIfCancelled(ctx);
+                               ctx.progress(0, total, "");
+                             }));
     }
     {
       std::lock_guard<std::mutex> lock(state_->mutex);
@@ -358,8 +371,10 @@ Result<TaskOutcome> EngineExecutor::Run(const TaskContext& ctx) {
       FAIRY_ASSIGN_OR_RETURN(torch::Tensor images, DecodeFrames(*reader, group));
       FAIRY_ASSIGN_OR_RETURN(
           torch::Tensor out,
-          engine::RunFramePass(*model, a->cache, images, group, r.edit, s.batch,
-                               [&](int, int) { ctx.progress(done, total, ""); }));
+          engine::RunFramePass(*model, a->cache, images, group, r.edit, s.batch, [&](int, int) {
+            StopIfCancelled(ctx);
+            ctx.progress(done, total, "");
+          }));
       for (size_t j = 0; j < group.size(); ++j) {
         if (group[j] >= task.frame_begin && group[j] < task.frame_end) {
           edited[group[j]] = TensorToFrame(out[static_cast<int64_t>(j)], group[j]);
@@ -402,6 +417,8 @@ Result<TaskOutcome> EngineExecutor::Run(const TaskContext& ctx) {
     out.output = path;
     out.frames = total;
     return out;
+  } catch (const AttemptCancelled&) {
+    return Status::Cancelled("task cancelled");
   } catch (const std::exception& e) {
     return Status::Internal(std::string("engine: ") + e.what());
   }

@@ -26,7 +26,7 @@ struct TaskContext {
   // Reports progress (frames done of the task's total) and an optional log line. Thread-safe.
   std::function<void(int64_t frames_done, int64_t frames_total, const std::string& line)> progress;
   // Becomes true when the attempt should stop (CANCEL, or SIGTERM past its grace period). The
-  // executor checks it between batches and returns Status::Cancelled.
+  // executor checks it between denoising steps and returns Status::Cancelled.
   const std::atomic<bool>* cancel = nullptr;
 };
 
