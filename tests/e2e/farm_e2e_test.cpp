@@ -249,7 +249,7 @@ TEST_F(FarmE2ETest, CancelStopsEverythingAndDropsTheCache) {
     std::ifstream in(path);
     return std::string((std::istreambuf_iterator<char>(in)), {});
   };
-  // A worker stops between UNet batches: on a loaded 2-core machine one batch can take seconds.
+  // A worker stops at the next denoising step: on a loaded 2-core machine that can take a while.
   int cancelled_attempts = 0;
   bool all_stopped = false;
   for (int i = 0; i < 600 && !all_stopped; ++i) {
