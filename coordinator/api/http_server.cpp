@@ -8,6 +8,7 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <sstream>
 
 #include "common/log.h"
 
@@ -232,7 +233,14 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     if (seg.size() >= 2 && seg[1] == "jobs") {
       if (seg.size() == 2) {
-        if (method == http::verb::get) return reply(h->ListJobs());
+        if (method == http::verb::get) {
+          std::vector<std::string> states;  // ?state=RUNNING,QUEUED
+          std::stringstream list(QueryString(t, "state"));
+          for (std::string s; std::getline(list, s, ',');) {
+            if (!s.empty()) states.push_back(s);
+          }
+          return reply(h->ListJobs(states));
+        }
         if (method != http::verb::post) return bad_method();
         std::optional<int> priority;
         if (t.query.count("priority")) {

@@ -41,7 +41,8 @@ class ControlHandler {
   // `source_name` is the file name the client submitted (for file:line errors).
   virtual Result<nlohmann::json> Submit(const std::string& yaml, const std::string& source_name,
                                         std::optional<int> priority) = 0;
-  virtual Result<nlohmann::json> ListJobs() = 0;
+  // `states`: only jobs in these states (names as listed, e.g. "RUNNING"); empty = every job.
+  virtual Result<nlohmann::json> ListJobs(const std::vector<std::string>& states) = 0;
   virtual Result<nlohmann::json> JobStatus(const std::string& job_id) = 0;
   // op: "cancel", "pause", "resume", "retry-failed", "retry-job", "priority".
   virtual Result<nlohmann::json> Control(const std::string& job_id, const std::string& op,

@@ -244,19 +244,23 @@ int RunSubmit(const FarmOptions& o) {
 int RunJobs(const FarmOptions& o) {
   auto client = MakeClient(o.conn);
   if (!client.ok()) return Fail(client.status());
-  auto r = client->Json("GET", "/v1/jobs");
-  if (!r.ok()) return Fail(r.status());
-  if (!o.states.empty() || o.active) {
-    json& jobs = (*r)["jobs"];
-    json kept = json::array();
-    for (auto& j : jobs) {
-      const std::string state = Str(j, "state");
-      const bool listed =
-          o.states.empty() || std::find(o.states.begin(), o.states.end(), state) != o.states.end();
-      if (listed && !(o.active && IsFinalState(state))) kept.push_back(std::move(j));
+  // The coordinator filters (?state=A,B); --active is every unfinished state.
+  std::vector<std::string> states = o.states;
+  if (o.active) {
+    if (states.empty()) states = {"QUEUED", "RUNNING", "PAUSED"};
+    std::erase_if(states, [](const std::string& s) { return IsFinalState(s); });
+    if (states.empty()) {  // --active with finished states only: nothing can match
+      if (o.json_output) return PrintJson(json{{"jobs", json::array()}}), kExitOk;
+      std::cout << JobsTable(json::array());
+      return kExitOk;
     }
-    jobs = std::move(kept);
   }
+  std::string target = "/v1/jobs";
+  for (size_t i = 0; i < states.size(); ++i) {
+    target += (i == 0 ? "?state=" : ",") + api::UrlEncode(states[i]);
+  }
+  auto r = client->Json("GET", target);
+  if (!r.ok()) return Fail(r.status());
   if (o.json_output) return PrintJson(*r), kExitOk;
   std::cout << JobsTable(r->value("jobs", json::array()));
   return kExitOk;

@@ -1,6 +1,7 @@
 // The coordinator's control API handlers (api::ControlHandler) and /metrics. Loop thread only.
 #include <cmath>
 #include <random>
+#include <set>
 #include <sstream>
 
 #include "common/log.h"
@@ -139,9 +140,17 @@ Status Coordinator::CheckOutputsAreFree(const std::vector<JobPlan>& plans,
   return Status::OK();
 }
 
-Result<json> Coordinator::ListJobs() {
+Result<json> Coordinator::ListJobs(const std::vector<std::string>& states) {
+  std::set<scheduler::JobState> wanted;
+  for (const std::string& name : states) {
+    Result<scheduler::JobState> s = scheduler::ParseJobState(name);
+    if (!s.ok()) return Status::InvalidArgument("query parameter 'state': " + s.status().message());
+    wanted.insert(*s);
+  }
   json jobs = json::array();
-  for (const auto* j : scheduler_->Jobs()) jobs.push_back(JobSummary(*j));
+  for (const auto* j : scheduler_->Jobs()) {
+    if (wanted.empty() || wanted.count(j->state) != 0) jobs.push_back(JobSummary(*j));
+  }
   return json{{"jobs", jobs}};
 }
 

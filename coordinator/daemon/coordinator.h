@@ -68,7 +68,7 @@ class Coordinator final : public api::ControlHandler {
   // ---- api::ControlHandler (called on the loop thread) ----
   Result<nlohmann::json> Submit(const std::string& yaml, const std::string& source_name,
                                 std::optional<int> priority) override;
-  Result<nlohmann::json> ListJobs() override;
+  Result<nlohmann::json> ListJobs(const std::vector<std::string>& states) override;
   Result<nlohmann::json> JobStatus(const std::string& job_id) override;
   Result<nlohmann::json> Control(const std::string& job_id, const std::string& op, int priority) override;
   Result<nlohmann::json> Workers() override;

@@ -23,7 +23,10 @@ class FakeHandler : public ControlHandler {
     last_priority = priority;
     return json{{"jobs", json::array({"job-1"})}};
   }
-  Result<json> ListJobs() override { return json{{"jobs", json::array()}}; }
+  Result<json> ListJobs(const std::vector<std::string>& states) override {
+    last_states = states;
+    return json{{"jobs", json::array()}};
+  }
   Result<json> JobStatus(const std::string& id) override {
     if (id != "job-1") return Status::NotFound("no job '" + id + "'");
     return json{{"id", id}};
@@ -46,6 +49,7 @@ class FakeHandler : public ControlHandler {
   std::string Metrics() override { return "# TYPE fairy_jobs gauge\nfairy_jobs{state=\"QUEUED\"} 1\n"; }
 
   std::optional<int> last_priority;
+  std::vector<std::string> last_states;
   std::string last_op;
   int last_op_priority = -1;
   bool log_ready = false;  // touched on the io thread only
@@ -118,6 +122,13 @@ TEST_F(FarmApiTest, SubmitPassesNameAndPriorityAndReportsValidationErrors) {
   auto big = Client().Request("POST", "/v1/jobs", std::string(10000, 'x'));
   ASSERT_TRUE(big.ok());
   EXPECT_EQ(big->status, 413);
+}
+
+TEST_F(FarmApiTest, JobListPassesTheStateFilter) {
+  ASSERT_TRUE(Client().Json("GET", "/v1/jobs?state=RUNNING%2CDONE,,PAUSED").ok());
+  EXPECT_EQ(handler_.last_states, (std::vector<std::string>{"RUNNING", "DONE", "PAUSED"}));
+  ASSERT_TRUE(Client().Json("GET", "/v1/jobs").ok());
+  EXPECT_TRUE(handler_.last_states.empty());
 }
 
 TEST_F(FarmApiTest, ControlRoutesMapStatusCodes) {

@@ -2,6 +2,7 @@
 // scripted handler: tables, --json, exit codes, token handling.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -27,7 +28,17 @@ class ScriptedFarm : public api::ControlHandler {
     if (yaml.find("finishes") != std::string::npos) return json{{"jobs", {"job-done"}}};
     return json{{"jobs", {"job-1"}}};
   }
-  Result<json> ListJobs() override {
+  Result<json> ListJobs(const std::vector<std::string>& states) override {
+    last_states = states;
+    json all = AllJobs();
+    if (states.empty()) return all;
+    json kept = json::array();
+    for (const json& j : all["jobs"]) {
+      if (std::find(states.begin(), states.end(), j["state"]) != states.end()) kept.push_back(j);
+    }
+    return json{{"jobs", kept}};
+  }
+  static json AllJobs() {
     return json{{"jobs",
                  {{{"id", "job-1"},
                    {"name", "sq010"},
@@ -58,7 +69,7 @@ class ScriptedFarm : public api::ControlHandler {
                   {"error", id == "job-done" ? "" : "stitch: chunk missing"}};
     }
     if (id != "job-1") return Status::NotFound("no job '" + id + "'");
-    json j = (*ListJobs())["jobs"][0];
+    json j = AllJobs()["jobs"][0];
     j["phase"] = "RENDER";
     j["shots"] = {{{"index", 0},
                    {"first_frame", 0},
@@ -133,6 +144,7 @@ class ScriptedFarm : public api::ControlHandler {
 
   int submitted_priority = -2;
   std::string last_op;
+  std::vector<std::string> last_states;
 };
 
 struct Output {
@@ -207,9 +219,15 @@ TEST_F(FarmCliTest, JobsFilterByState) {
   ASSERT_EQ(running.exit_code, 0) << running.text;
   EXPECT_NE(running.text.find("job-1 "), std::string::npos) << running.text;
   EXPECT_EQ(running.text.find("job-22"), std::string::npos) << running.text;
+  EXPECT_EQ(farm_.last_states, (std::vector<std::string>{"RUNNING"}))
+      << "filtered by the coordinator";
   Output active = Run("jobs --active --json");
   ASSERT_EQ(active.exit_code, 0) << active.text;
   EXPECT_EQ(json::parse(active.text)["jobs"].size(), 2u);
+  EXPECT_EQ(farm_.last_states, (std::vector<std::string>{"QUEUED", "RUNNING", "PAUSED"}));
+  Output none = Run("jobs --active --state done --json");
+  ASSERT_EQ(none.exit_code, 0) << none.text;
+  EXPECT_TRUE(json::parse(none.text)["jobs"].empty());
   Output two = Run("jobs --state QUEUED --state DONE --json");
   ASSERT_EQ(two.exit_code, 0) << two.text;
   ASSERT_EQ(json::parse(two.text)["jobs"].size(), 1u);

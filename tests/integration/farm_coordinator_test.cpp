@@ -243,7 +243,22 @@ TEST_F(FarmCoordinatorTest, AnUnfinishedJobsOutputAndInputAreNotAnotherJobsOutpu
   EXPECT_EQ((*jobs)["jobs"].size(), 1u) << "a refused file submits nothing";
 
   ASSERT_TRUE(Api().Json("POST", "/v1/jobs/" + first + "/cancel").ok());
-  EXPECT_FALSE(Submit(out).empty()) << "the cancelled job's output is free again";
+  const std::string again = Submit(out);
+  EXPECT_FALSE(again.empty()) << "the cancelled job's output is free again";
+
+  // The list filtered by state (as `fairy jobs --state` asks for it).
+  auto cancelled = Api().Json("GET", "/v1/jobs?state=CANCELLED");
+  ASSERT_TRUE(cancelled.ok()) << cancelled.status().ToString();
+  ASSERT_EQ((*cancelled)["jobs"].size(), 1u);
+  EXPECT_EQ((*cancelled)["jobs"][0]["id"], first);
+  auto live = Api().Json("GET", "/v1/jobs?state=QUEUED,RUNNING,PAUSED");
+  ASSERT_TRUE(live.ok());
+  ASSERT_EQ((*live)["jobs"].size(), 1u);
+  EXPECT_EQ((*live)["jobs"][0]["id"], again);
+  auto bad = Api().Json("GET", "/v1/jobs?state=SLEEPING");
+  EXPECT_EQ(bad.status().code(), Status::Code::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("unknown job state 'SLEEPING'"), std::string::npos)
+      << bad.status().message();
 }
 
 // Finished jobs outlive a coordinator restart (listed, with their logs, retryable) until
