@@ -10,10 +10,9 @@
 // keeps them from taking the coordinator's and Redis's CPU (N DealerLinks would be 2N threads).
 // `--sim links` runs one DealerLink per worker instead (the workers' own link code, 2N threads).
 //
-//   bench_farm_loopback [--workers 32] [--jobs 40] [--clip PATH] [--task-ms 5] [--jitter 0] [--aof
-//   yes|no]
-//                       [--sim poller|links] [--store both|redis|memory] [--load both|0|held]
-//                       [--samples PATH]
+//   bench_farm_loopback [--workers 32] [--jobs 40] [--clip PATH] [--task-ms 5] [--jitter 0]
+//                       [--aof yes|no] [--sim poller|links] [--store both|redis|memory]
+//                       [--load both|0|held] [--samples PATH]
 //
 // --jitter PCT draws each hold uniformly within +- PCT % of --task-ms (fixed seed): real edits
 // vary, while identical holds let the workers fall into step after any stall (see docs).
@@ -391,10 +390,9 @@ int main(int argc, char** argv) {
   std::string loads = "both";
   std::string samples;
   const char* usage =
-      "usage: bench_farm_loopback [--workers 32] [--jobs 40] [--clip PATH] [--task-ms 5] [--jitter "
-      "0] "
-      "[--aof yes|no] [--sim poller|links] [--store both|redis|memory] [--load both|0|held] "
-      "[--samples PATH]\n";
+      "usage: bench_farm_loopback [--workers 32] [--jobs 40] [--clip PATH] [--task-ms 5] "
+      "[--jitter 0] [--aof yes|no] [--sim poller|links] [--store both|redis|memory] "
+      "[--load both|0|held] [--samples PATH]\n";
   for (int i = 1; i < argc; i += 2) {
     const bool known = !std::strcmp(argv[i], "--task-ms") || !std::strcmp(argv[i], "--aof") ||
                        !std::strcmp(argv[i], "--workers") || !std::strcmp(argv[i], "--jobs") ||
