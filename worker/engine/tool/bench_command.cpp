@@ -370,7 +370,8 @@ int RunBenchCommand(int argc, char** argv) {
     std::printf("%-28s %12.2f\n", "UNet forwards/s (samples)",
                 static_cast<double>(loop->samples) / total);
     std::printf("%-28s %12.1f\n", "loop GFLOP/s", loop_flops / total / 1e9);
-    std::printf("%-28s %12s\n", "anchor cache", Bytes(loop->cache_bytes).c_str());
+    std::printf("%-28s %12s = %" PRId64 " bytes\n", "anchor cache",
+                Bytes(loop->cache_bytes).c_str(), loop->cache_bytes);
     std::printf("%-28s %s\n", "peak memory", PeakMemory(o.device).c_str());
   } else {
     std::printf("peak memory: %s\n", PeakMemory(o.device).c_str());
