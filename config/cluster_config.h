@@ -51,7 +51,7 @@ struct CoordinatorConfig {
   int64_t aging_ms_per_point = 60000;        // queue wait that adds one priority point; 0 = off
   int media_threads = 2;                     // analyze/stitch pool, 1..64
   uint64_t anchor_cache_max_part_bytes = 64ull << 20;  // 1 MiB..512 MiB
-  int64_t anchor_cache_ttl_ms = 3600 * 1000;  // a finished job's anchor cache lives this long
+  int64_t anchor_cache_ttl_ms = 600 * 1000;  // an entry no task needs any more lives this long
   // A finished job stays listed and retryable this long, then it is deleted; 0 = kept forever;
   // at most 365 days.
   int64_t finished_job_ttl_ms = int64_t{7} * 24 * 3600 * 1000;

@@ -96,8 +96,10 @@ return 'ok'
 }
 
 // KEYS: the job's set (anchorjob:{job}). ARGV: mode, ttl ms, anchor prefix ("<prefix>anchor:"),
-// job id, cache key (modes 'attach' and 'delete-one').
+// job id, cache key (modes 'attach', 'release' and 'delete-one').
 //   attach:      the job holds the entry: job set and holders set gain it, expiry removed.
+//   release:     the job lets go of the entry; if no other job holds it, it expires after ttl.
+//                Returns 1 when a complete entry was set to expire.
 //   delete-one:  the entry goes, whoever holds it.
 //   expire / delete: the job lets go of every entry in its set; an entry no other job holds any
 //                more expires after ttl (or is deleted now). Returns the number of such entries.
@@ -121,6 +123,15 @@ if mode == 'attach' then
   redis.call('SADD', prefix .. ARGV[5] .. ':jobs', job)
   apply(ARGV[5], 'persist')
   return 1
+end
+if mode == 'release' then
+  local holders = prefix .. ARGV[5] .. ':jobs'
+  redis.call('SREM', KEYS[1], ARGV[5])
+  redis.call('SREM', holders, job)
+  if redis.call('SCARD', holders) > 0 then return 0 end
+  local complete = redis.call('EXISTS', prefix .. ARGV[5] .. ':manifest')
+  apply(ARGV[5], 'expire')
+  return complete
 end
 if mode == 'delete-one' then
   apply(ARGV[5], 'delete')
@@ -422,6 +433,16 @@ Status AnchorStore::Delete(const std::string& key) {
       ->Eval(JobScript(), {keys_.AnchorJob("")},
              {"delete-one", "0", keys_.prefix() + "anchor:", "", key})
       .status();
+}
+
+Result<bool> AnchorStore::Release(const std::string& key, const std::string& job_id,
+                                  int64_t ttl_ms) {
+  FAIRY_RETURN_IF_ERROR(CheckKey(key));
+  if (ttl_ms < 1) ttl_ms = 1;
+  FAIRY_ASSIGN_OR_RETURN(Reply r, client_->Eval(JobScript(), {keys_.AnchorJob(job_id)},
+                                                {"release", std::to_string(ttl_ms),
+                                                 keys_.prefix() + "anchor:", job_id, key}));
+  return r.integer == 1;
 }
 
 Result<int64_t> AnchorStore::ExpireJob(const std::string& job_id, int64_t ttl_ms) {

@@ -128,6 +128,9 @@ class AnchorStore {
   Result<bool> Exists(const std::string& key);
   // Adds `key` to the job's set and removes any expiry (a re-submitted job reuses an entry).
   Status Attach(const std::string& key, const std::string& job_id);
+  // The job lets go of one entry (a shot whose frames are all edited): if no other job holds it,
+  // it expires after ttl_ms. Returns whether a complete entry was set to expire.
+  Result<bool> Release(const std::string& key, const std::string& job_id, int64_t ttl_ms);
   // Deletes one entry, whoever holds it.
   Status Delete(const std::string& key);
   // The job lets go of every entry it published or attached; an entry that no other job holds

@@ -375,7 +375,11 @@ void Coordinator::Execute(Actions actions) {
     } else if (auto* st = std::get_if<scheduler::StitchAction>(&action)) {
       StartStitch(st->job_id);
     } else if (auto* dc = std::get_if<scheduler::DropAnchorCacheAction>(&action)) {
-      DropAnchorCache(dc->job_id, dc->delete_now);
+      if (dc->key.empty()) {
+        DropAnchorCache(dc->job_id, dc->delete_now);
+      } else {
+        ReleaseAnchorCacheEntry(dc->job_id, dc->key);
+      }
     }
   }
   if (!worker_writes.empty()) {
@@ -483,6 +487,20 @@ void Coordinator::DropAnchorCache(const std::string& job_id, bool delete_now) {
   } else if (*r > 0) {
     FAIRY_LOG(kInfo, "coordinator") << "job " << job_id << ": " << (delete_now ? "deleted " : "expiring ") << *r
                                     << " anchor cache entr" << (*r == 1 ? "y" : "ies");
+  }
+}
+
+void Coordinator::ReleaseAnchorCacheEntry(const std::string& job_id, const std::string& key) {
+  if (!anchors_) return;
+  auto r = anchors_->Release(key, job_id, options_.anchor_cache_ttl_ms);
+  if (!r.ok()) {
+    FAIRY_LOG(kWarn, "coordinator")
+        << "job " << job_id << ": anchor cache " << key
+        << " release failed (it expires with the job): " << r.status().ToString();
+  } else if (*r) {
+    Log(job_id, "", "",
+        "anchor cache " + key + " expires in " +
+            std::to_string(options_.anchor_cache_ttl_ms / 1000) + " s: its shot is edited");
   }
 }
 

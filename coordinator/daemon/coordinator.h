@@ -45,7 +45,7 @@ struct CoordinatorOptions {
   std::string key_prefix = "fairy:";
   SubmitContext submit;         // storage roots, work root, default model
   int media_threads = 2;        // analyze/stitch pool size
-  int64_t anchor_cache_ttl_ms = 3600 * 1000;  // a finished job's anchor cache lives this long
+  int64_t anchor_cache_ttl_ms = 600 * 1000;  // an entry no task needs any more lives this long
   int64_t finished_job_ttl_ms = 0;  // a finished job is deleted this long after it ended; 0 = never
   int64_t tick_ms = 200;        // scheduler Tick period
 };
@@ -100,6 +100,9 @@ class Coordinator final : public api::ControlHandler {
   void StartAnalyze(const std::string& job_id);
   void StartStitch(const std::string& job_id);
   void DropAnchorCache(const std::string& job_id, bool delete_now);
+  // The job lets go of one entry (its shot is edited): it expires after anchor_cache.ttl_ms
+  // unless another job holds it.
+  void ReleaseAnchorCacheEntry(const std::string& job_id, const std::string& key);
   void RecordRate();
   nlohmann::json JobSummary(const scheduler::JobRecord& job) const;
   Status CheckOutputsAreFree(const std::vector<JobPlan>& plans, const std::string& source_name);

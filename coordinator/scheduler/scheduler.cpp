@@ -224,7 +224,7 @@ void Scheduler::FinishJob(JobEntry& job, JobState state, const std::string& erro
                                     : (state == JobState::kFailed ? "job.failed" : "job.cancelled"),
            r.job_id, "", "", 0, error);
   PushPersist(job, std::move(*m), out);
-  out->push_back(DropAnchorCacheAction{r.job_id, state == JobState::kCancelled});
+  out->push_back(DropAnchorCacheAction{r.job_id, state == JobState::kCancelled, ""});
 }
 
 Status Scheduler::OnAnalyzeFailed(const std::string& job_id, const std::string& error,
@@ -387,7 +387,7 @@ Status Scheduler::Retry(JobEntry& job, bool whole_job, Actions* out) {
   if (whole_job) {
     CancelLiveTasks(job, "whole job retried", &m, &after);
     m.tasks.clear();
-    after.push_back(DropAnchorCacheAction{job_id, true});
+    after.push_back(DropAnchorCacheAction{job_id, true, ""});
   }
   const bool was_final = IsFinal(r.state);
   if (r.phase == JobPhase::kAnalyze || r.shots.empty()) {
@@ -562,7 +562,20 @@ Status Scheduler::OnTaskDone(const RunningTask& task, const std::string& worker_
   if (t.kind == TaskKind::kAnchor) CompleteShotAnchor(*job, t.shot);
   m.job = r;
   MaybeFinishRender(*job, &m, out);
+  if (t.kind == TaskKind::kFrames) ReleaseShotAnchorIfEdited(*job, t.shot, out);
   return Status::OK();
+}
+
+void Scheduler::ReleaseShotAnchorIfEdited(const JobEntry& job, int shot, Actions* out) const {
+  // A shot's tasks are contiguous: its anchor task, then its frames tasks. Once every frames task
+  // is DONE, nothing of this job reads the shot's anchor cache again, so it need not wait in
+  // Redis for the job's end (at SD 1.5 size an entry is GBs; a long job has hundreds of shots).
+  const int anchor = job.anchor_of_shot[shot];
+  for (size_t i = anchor + 1; i < job.tasks.size() && job.tasks[i].shot == shot; ++i) {
+    if (job.tasks[i].state != TaskState::kDone) return;
+  }
+  const std::string& key = job.tasks[anchor].result;
+  if (!key.empty()) out->push_back(DropAnchorCacheAction{job.rec.job_id, false, key});
 }
 
 void Scheduler::CompleteShotAnchor(JobEntry& job, int shot) {

@@ -95,6 +95,7 @@ struct StitchAction {  // stitch and encode off-loop; then OnStitchDone/Failed
 struct DropAnchorCacheAction {  // the job's anchor cache: delete now (cancel, whole-job retry)
   std::string job_id;           // or let it expire (job finished)
   bool delete_now = false;
+  std::string key;  // only this entry, to expire (a shot whose frames are all edited); "" = all
 };
 using Action = std::variant<PersistAction, PersistWorkerAction, DeleteWorkerAction, AnalyzeAction,
                             AssignAction, CancelTaskAction, StitchAction, DropAnchorCacheAction>;
@@ -222,6 +223,8 @@ class Scheduler {
   void DetachFromWorker(const std::string& worker_id, const std::string& job_id,
                         const std::string& task_id);
   void CompleteShotAnchor(JobEntry& job, int shot);
+  // Every frames task of the shot DONE: the shot's anchor cache entry may expire (DropAnchorCache).
+  void ReleaseShotAnchorIfEdited(const JobEntry& job, int shot, Actions* out) const;
   void MaybeFinishRender(JobEntry& job, Mutation* m, Actions* out);
   bool Eligible(const JobEntry& job, const WorkerEntry& worker) const;
   double EffectivePriority(const JobEntry& job, TimeMs now) const;

@@ -299,5 +299,37 @@ TEST_F(AnchorStoreTest, SharedEntryStaysUntilTheLastJobLetsGo) {
   }
 }
 
+TEST_F(AnchorStoreTest, ReleaseExpiresOneEntryOnceNoJobHoldsIt) {
+  ASSERT_TRUE(store_->Publish("kr", "job-r", Manifest(), RandomBytes(2100, 10)).ok());
+  ASSERT_TRUE(store_->Publish("kt", "job-r", Manifest(), RandomBytes(900, 11)).ok());
+  ASSERT_TRUE(store_->Attach("kr", "job-s").ok());
+  auto held = store_->Release("kr", "job-r", 20000);  // job-r's shot is edited; job-s holds it
+  ASSERT_TRUE(held.ok()) << held.status().ToString();
+  EXPECT_FALSE(*held);
+  EXPECT_EQ(client_->Command({"PTTL", keys_.AnchorPart("kr", 1)})->integer, -1);
+  auto last = store_->Release("kr", "job-s", 20000);
+  ASSERT_TRUE(last.ok());
+  EXPECT_TRUE(*last);
+  EXPECT_TRUE(Keys(keys_.AnchorJobs("kr")).empty()) << "no job holds it";
+  for (const auto& k :
+       {keys_.AnchorManifest("kr"), keys_.AnchorPart("kr", 0), keys_.AnchorPart("kr", 2)}) {
+    auto ttl = client_->Command({"PTTL", k})->integer;
+    EXPECT_GT(ttl, 0) << k;
+    EXPECT_LE(ttl, 20000) << k;
+  }
+  EXPECT_EQ(client_->Command({"PTTL", keys_.AnchorManifest("kt")})->integer, -1)
+      << "the job's other entry stays";
+  // The job no longer holds "kr": its end expires only "kt".
+  auto end = store_->ExpireJob("job-r", 60000);
+  ASSERT_TRUE(end.ok());
+  EXPECT_EQ(*end, 1);
+  EXPECT_LE(client_->Command({"PTTL", keys_.AnchorManifest("kr")})->integer, 20000);
+  // Nothing published under a key (anchor_mode: recompute): nothing to expire.
+  auto none = store_->Release("never-published", "job-r", 20000);
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(*none);
+  EXPECT_TRUE(Keys("fairy:anchor:never-published*").empty());
+}
+
 }  // namespace
 }  // namespace fairy::anchor

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <map>
 #include <thread>
 
 #include "common/anchor_store/anchor_store.h"
@@ -214,6 +215,51 @@ TEST_F(FarmCoordinatorTest, CancelDropsTheAnchorCacheAndStopsTheWorkers) {
   ASSERT_TRUE(w.ok());
   for (const auto& x : (*w)["workers"]) EXPECT_TRUE(x["running"].empty()) << x.dump();
   EXPECT_EQ(Api().Json("POST", "/v1/jobs/" + job + "/resume").status().code(), Status::Code::kFailedPrecondition);
+}
+
+// A shot's anchor cache entry expires once every frame of the shot is edited, while the job still
+// runs: Redis holds the entries of the shots being edited, not of the whole job.
+TEST_F(FarmCoordinatorTest, AShotsAnchorCacheExpiresOnceItsFramesAreEdited) {
+  AddWorker("a", 20);
+  const std::string job = Submit(dir_ + "/out/release.mp4");
+  int edited = -1, waiting = -1;
+  json seen = WaitFor(job, [&](const json& j) {
+    std::map<int, int> total, done, unstarted;
+    for (const json& t : j["tasks"]) {
+      if (t["kind"] != "FRAMES") continue;
+      const int shot = t["shot"].get<int>();
+      ++total[shot];
+      if (t["state"] == "DONE") ++done[shot];
+      if (t["state"] == "READY" || t["state"] == "PENDING") ++unstarted[shot];
+    }
+    edited = waiting = -1;
+    for (const auto& [shot, n] : total) {
+      if (done[shot] == n) edited = shot;
+      if (unstarted[shot] > 0) waiting = shot;
+    }
+    return edited >= 0 && waiting >= 0;
+  });
+  ASSERT_GE(edited, 0) << seen.dump(1);
+  auto client = redis::RedisClient::Connect(redis_->url());
+  ASSERT_TRUE(client.ok());
+  auto pttl = [&](int shot) {
+    auto r = (*client)->Command(
+        {"PTTL", "fairy:anchor:identity-" + job + "-" + std::to_string(shot) + ":manifest"});
+    return r.ok() ? r->integer : -100;
+  };
+  EXPECT_GT(pttl(edited), 0) << "shot " << edited << " is edited";
+  EXPECT_LE(pttl(edited), 600000);
+  EXPECT_LT(pttl(waiting), 0) << "shot " << waiting << " still has frames to edit";
+  json done =
+      WaitFor(job, [](const json& j) { return j["state"] == "DONE" || j["state"] == "FAILED"; });
+  ASSERT_EQ(done["state"], "DONE") << done.dump(1);
+  auto logs = Api().Json("GET", "/v1/jobs/" + job + "/logs");
+  ASSERT_TRUE(logs.ok());
+  int released = 0;
+  for (const json& l : (*logs)["lines"]) {
+    if (l.dump().find("expires in 600 s: its shot is edited") != std::string::npos) ++released;
+  }
+  EXPECT_EQ(released, 3) << logs->dump(1);
 }
 
 // An unfinished job's output is refused as another job's output (the later stitch would

@@ -153,11 +153,59 @@ TEST_F(SchedulerGraphTest, LastFrameTaskEmitsStitchAfterPersist) {
   Collected d = Done(c.assigns.at(0));
   ASSERT_EQ(d.stitches.size(), 1u);
   EXPECT_NE(std::get_if<PersistAction>(&d.all.front()), nullptr);
-  EXPECT_NE(std::get_if<StitchAction>(&d.all.back()), nullptr);
+  EXPECT_NE(std::get_if<StitchAction>(&d.all.at(1)), nullptr);
   Actions out;
   ASSERT_TRUE(sched_->OnStitchFailed("j", "disk full", &out).ok());
   EXPECT_EQ(JobStateOf("j"), JobState::kFailed);
   EXPECT_NE(sched_->FindJob("j")->error.find("disk full"), std::string::npos);
+}
+
+TEST_F(SchedulerGraphTest, AShotsAnchorCacheIsReleasedOnceAllItsFramesAreEdited) {
+  SubmitPlanned("j", 50, {20, 20}, 10);
+  Hello("w");
+  std::map<int, int> frames_left = {{0, 2}, {1, 2}};
+  bool failed_once = false;
+  std::vector<std::string> released;
+  for (int step = 0; step < 20; ++step) {
+    Collected c = Ready("w");
+    if (c.assigns.empty()) {
+      clock_.Advance(60000);  // past a retry's backoff
+      c = Ready("w");
+      if (c.assigns.empty()) break;
+    }
+    const AssignAction a = c.assigns.at(0);
+    const int shot = a.task.shot;
+    if (a.task.kind == TaskKind::kAnchor) {
+      EXPECT_TRUE(Done(a, "key-" + std::to_string(shot)).drops.empty())
+          << "an anchor's DONE releases nothing";
+      continue;
+    }
+    if (shot == 0 && !failed_once) {  // the release waits for the retry's DONE
+      failed_once = true;
+      EXPECT_TRUE(Fail(a).drops.empty());
+      continue;
+    }
+    Collected d = Done(a);
+    if (--frames_left[shot] > 0) {
+      EXPECT_TRUE(d.drops.empty()) << a.task.task_id << ": its shot has frames left";
+      continue;
+    }
+    ASSERT_EQ(d.drops.size(), 1u) << a.task.task_id;
+    EXPECT_EQ(d.drops[0].job_id, "j");
+    EXPECT_EQ(d.drops[0].key, "key-" + std::to_string(shot));
+    EXPECT_FALSE(d.drops[0].delete_now);
+    EXPECT_NE(std::get_if<PersistAction>(&d.all.front()), nullptr) << "the DONE is written first";
+    released.push_back(d.drops[0].key);
+  }
+  EXPECT_TRUE(failed_once);
+  std::sort(released.begin(), released.end());
+  EXPECT_EQ(released, (std::vector<std::string>{"key-0", "key-1"}));
+  EXPECT_EQ(sched_->FindJob("j")->phase, JobPhase::kStitch);
+  Actions out;
+  ASSERT_TRUE(sched_->OnStitchDone("j", "/out/j.mp4", &out).ok());
+  Collected end(std::move(out));
+  ASSERT_EQ(end.drops.size(), 1u);
+  EXPECT_EQ(end.drops[0].key, "") << "the job's end lets go of every entry it still holds";
 }
 
 TEST_F(SchedulerGraphTest, RecomputeModeMakesFramesReadyAtOnce) {

@@ -162,6 +162,21 @@ Result<std::shared_ptr<ShotAnchors>> ComputeAnchors(RunState& r,
   return a;
 }
 
+// The shot's cache from Redis, checked end to end: part sizes and checksums (Fetch), the tensors
+// (Deserialize), and that it has this model's layers and the job's steps.
+Result<std::shared_ptr<ShotAnchors>> FetchAnchors(anchor::AnchorStore& store, const RunState& r,
+                                                  const torch::Device& device) {
+  FAIRY_ASSIGN_OR_RETURN(std::vector<uint8_t> bytes, store.Fetch(r.key));
+  auto a = std::make_shared<ShotAnchors>();
+  FAIRY_ASSIGN_OR_RETURN(a->cache, engine::AnchorCache::Deserialize(bytes, device));
+  FAIRY_RETURN_IF_ERROR(
+      a->cache.CheckUsableFor(r.model->unet().SelfAttentionLayers(), static_cast<int>(r.s->steps)));
+  a->key = r.key;
+  a->indices = r.s->anchor_frames;
+  a->cache_bytes = static_cast<int64_t>(bytes.size());
+  return a;
+}
+
 Status WriteAnchorOutputs(const protocol::TaskSettings& s, const ShotAnchors& a) {
   std::error_code ec;
   std::filesystem::create_directories(s.work_dir, ec);
@@ -307,15 +322,27 @@ Result<TaskOutcome> EngineExecutor::Run(const TaskContext& ctx) {
         manifest.steps = s.steps;
         manifest.layers = static_cast<int64_t>(a->cache.layer_names().size());
         manifest.job_id = task.ref.job_id;
-        FAIRY_ASSIGN_OR_RETURN(anchor::AnchorStore * st, store());
-        FAIRY_ASSIGN_OR_RETURN(
-            anchor::AnchorManifest stored,
-            st->Publish(r.key, task.ref.job_id, manifest, bytes,
-                        anchor::PublishFence{task.ref.job_id, task.ref.task_id, task.ref.attempt}));
-        out.cache_bytes = static_cast<int64_t>(stored.byte_size);
-        ctx.progress(
-            total, total,
-            "anchor cache " + std::to_string(stored.byte_size) + " bytes published as " + r.key);
+        Result<anchor::AnchorStore*> st = store();
+        Result<anchor::AnchorManifest> stored =
+            st.ok() ? (*st)->Publish(
+                          r.key, task.ref.job_id, manifest, bytes,
+                          anchor::PublishFence{task.ref.job_id, task.ref.task_id, task.ref.attempt})
+                    : Result<anchor::AnchorManifest>(st.status());
+        if (stored.ok()) {
+          out.cache_bytes = static_cast<int64_t>(stored->byte_size);
+          ctx.progress(
+              total, total,
+              "anchor cache " + std::to_string(stored->byte_size) + " bytes published as " + r.key);
+        } else if (stored.status().code() == Status::Code::kFailedPrecondition) {
+          return stored.status();  // a stale attempt: its result no longer counts
+        } else {
+          // The cache only saves work: the anchors' outputs are written, and a frames task that
+          // finds no cache recomputes the same anchors (bit-identical). Redis full or down must
+          // not fail the shot.
+          ctx.progress(total, total,
+                       "anchor cache not published (" + stored.status().ToString() +
+                           "); the shot's frames tasks will recompute the anchors");
+        }
       }
       std::lock_guard<std::mutex> lock(state_->mutex);
       state_->last = a;
@@ -329,22 +356,23 @@ Result<TaskOutcome> EngineExecutor::Run(const TaskContext& ctx) {
       if (state_->last && state_->last->key == r.key) a = state_->last;
     }
     if (!a && cache_mode) {
-      FAIRY_ASSIGN_OR_RETURN(anchor::AnchorStore * st, store());
-      auto bytes = st->Fetch(r.key);
-      if (bytes.ok()) {
-        FAIRY_ASSIGN_OR_RETURN(engine::AnchorCache cache,
-                               engine::AnchorCache::Deserialize(*bytes, state_->device));
-        a = std::make_shared<ShotAnchors>();
-        a->key = r.key;
-        a->indices = s.anchor_frames;
-        a->cache = std::move(cache);
-        a->cache_bytes = static_cast<int64_t>(bytes->size());
+      Result<anchor::AnchorStore*> st = store();
+      Result<std::shared_ptr<ShotAnchors>> fetched =
+          st.ok() ? FetchAnchors(**st, r, state_->device)
+                  : Result<std::shared_ptr<ShotAnchors>>(st.status());
+      if (fetched.ok()) {
+        a = *fetched;
         ctx.progress(0, total,
-                     "fetched the anchor cache (" + std::to_string(bytes->size()) + " bytes)");
-      } else if (bytes.status().code() == Status::Code::kNotFound) {
-        ctx.progress(0, total, "anchor cache " + r.key + " not in Redis; recomputing the anchors");
+                     "fetched the anchor cache (" + std::to_string(a->cache_bytes) + " bytes)");
       } else {
-        return bytes.status();
+        // Absent (expired, never published), unreadable or corrupt: the anchors are recomputed,
+        // bit-identical to the cache, rather than failing every attempt of the task.
+        ctx.progress(0, total,
+                     "anchor cache " + r.key +
+                         (fetched.status().code() == Status::Code::kNotFound
+                              ? " not in Redis"
+                              : " unusable (" + fetched.status().ToString() + ")") +
+                         "; recomputing the anchors");
       }
     }
     if (!a) {

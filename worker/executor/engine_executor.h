@@ -5,9 +5,11 @@
 // 8-bit rounding), so a farm edit is bit-identical to a single-process one on the same device:
 //   - anchor task: decodes the shot's K anchors, runs the anchor pass, writes each anchor's output
 //     as a one-frame lossless chunk (protocol::AnchorOutputPath) and, with anchor_mode cache,
-//     publishes the serialized AnchorCache to Redis (fenced by the attempt);
+//     publishes the serialized AnchorCache to Redis (fenced by the attempt; if Redis cannot take
+//     it, the task still ends and says so in its log: the cache only saves work);
 //   - frames task: gets the shot's cache (kept in memory from the previous task of the same shot,
-//     else fetched from Redis and verified, else, or with anchor_mode recompute, recomputed), edits
+//     else fetched from Redis and verified, else (absent, unreadable or corrupt), or with
+//     anchor_mode recompute, recomputed: bit-identical either way), edits
 //     its range and writes one lossless chunk (protocol::ChunkPath) atomically. The engine edits a
 //     shot's non-anchor frames in groups of the job's `batch` counted from the shot's start
 //     (common/frame_plan); a task runs exactly the groups that touch its range, because CPU
