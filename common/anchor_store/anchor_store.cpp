@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 
@@ -160,6 +161,31 @@ Status CheckKey(const std::string& key) {
   return Status::OK();
 }
 
+// A number field of INFO's text ("name:123\r\n"); nullopt when absent.
+std::optional<uint64_t> InfoNumber(const std::string& info, const std::string& name) {
+  const std::string field = "\n" + name + ":";
+  const size_t at = ("\n" + info).find(field);
+  if (at == std::string::npos) return std::nullopt;
+  return std::strtoull(info.c_str() + at + field.size() - 1, nullptr, 10);
+}
+
+// Unavailable when an entry of `bytes` would fill Redis past `fill` of its maxmemory. A Redis
+// that does not answer INFO (a restricted managed one) is not checked.
+Status CheckRoom(redis::RedisClient& client, const std::string& key, uint64_t bytes, double fill) {
+  if (fill <= 0 || bytes == 0) return Status::OK();
+  auto info = client.Command({"INFO", "memory"});
+  if (!info.ok() || info->is_error()) return Status::OK();
+  const auto used = InfoNumber(info->str, "used_memory");
+  const auto max = InfoNumber(info->str, "maxmemory");
+  if (!used || !max || *max == 0) return Status::OK();
+  if (static_cast<double>(*used + bytes) <= fill * static_cast<double>(*max)) return Status::OK();
+  return Status::Unavailable("anchor cache " + key + ": " + std::to_string(bytes) +
+                             " bytes would fill Redis past " +
+                             std::to_string(static_cast<int>(fill * 100)) + "% of its maxmemory (" +
+                             std::to_string(*used) + " of " + std::to_string(*max) +
+                             " bytes in use); the rest is kept for the farm's state");
+}
+
 }  // namespace
 
 std::string AnchorCacheKey(const AnchorKeyFields& f) {
@@ -257,6 +283,7 @@ Result<AnchorManifest> AnchorStore::Publish(const std::string& key, const std::s
                                             AnchorManifest manifest, std::span<const uint8_t> data,
                                             const std::optional<PublishFence>& fence) {
   FAIRY_RETURN_IF_ERROR(CheckKey(key));
+  FAIRY_RETURN_IF_ERROR(CheckRoom(*client_, key, data.size(), options_.max_memory_fill));
   const uint64_t part_bytes = options_.max_part_bytes;
   const int64_t part_count =
       data.empty() ? 0 : static_cast<int64_t>((data.size() + part_bytes - 1) / part_bytes);

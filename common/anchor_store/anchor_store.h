@@ -98,6 +98,9 @@ struct AnchorStoreOptions {
   uint64_t max_part_bytes =
       64ull << 20;         // bytes per part (default 64 MiB; Redis caps values at 512 MB)
   int pipeline_parts = 4;  // parts in flight per round trip
+  // Publish only while Redis's used memory plus the entry stays under this fraction of its
+  // maxmemory (no maxmemory: no limit); the rest is kept for the farm's state. 0 = no check.
+  double max_memory_fill = 0.9;
 };
 
 // Write fencing for Publish: the live attempt table hash key and field (farm_keys Attempts(job),
@@ -115,7 +118,8 @@ class AnchorStore {
 
   // Uploads `data` under `key` and records `key` in the job's set. Replaces an existing entry.
   // With a fence: FailedPrecondition "stale attempt ..." when the attempt is no longer live (the
-  // staging parts are removed; nothing visible changes). Returns the manifest as stored.
+  // staging parts are removed; nothing visible changes). Unavailable, before anything is written,
+  // when the entry would fill Redis past max_memory_fill. Returns the manifest as stored.
   Result<AnchorManifest> Publish(const std::string& key, const std::string& job_id,
                                  AnchorManifest manifest, std::span<const uint8_t> data,
                                  const std::optional<PublishFence>& fence = std::nullopt);

@@ -53,6 +53,31 @@ void LowerThisThreadsPriority() {
   (void)lowered;
 }
 
+// Job state has no expiry: a Redis that may evict any key when its memory is full could drop a
+// job, a task or an attempt number silently. Only keys with a TTL may go (edited shots' anchor
+// caches, upload staging parts, worker entries: each is recomputed or rewritten).
+Status CheckEvictionPolicy(redis::RedisClient& client, const redis::RedisOptions& where) {
+  auto info = client.Command({"INFO", "memory"});
+  if (!info.ok() || info->is_error()) {
+    FAIRY_LOG(kWarn, "coordinator") << "Redis INFO memory failed; eviction policy not checked: "
+                                    << (info.ok() ? info->str : info.status().ToString());
+    return Status::OK();
+  }
+  const std::string field = "maxmemory_policy:";
+  const size_t at = info->str.find(field);
+  if (at == std::string::npos) return Status::OK();
+  const size_t begin = at + field.size();
+  const std::string policy =
+      info->str.substr(begin, info->str.find_first_of("\r\n", begin) - begin);
+  if (policy.rfind("allkeys-", 0) != 0) return Status::OK();
+  return Status::FailedPrecondition(
+      "Redis at " + where.host + ":" + std::to_string(where.port) + " has maxmemory-policy " +
+      policy +
+      ": it may evict the farm's job state when its memory is full. Set maxmemory-policy to "
+      "volatile-ttl (only keys with an expiry go, finished shots' anchor caches first) or "
+      "noeviction (docs/operations.md, \"Redis memory\")");
+}
+
 }  // namespace
 
 Coordinator::Coordinator(CoordinatorOptions options)
@@ -79,6 +104,7 @@ Status Coordinator::Init() {
     if (!options_.redis_password.empty()) ro.password = options_.redis_password;
     FAIRY_ASSIGN_OR_RETURN(auto client, redis::RedisClient::Connect(ro));
     FAIRY_RETURN_IF_ERROR(client->Ping());
+    FAIRY_RETURN_IF_ERROR(CheckEvictionPolicy(*client, ro));
     store::RedisStoreOptions so;
     so.key_prefix = options_.key_prefix;
     store_ = store::NewRedisStore(std::move(client), so);

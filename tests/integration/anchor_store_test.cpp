@@ -331,5 +331,37 @@ TEST_F(AnchorStoreTest, ReleaseExpiresOneEntryOnceNoJobHoldsIt) {
   EXPECT_TRUE(Keys("fairy:anchor:never-published*").empty());
 }
 
+// An entry that would fill Redis past 90% of its maxmemory is refused before anything is written:
+// the last of Redis's memory is the farm's state (the worker then recomputes the anchors instead).
+TEST(AnchorStoreRoomTest, AnEntryThatWouldFillRedisIsRefusedBeforeItIsWritten) {
+  testing::RedisServerOptions so;
+  so.extra_args = {"--maxmemory", "64mb"};
+  auto server = testing::RedisServer::Start(so);
+  ASSERT_TRUE(server.ok()) << server.status().ToString();
+  auto client = redis::RedisClient::Connect((*server)->url());
+  ASSERT_TRUE(client.ok());
+  AnchorStoreOptions o;
+  o.max_part_bytes = 4 << 20;
+  AnchorStore store(client->get(), o);
+  AnchorManifest m;
+  m.model_id = "m";
+  ASSERT_TRUE(store.Publish("small", "job", m, std::vector<uint8_t>(24 << 20, 1)).ok());
+  auto big = store.Publish("big", "job", m, std::vector<uint8_t>(40 << 20, 2));
+  ASSERT_FALSE(big.ok());
+  EXPECT_EQ(big.status().code(), Status::Code::kUnavailable);
+  EXPECT_NE(big.status().message().find("would fill Redis past 90% of its maxmemory"),
+            std::string::npos)
+      << big.status().message();
+  auto keys = (*client)->Command({"KEYS", "fairy:anchor:big*"});
+  ASSERT_TRUE(keys.ok());
+  EXPECT_TRUE(keys->elements.empty()) << "nothing of the refused entry is written";
+  o.max_memory_fill = 0;  // the check off: Redis itself refuses the write when it is full
+  AnchorStore unchecked(client->get(), o);
+  auto refused = unchecked.Publish("big", "job", m, std::vector<uint8_t>(40 << 20, 2));
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("OOM"), std::string::npos)
+      << refused.status().ToString();
+}
+
 }  // namespace
 }  // namespace fairy::anchor

@@ -217,6 +217,32 @@ TEST_F(FarmCoordinatorTest, CancelDropsTheAnchorCacheAndStopsTheWorkers) {
   EXPECT_EQ(Api().Json("POST", "/v1/jobs/" + job + "/resume").status().code(), Status::Code::kFailedPrecondition);
 }
 
+// Job state has no expiry: a coordinator refuses a Redis whose policy may evict any key when
+// memory is full, and takes one that evicts only keys with an expiry.
+TEST(FarmCoordinatorStartTest, RefusesARedisThatMayEvictJobState) {
+  for (const std::string policy : {"allkeys-lru", "volatile-ttl"}) {
+    testing::RedisServerOptions so;
+    so.extra_args = {"--maxmemory-policy", policy};
+    auto redis = testing::RedisServer::Start(so);
+    ASSERT_TRUE(redis.ok()) << redis.status().ToString();
+    coordinator::CoordinatorOptions o;
+    o.worker_bind = "tcp://127.0.0.1:*";
+    o.api.port = 0;
+    o.api.token = "t";
+    o.redis_url = (*redis)->url();
+    auto c = coordinator::Coordinator::Start(o);
+    if (policy == "volatile-ttl") {
+      EXPECT_TRUE(c.ok()) << c.status().ToString();
+      continue;
+    }
+    ASSERT_FALSE(c.ok());
+    EXPECT_EQ(c.status().code(), Status::Code::kFailedPrecondition);
+    EXPECT_NE(c.status().message().find("has maxmemory-policy allkeys-lru"), std::string::npos)
+        << c.status().message();
+    EXPECT_NE(c.status().message().find("volatile-ttl"), std::string::npos);
+  }
+}
+
 // A shot's anchor cache entry expires once every frame of the shot is edited, while the job still
 // runs: Redis holds the entries of the shots being edited, not of the whole job.
 TEST_F(FarmCoordinatorTest, AShotsAnchorCacheExpiresOnceItsFramesAreEdited) {
