@@ -363,7 +363,7 @@ TEST_F(FarmCoordinatorTest, FinishedJobsOutliveARestartUntilTheirTtl) {
     std::this_thread::sleep_for(50ms);
   }
   EXPECT_EQ(Api().Json("GET", "/v1/jobs/" + job).status().code(), Status::Code::kNotFound);
-  for (const std::string key : {"fairy:job:" + job, "fairy:job:" + job + ":tasks",
+  for (const std::string& key : {"fairy:job:" + job, "fairy:job:" + job + ":tasks",
                                 "fairy:job:" + job + ":attempts", "fairy:log:" + job}) {
     EXPECT_EQ((*client)->Command({"EXISTS", key})->integer, 0) << key;
   }
