@@ -89,8 +89,8 @@ Result<std::vector<std::string>> ReferenceFrames(const std::string& noise,
 class FarmE2ETest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    lock_fd_ =
-        open((fs::temp_directory_path() / "fairy-farm-e2e.lock").c_str(), O_CREAT | O_RDWR, 0666);
+    lock_fd_ = open((fs::temp_directory_path() / "fairy-farm-e2e.lock").c_str(),
+                    O_CREAT | O_RDWR | O_CLOEXEC, 0666);  // not inherited by the farm processes
     ASSERT_GE(lock_fd_, 0);
     ASSERT_EQ(flock(lock_fd_, LOCK_EX), 0);
     auto frames = ReferenceFrames("per_frame");
@@ -314,6 +314,30 @@ TEST_F(FarmE2ETest, RecomputeModeIsIdenticalToCacheMode) {
   ASSERT_TRUE(done.ok()) << done.status().ToString();
   ASSERT_EQ((*done)["state"], "DONE") << done->dump(1);
   ExpectIdenticalToReference(out);
+}
+
+// The anchor cache only saves work: workers that cannot reach Redis publish no cache, every
+// frames task recomputes its shot's anchors, and the output is still identical.
+TEST_F(FarmE2ETest, WorkersThatCannotReachRedisStillGiveTheSameOutput) {
+  FarmHarnessOptions o;
+  o.worker_redis_url = "redis://127.0.0.1:1";  // nothing listens there
+  auto farm = FarmHarness::Start(o);
+  ASSERT_TRUE(farm.ok()) << farm.status().ToString();
+  std::string out = (*farm)->dir() + "/out/no-cache.mp4";
+  auto job = (*farm)->Submit(JobYaml(out));
+  ASSERT_TRUE(job.ok()) << job.status().ToString();
+  auto done = (*farm)->WaitForState(*job, {"DONE", "FAILED", "CANCELLED"}, 600s);
+  ASSERT_TRUE(done.ok()) << done.status().ToString();
+  ASSERT_EQ((*done)["state"], "DONE") << done->dump(1);
+  ExpectIdenticalToReference(out);
+  auto logs = (*farm)->Client().Json("GET", "/v1/jobs/" + *job + "/logs");
+  ASSERT_TRUE(logs.ok()) << logs.status().ToString();
+  const std::string text = logs->dump();
+  EXPECT_NE(text.find("anchor cache not published ("), std::string::npos) << logs->dump(1);
+  EXPECT_NE(text.find("; recomputing the anchors"), std::string::npos) << logs->dump(1);
+  auto redis = redis::RedisClient::Connect((*farm)->redis().url());
+  ASSERT_TRUE(redis.ok());
+  EXPECT_TRUE((*redis)->Command({"KEYS", "fairy:anchor*"})->elements.empty());
 }
 
 // edit.noise shared and edit.scheduler euler through the farm: identical to `fairy-engine edit

@@ -152,25 +152,26 @@ Status FarmHarness::StartCoordinator() {
 Status FarmHarness::StartWorker(int index) {
   std::string worker_id = "w";  // built with += (GCC 12 -Wrestrict false positive on "w" + string)
   worker_id += std::to_string(index);
-  std::vector<std::string> argv = {BinDir() + "/fairy-worker",
-                                   "--coordinator",
-                                   worker_endpoint(),
-                                   "--worker-id",
-                                   worker_id,
-                                   "--redis-url",
-                                   redis_->url(),
-                                   "--heartbeat-interval-ms",
-                                   std::to_string(options_.heartbeat_interval_ms),
-                                   "--heartbeat-liveness",
-                                   std::to_string(options_.heartbeat_liveness),
-                                   "--drain-grace-ms",
-                                   "5000",
-                                   "--storage-root",
-                                   dir_,
-                                   "--storage-root",
-                                   SharedDir(),
-                                   "--storage-root",
-                                   SourceDir() + "/models"};
+  std::vector<std::string> argv = {
+      BinDir() + "/fairy-worker",
+      "--coordinator",
+      worker_endpoint(),
+      "--worker-id",
+      worker_id,
+      "--redis-url",
+      options_.worker_redis_url.empty() ? redis_->url() : options_.worker_redis_url,
+      "--heartbeat-interval-ms",
+      std::to_string(options_.heartbeat_interval_ms),
+      "--heartbeat-liveness",
+      std::to_string(options_.heartbeat_liveness),
+      "--drain-grace-ms",
+      "5000",
+      "--storage-root",
+      dir_,
+      "--storage-root",
+      SharedDir(),
+      "--storage-root",
+      SourceDir() + "/models"};
   argv.insert(argv.end(), options_.worker_args.begin(), options_.worker_args.end());
   FAIRY_ASSIGN_OR_RETURN(workers_[index], ChildProcess::Spawn(argv, WorkerLog(index)));
   return Status::OK();

@@ -45,6 +45,7 @@ struct FarmHarnessOptions {
   int heartbeat_liveness = 5;
   std::vector<std::string> coordinator_args;  // extra flags
   std::vector<std::string> worker_args;       // extra flags for every worker
+  std::string worker_redis_url;               // the workers' anchor cache; "" = the farm's Redis
 };
 
 class FarmHarness {
