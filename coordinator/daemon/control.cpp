@@ -311,6 +311,10 @@ std::string Coordinator::Metrics() {
   counter("fairy_workers_dead_total", "Workers declared dead after missing heartbeats.", st.workers_dead);
   counter("fairy_anchor_cache_bytes_published_total", "Anchor cache bytes published by anchor tasks.",
           cache_bytes_published_);
+  counter("fairy_anchor_caches_unpublished_total",
+          "Anchor tasks (anchor_mode cache) that could not publish their cache: every frames task "
+          "of their shot recomputes the anchors.",
+          anchor_caches_unpublished_);
   counter("fairy_protocol_messages_rejected_total", "Malformed or wrong-version worker messages dropped.",
           link_ ? link_->rejected() : 0);
   double fps = 0;

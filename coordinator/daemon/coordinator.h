@@ -144,6 +144,7 @@ class Coordinator final : public api::ControlHandler {
   int64_t duration_count_ = 0;
   double duration_sum_s_ = 0;
   int64_t cache_bytes_published_ = 0;
+  int64_t anchor_caches_unpublished_ = 0;
   int64_t messages_rejected_base_ = 0;
 };
 

@@ -335,6 +335,12 @@ TEST_F(FarmE2ETest, WorkersThatCannotReachRedisStillGiveTheSameOutput) {
   const std::string text = logs->dump();
   EXPECT_NE(text.find("anchor cache not published ("), std::string::npos) << logs->dump(1);
   EXPECT_NE(text.find("; recomputing the anchors"), std::string::npos) << logs->dump(1);
+  auto metrics = (*farm)->Client().Request("GET", "/metrics");
+  ASSERT_TRUE(metrics.ok());
+  EXPECT_NE(metrics->body.find("fairy_anchor_caches_unpublished_total " +
+                               std::to_string((*done)["shots"].size()) + "\n"),
+            std::string::npos)
+      << metrics->body;
   auto redis = redis::RedisClient::Connect((*farm)->redis().url());
   ASSERT_TRUE(redis.ok());
   EXPECT_TRUE((*redis)->Command({"KEYS", "fairy:anchor*"})->elements.empty());
