@@ -161,29 +161,24 @@ Status CheckKey(const std::string& key) {
   return Status::OK();
 }
 
-// A number field of INFO's text ("name:123\r\n"); nullopt when absent.
-std::optional<uint64_t> InfoNumber(const std::string& info, const std::string& name) {
-  const std::string field = "\n" + name + ":";
-  const size_t at = ("\n" + info).find(field);
-  if (at == std::string::npos) return std::nullopt;
-  return std::strtoull(info.c_str() + at + field.size() - 1, nullptr, 10);
-}
-
 // Unavailable when an entry of `bytes` would fill Redis past `fill` of its maxmemory. A Redis
 // that does not answer INFO (a restricted managed one) is not checked.
 Status CheckRoom(redis::RedisClient& client, const std::string& key, uint64_t bytes, double fill) {
   if (fill <= 0 || bytes == 0) return Status::OK();
   auto info = client.Command({"INFO", "memory"});
   if (!info.ok() || info->is_error()) return Status::OK();
-  const auto used = InfoNumber(info->str, "used_memory");
-  const auto max = InfoNumber(info->str, "maxmemory");
-  if (!used || !max || *max == 0) return Status::OK();
-  if (static_cast<double>(*used + bytes) <= fill * static_cast<double>(*max)) return Status::OK();
-  return Status::Unavailable("anchor cache " + key + ": " + std::to_string(bytes) +
-                             " bytes would fill Redis past " +
-                             std::to_string(static_cast<int>(fill * 100)) + "% of its maxmemory (" +
-                             std::to_string(*used) + " of " + std::to_string(*max) +
-                             " bytes in use); the rest is kept for the farm's state");
+  const auto used_text = redis::InfoField(info->str, "used_memory");
+  const auto max_text = redis::InfoField(info->str, "maxmemory");
+  if (!used_text || !max_text) return Status::OK();
+  const uint64_t used = std::strtoull(used_text->c_str(), nullptr, 10);
+  const uint64_t max = std::strtoull(max_text->c_str(), nullptr, 10);
+  if (max == 0 || static_cast<double>(used + bytes) <= fill * static_cast<double>(max)) {
+    return Status::OK();
+  }
+  return Status::Unavailable(
+      "anchor cache " + key + ": " + std::to_string(bytes) + " bytes would fill Redis past " +
+      std::to_string(static_cast<int>(fill * 100)) + "% of its maxmemory (" + std::to_string(used) +
+      " of " + std::to_string(max) + " bytes in use); the rest is kept for the farm's state");
 }
 
 }  // namespace

@@ -124,6 +124,21 @@ void Sha1Block(uint32_t h[5], const unsigned char* p) {
 
 }  // namespace
 
+std::optional<std::string> InfoField(std::string_view info, std::string_view name) {
+  for (size_t begin = 0; begin < info.size();) {
+    size_t end = info.find('\n', begin);
+    if (end == std::string_view::npos) end = info.size();
+    std::string_view line = info.substr(begin, end - begin);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.size() > name.size() && line.substr(0, name.size()) == name &&
+        line[name.size()] == ':') {
+      return std::string(line.substr(name.size() + 1));
+    }
+    begin = end + 1;
+  }
+  return std::nullopt;
+}
+
 std::string Sha1Hex(std::string_view data) {
   uint32_t h[5] = {0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0};
   const auto* p = reinterpret_cast<const unsigned char*>(data.data());

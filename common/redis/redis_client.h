@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -73,6 +74,9 @@ class Script {
 
 // SHA-1 of `data` as 40 lowercase hex digits (what Redis uses to name scripts).
 std::string Sha1Hex(std::string_view data);
+
+// One field of an INFO reply's text ("name:value\r\n" lines): its value, or nullopt if absent.
+std::optional<std::string> InfoField(std::string_view info, std::string_view name);
 
 class RedisClient {
  public:

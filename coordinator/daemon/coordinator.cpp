@@ -63,16 +63,11 @@ Status CheckEvictionPolicy(redis::RedisClient& client, const redis::RedisOptions
                                     << (info.ok() ? info->str : info.status().ToString());
     return Status::OK();
   }
-  const std::string field = "maxmemory_policy:";
-  const size_t at = info->str.find(field);
-  if (at == std::string::npos) return Status::OK();
-  const size_t begin = at + field.size();
-  const std::string policy =
-      info->str.substr(begin, info->str.find_first_of("\r\n", begin) - begin);
-  if (policy.rfind("allkeys-", 0) != 0) return Status::OK();
+  const std::optional<std::string> policy = redis::InfoField(info->str, "maxmemory_policy");
+  if (!policy || policy->rfind("allkeys-", 0) != 0) return Status::OK();
   return Status::FailedPrecondition(
       "Redis at " + where.host + ":" + std::to_string(where.port) + " has maxmemory-policy " +
-      policy +
+      *policy +
       ": it may evict the farm's job state when its memory is full. Set maxmemory-policy to "
       "volatile-ttl (only keys with an expiry go, finished shots' anchor caches first) or "
       "noeviction (docs/operations.md, \"Redis memory\")");

@@ -59,6 +59,19 @@ TEST(Sha1Test, KnownVectors) {
   EXPECT_EQ(Sha1Hex(std::string(1000000, 'a')), "34aa973cd4c4daa4f61eeb2bdbad27316534016f");
 }
 
+TEST(InfoFieldTest, FindsWholeFieldNamesOnly) {
+  const std::string info =
+      "# Memory\r\nused_memory:1048576\r\nused_memory_human:1.00M\r\nmaxmemory:0\r\n"
+      "maxmemory_human:0B\r\nmaxmemory_policy:volatile-ttl\r\nlast:x";
+  EXPECT_EQ(InfoField(info, "used_memory"), "1048576");
+  EXPECT_EQ(InfoField(info, "maxmemory"), "0");
+  EXPECT_EQ(InfoField(info, "maxmemory_policy"), "volatile-ttl");
+  EXPECT_EQ(InfoField(info, "last"), "x");
+  EXPECT_EQ(InfoField(info, "memory"), std::nullopt);
+  EXPECT_EQ(InfoField(info, "used"), std::nullopt);
+  EXPECT_EQ(InfoField("", "maxmemory"), std::nullopt);
+}
+
 class RedisClientTest : public ::testing::Test {
  protected:
   void SetUp() override {
