@@ -295,10 +295,10 @@ void Coordinator::HandleWorkerMessage(const std::string& peer, protocol::Message
     if (s.ok()) {
       cache_bytes_published_ += d->cache_bytes;
       if (const auto* t = scheduler_->FindTask(d->ref.job_id, d->ref.task_id)) {
-        const scheduler::JobRecord* job = scheduler_->FindJob(d->ref.job_id);
-        if (t->kind == scheduler::TaskKind::kAnchor && d->cache_bytes == 0 && job != nullptr &&
-            job->frames_wait_for_anchor) {
-          ++anchor_caches_unpublished_;  // anchor_mode cache, but the worker could not publish
+        if (t->kind == scheduler::TaskKind::kAnchor && d->cache_bytes == 0) {
+          const scheduler::JobRecord* job = scheduler_->FindJob(d->ref.job_id);
+          // anchor_mode cache, but the worker could not publish
+          if (job != nullptr && job->frames_wait_for_anchor) ++anchor_caches_unpublished_;
         }
         if (t->finished_ms > 0 && t->assigned_ms > 0) {
           double seconds = static_cast<double>(t->finished_ms - t->assigned_ms) / 1000.0;
