@@ -39,6 +39,7 @@ std::string Probe(const std::string& path) {
 }
 
 TEST(EngineEditTest, EditsAWholeClipWithAudioToTheSourceSize) {
+  FAIRY_REQUIRE_SHARED("fixtures/pix2pix-tiny/model_index.json", "media/bigbuckbunny.mp4");
   const std::string dir = fairy::testing::MakeTempDir("engine_edit");
   const std::string out = dir + "/bunny_edit.mp4";
   ShellResult run =
@@ -58,6 +59,7 @@ TEST(EngineEditTest, EditsAWholeClipWithAudioToTheSourceSize) {
 }
 
 TEST(EngineEditTest, SameSeedSameFramesOtherSeedOtherFrames) {
+  FAIRY_REQUIRE_SHARED("fixtures/pix2pix-tiny/model_index.json", "media/delayed_start.mp4");
   const std::string dir = fairy::testing::MakeTempDir("engine_edit_seed");
   const std::string input = fairy::testing::MediaPath("delayed_start.mp4");
   const std::string a = dir + "/a.mkv", b = dir + "/b.mkv", c = dir + "/c.mkv";
@@ -95,6 +97,7 @@ TEST(EngineEditTest, SameSeedSameFramesOtherSeedOtherFrames) {
 }
 
 TEST(EngineEditTest, BadInputExitsWithUsageErrorAndAMessage) {
+  FAIRY_REQUIRE_SHARED("fixtures/pix2pix-tiny/model_index.json", "media/delayed_start.mp4");
   const std::string dir = fairy::testing::MakeTempDir("engine_edit_bad");
   const std::string clip = fairy::testing::MediaPath("delayed_start.mp4");
   ShellResult empty =

@@ -27,6 +27,7 @@ nlohmann::json ReadJson(const std::string& path) {
 }
 
 TEST(EngineTrainCliTest, FairyTinyPresetWritesAModelTheEngineEdits) {
+  FAIRY_REQUIRE_SHARED("media/carphone_pristine.mp4", "fixtures/pix2pix-tiny/tokenizer");
   const std::string dir = fairy::testing::MakeTempDir("engine_train_cli");
   const std::string model = dir + "/model";
   const std::string clip = fairy::testing::MediaPath("carphone_pristine.mp4");

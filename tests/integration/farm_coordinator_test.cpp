@@ -76,6 +76,7 @@ class IdentityExecutor : public worker::TaskExecutor {
 class FarmCoordinatorTest : public ::testing::Test {
  protected:
   void SetUp() override {
+    FAIRY_REQUIRE_SHARED("media/bigbuckbunny.mp4");  // every job here edits it
     auto redis = testing::RedisServer::Start();
     ASSERT_TRUE(redis.ok()) << redis.status().ToString();
     redis_ = std::move(redis).value();
@@ -292,6 +293,7 @@ TEST_F(FarmCoordinatorTest, AShotsAnchorCacheExpiresOnceItsFramesAreEdited) {
 // overwrite the earlier result) or input (it would destroy a source being read); once the job is
 // finished, its output may be rendered again.
 TEST_F(FarmCoordinatorTest, AnUnfinishedJobsOutputAndInputAreNotAnotherJobsOutput) {
+  FAIRY_REQUIRE_SHARED("media/counter.mp4");
   const std::string out = dir_ + "/out/shared.mp4";
   const std::string first = Submit(out);  // no workers: it stays queued
   ASSERT_FALSE(first.empty());

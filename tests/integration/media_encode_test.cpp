@@ -46,12 +46,14 @@ std::vector<std::string> MakeChunks(const std::string& clip, const std::string& 
 }
 
 TEST(MediaEncode, OutputMatchesTheSourceUnderFFprobe) {
+  FAIRY_REQUIRE_SHARED("media/manifest.json");
   const std::string dir = fairy::testing::MakeTempDir("media-encode");
   // No audio + B-frames; VFR; rotation + VFR + mono AAC; Opus; interlaced DV with 2x PCM
   // (re-encoded); delayed start; MXF with a missing last timestamp.
   for (const char* clip : {"bikes.mp4", "goldeneye-vfr-drop3.mp4", "fire2.mp4", "no_duration.webm",
                            "sony_good_quality.dv", "delayed_start.mp4", "freeMXF-mxf1.mxf"}) {
     SCOPED_TRACE(clip);
+    FAIRY_REQUIRE_SHARED(std::string("media/") + clip);
     const auto& v = testing::Clip(clip)["ffprobe"]["video"][0];
     const auto& audio = testing::Clip(clip)["ffprobe"]["audio"];
     std::vector<std::string> chunks = MakeChunks(clip, dir, 3);
@@ -115,6 +117,7 @@ TEST(MediaEncode, OutputMatchesTheSourceUnderFFprobe) {
 }
 
 TEST(MediaEncode, ScalesToTheSourceDisplaySizeAndStitchingIsExact) {
+  FAIRY_REQUIRE_SHARED("media/carphone_pristine.mp4");
   const std::string dir = fairy::testing::MakeTempDir("media-encode-scale");
   std::vector<std::string> three = MakeChunks("carphone_pristine.mp4", dir, 3);
   ASSERT_TRUE(ConcatChunks(three, dir + "/one.mkv").ok());
@@ -136,6 +139,7 @@ TEST(MediaEncode, ScalesToTheSourceDisplaySizeAndStitchingIsExact) {
 }
 
 TEST(MediaEncode, WritesMatroskaAndQuickTimeToo) {
+  FAIRY_REQUIRE_SHARED("media/bigbuckbunny.mp4");
   const std::string dir = fairy::testing::MakeTempDir("media-encode-containers");
   std::vector<std::string> chunks = MakeChunks("bigbuckbunny.mp4", dir, 2);  // 5.1 AAC
   EncodeOptions eo;
@@ -161,6 +165,7 @@ TEST(MediaEncode, WritesMatroskaAndQuickTimeToo) {
 }
 
 TEST(MediaEncode, RejectsChunksThatDoNotCoverTheSource) {
+  FAIRY_REQUIRE_SHARED("media/counter.mp4");
   const std::string dir = fairy::testing::MakeTempDir("media-encode-bad");
   std::vector<std::string> chunks = MakeChunks("counter.mp4", dir, 3);
   EncodeOptions eo;
@@ -181,6 +186,7 @@ TEST(MediaEncode, RejectsChunksThatDoNotCoverTheSource) {
 
 // ContentDetector (threshold 27, min 15) against the manifest's PySceneDetect goldens (+-1 frame).
 TEST(MediaShots, ReproducesContentDetectorGoldens) {
+  FAIRY_REQUIRE_SHARED("media/manifest.json");
   int checked = 0;
   for (const auto& clip : testing::Manifest()["files"]) {
     const auto& ec = clip["expected_cuts"];
@@ -206,6 +212,7 @@ TEST(MediaShots, ReproducesContentDetectorGoldens) {
 // Where the manifest has no PySceneDetect golden but ffmpeg's scene cuts are unambiguous (scores
 // 0.31..0.77, next highest 0.04), ContentDetector finds the same shots.
 TEST(MediaShots, AgreesWithFFmpegSceneCutsOnTheAspectRatioClip) {
+  FAIRY_REQUIRE_SHARED("media/manifest.json", "media/issue-195-aspect-ratio.mp4");
   const auto& clip = testing::Clip("issue-195-aspect-ratio.mp4");
   Result<ShotList> shots = DetectShots(MediaPath("issue-195-aspect-ratio.mp4"));
   ASSERT_TRUE(shots.ok()) << shots.status().ToString();
@@ -216,6 +223,7 @@ TEST(MediaShots, AgreesWithFFmpegSceneCutsOnTheAspectRatioClip) {
 }
 
 TEST(MediaShots, CliPrintsTheIssueJson) {
+  FAIRY_REQUIRE_SHARED("media/bikes.mp4");
   int rc = -1;
   std::string out = testing::Run(Quote(fairy::testing::BinDir() + "/fairy") + " shots " +
                                      Quote(MediaPath("bikes.mp4")) + " --json --max-length 100",
@@ -238,6 +246,7 @@ TEST(MediaShots, CliPrintsTheIssueJson) {
 
 // Bad input: a clear Status naming the file, never a crash, from every entry point.
 TEST(MediaErrors, BadFilesGiveClearErrors) {
+  FAIRY_REQUIRE_SHARED("media/bikes.mp4", "media/counter.mp4");
   const std::string dir = fairy::testing::MakeTempDir("media-bad");
   const std::string text = dir + "/notes.mp4";
   std::ofstream(text) << "this is not a video\n";

@@ -20,6 +20,7 @@ std::string SarString(const Rational& r) {
 }
 
 TEST(MediaProbe, EveryClipMatchesTheManifest) {
+  FAIRY_REQUIRE_SHARED("media/manifest.json");
   ASSERT_GE(Manifest()["files"].size(), 14u);
   size_t checked = 0;
   for (const auto& clip : Manifest()["files"]) {
@@ -77,6 +78,8 @@ TEST(MediaProbe, EveryClipMatchesTheManifest) {
 }
 
 TEST(MediaProbe, DisplaySizeAppliesSarAndRotation) {
+  FAIRY_REQUIRE_SHARED("media/issue-195-aspect-ratio.mp4", "media/sony_good_quality.dv",
+                       "media/fire2.mp4");
   Result<VideoInfo> aspect = Probe(MediaPath("issue-195-aspect-ratio.mp4"));
   ASSERT_TRUE(aspect.ok()) << aspect.status().ToString();
   EXPECT_EQ(aspect->display_width, 1024);  // 704 * 16/11
@@ -93,6 +96,7 @@ TEST(MediaProbe, DisplaySizeAppliesSarAndRotation) {
 // A stream-copied trim (`ffmpeg -ss 1.3 -c copy`) keeps the packets before the cut and an edit
 // list that discards them: they are in the header's count but are not frames.
 TEST(MediaProbe, EditListTrimmedFramesAreNotCounted) {
+  FAIRY_REQUIRE_SHARED("media/bikes.mp4");
   const std::string dir = fairy::testing::MakeTempDir("media-trim");
   const std::string path = dir + "/trim.mp4";
   int rc = 0;
@@ -118,6 +122,7 @@ TEST(MediaProbe, EditListTrimmedFramesAreNotCounted) {
 }
 
 TEST(MediaProbe, HeaderOnlyProbeSkipsCounting) {
+  FAIRY_REQUIRE_SHARED("media/bikes.mp4");
   ProbeOptions o;
   o.count_frames = false;
   Result<VideoInfo> info = Probe(MediaPath("bikes.mp4"), o);
@@ -129,6 +134,7 @@ TEST(MediaProbe, HeaderOnlyProbeSkipsCounting) {
 
 // Every clip decodes to exactly its measured frame count, in display orientation.
 TEST(MediaDecode, EveryClipDecodesToItsFrameCountInDisplayOrientation) {
+  FAIRY_REQUIRE_SHARED("media/manifest.json");
   for (const auto& clip : Manifest()["files"]) {
     const std::string name = clip["name"];
     SCOPED_TRACE(name);
@@ -172,6 +178,7 @@ TEST(MediaDecode, EveryClipDecodesToItsFrameCountInDisplayOrientation) {
 // The upside-down phone clip is turned like ffmpeg's autorotate: our frame is close to ffmpeg's
 // rotated output and far from the stored orientation.
 TEST(MediaDecode, RotationMatchesFFmpegAutorotate) {
+  FAIRY_REQUIRE_SHARED("media/fire2.mp4");
   const std::string path = MediaPath("fire2.mp4");
   DecodeOptions o;
   o.width = 64;
@@ -241,6 +248,7 @@ TEST(MediaDecode, QuarterTurnsMatchFFmpegAutorotate) {
 // Colour: a full decode of the FFV1 RGB clip is lossless end to end (no YUV matrix involved), and
 // a YUV clip matches ffmpeg's own RGB conversion closely.
 TEST(MediaDecode, ColourMatchesFFmpeg) {
+  FAIRY_REQUIRE_SHARED("media/ffv1_0.mov", "media/carphone_pristine.mp4");
   // Plus generated full-range (MJPEG yuvj422p), 10-bit and BT.709-tagged HD sources.
   const std::string dir = fairy::testing::MakeTempDir("media-colour");
   int made = 0;

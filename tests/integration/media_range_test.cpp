@@ -47,6 +47,7 @@ TEST(MediaRange, RangesConcatenateToTheFullDecodeBitForBit) {
   };
   for (const RangeCase& c : cases) {
     SCOPED_TRACE(c.clip);
+    FAIRY_REQUIRE_SHARED(std::string("media/") + c.clip);
     const std::string path = MediaPath(c.clip);
     Result<VideoInfo> info = Probe(path);
     ASSERT_TRUE(info.ok()) << info.status().ToString();
@@ -84,6 +85,7 @@ TEST(MediaRange, RangesConcatenateToTheFullDecodeBitForBit) {
 // Decode-ahead on or off, and every way Seek meets a frame decoded ahead (the next one, the one
 // after it, further on, backwards), give the same frames.
 TEST(MediaRange, DecodeAheadAndSeeksAroundItGiveTheSameFrames) {
+  FAIRY_REQUIRE_SHARED("media/bikes.mp4");
   const std::string path = MediaPath("bikes.mp4");
   DecodeOptions o;
   o.long_side = 96;
@@ -111,6 +113,7 @@ TEST(MediaRange, DecodeAheadAndSeeksAroundItGiveTheSameFrames) {
 }
 
 TEST(MediaRange, OutputSizeIsAMultipleOfEightWithAspectKept) {
+  FAIRY_REQUIRE_SHARED("media/issue-195-aspect-ratio.mp4", "media/sony_good_quality.dv");
   DecodeOptions o;
   o.long_side = 512;
   o.multiple_of = 8;
@@ -127,6 +130,7 @@ TEST(MediaRange, OutputSizeIsAMultipleOfEightWithAspectKept) {
 // Interlaced DV: with deinterlacing the frame has far less line-to-line combing than the woven
 // fields, and it is the same size.
 TEST(MediaRange, InterlacedDvIsDeinterlaced) {
+  FAIRY_REQUIRE_SHARED("media/sony_good_quality.dv");
   const std::string path = MediaPath("sony_good_quality.dv");
   DecodeOptions o;
   o.apply_sar = false;
@@ -155,6 +159,7 @@ TEST(MediaRange, InterlacedDvIsDeinterlaced) {
 }
 
 TEST(MediaChunk, RoundTripIsBitExactAndAtomic) {
+  FAIRY_REQUIRE_SHARED("media/bikes.mp4");
   const std::string dir = fairy::testing::MakeTempDir("media-chunk");
   DecodeOptions o;
   o.width = 160;
@@ -188,6 +193,7 @@ TEST(MediaChunk, RoundTripIsBitExactAndAtomic) {
 }
 
 TEST(MediaChunk, DamagedChunkIsAnErrorNotWrongPixels) {
+  FAIRY_REQUIRE_SHARED("media/bikes.mp4");
   const std::string dir = fairy::testing::MakeTempDir("media-chunk-damaged");
   DecodeOptions o;
   o.width = 160;
@@ -256,6 +262,7 @@ TEST(MediaChunk, AbandonedWriterLeavesNothing) {
 }
 
 TEST(MediaChunk, StitchingNChunksEqualsOneChunk) {
+  FAIRY_REQUIRE_SHARED("media/goldeneye-vfr-drop3.mp4");
   const std::string dir = fairy::testing::MakeTempDir("media-stitch");
   DecodeOptions o;
   o.long_side = 128;

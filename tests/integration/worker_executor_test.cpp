@@ -85,6 +85,7 @@ std::vector<std::vector<uint8_t>> ChunkFrames(const std::string& path) {
 // The anchor cache only saves work. An anchor task whose cache cannot be published (Redis down or
 // full) still ends with its anchors' outputs written; the shot's frames tasks recompute them.
 TEST(EngineExecutorTest, AnAnchorTaskWhoseCacheCannotBePublishedStillEnds) {
+  FAIRY_REQUIRE_SHARED("media/bigbuckbunny.mp4", "fixtures/pix2pix-tiny/model_index.json");
   auto nobody = testing::RedisServer::Start();  // a port where Redis is then stopped
   ASSERT_TRUE(nobody.ok());
   EngineExecutorOptions o;
@@ -107,6 +108,7 @@ TEST(EngineExecutorTest, AnAnchorTaskWhoseCacheCannotBePublishedStillEnds) {
 // output is the same as with the intact cache (it used to fail every attempt until the job
 // failed).
 TEST(EngineExecutorTest, AFramesTaskRecomputesACorruptCacheWithTheSameOutput) {
+  FAIRY_REQUIRE_SHARED("media/bigbuckbunny.mp4", "fixtures/pix2pix-tiny/model_index.json");
   auto redis = testing::RedisServer::Start();
   ASSERT_TRUE(redis.ok());
   EngineExecutorOptions o;
@@ -150,6 +152,7 @@ TEST(EngineExecutorTest, AFramesTaskRecomputesACorruptCacheWithTheSameOutput) {
 // A cancel stops an anchor pass at the next denoising step (an anchor pass is one long stretch of
 // steps: before, it ran to its end whatever the cancel), and every step on the way was reported.
 TEST(EngineExecutorTest, CancelStopsAnAnchorPassAtTheNextStep) {
+  FAIRY_REQUIRE_SHARED("media/bigbuckbunny.mp4", "fixtures/pix2pix-tiny/model_index.json");
   auto executor = EngineExecutor::Create({});
   ASSERT_TRUE(executor.ok()) << executor.status().ToString();
   const std::string dir = testing::MakeTempDir("fairy-executor");

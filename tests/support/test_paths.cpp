@@ -35,6 +35,20 @@ std::string SharedDir() {
 
 std::string MediaPath(const std::string& name) { return SharedDir() + "/media/" + name; }
 
+std::string TinyFixture() { return SharedDir() + "/fixtures/pix2pix-tiny"; }
+
+std::string MissingShared(std::initializer_list<std::string> relative_paths) {
+  for (const std::string& relative : relative_paths) {
+    const std::string path = SharedDir() + "/" + relative;
+    std::error_code ec;
+    if (std::filesystem::exists(path, ec)) continue;
+    return kMissingSharedPrefix + path +
+           " (put the reference data folder at ../shared beside the checkout, or set "
+           "FAIRY_SHARED_DIR to it)";
+  }
+  return "";
+}
+
 std::string BinDir() {
 #ifdef FAIRY_BIN_DIR
   return FAIRY_BIN_DIR;

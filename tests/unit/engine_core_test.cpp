@@ -13,11 +13,12 @@
 namespace fairy::engine {
 namespace {
 
-std::string Fixture() { return testing::SharedDir() + "/fixtures/pix2pix-tiny"; }
+using testing::TinyFixture;
 
 TEST(EngineCoreVerify, RandnKindsReproduceTorchStream) {
+  FAIRY_REQUIRE_SHARED("fixtures/pix2pix-tiny/golden/manifest.json");
   verify::VerifyOptions options;
-  options.fixture_dir = Fixture();
+  options.fixture_dir = TinyFixture();
   options.only_kinds = {"randn"};
   std::ostringstream report;
   auto summary = verify::RunVerify(options, report);
@@ -31,7 +32,8 @@ TEST(EngineCoreVerify, MissingFolderAndUnknownFilterAreErrors) {
   options.fixture_dir = "/nonexistent/fixture";
   std::ostringstream report;
   EXPECT_EQ(verify::RunVerify(options, report).status().code(), Status::Code::kNotFound);
-  options.fixture_dir = Fixture();
+  FAIRY_REQUIRE_SHARED("fixtures/pix2pix-tiny/golden/manifest.json");
+  options.fixture_dir = TinyFixture();
   options.only_checks = {"no_such_check"};
   auto r = verify::RunVerify(options, report);
   ASSERT_FALSE(r.ok());
@@ -39,8 +41,9 @@ TEST(EngineCoreVerify, MissingFolderAndUnknownFilterAreErrors) {
 }
 
 TEST(EngineCoreWeights, LoadReportsMissingUnexpectedAndMisshaped) {
+  FAIRY_REQUIRE_SHARED("fixtures/pix2pix-tiny/text_encoder/model.safetensors");
   torch::nn::Linear linear(4, 3);  // expects weight [3, 4], bias [3]
-  const std::string path = Fixture() + "/text_encoder/model.safetensors";
+  const std::string path = TinyFixture() + "/text_encoder/model.safetensors";
   Status s = LoadWeights(*linear, {path}, "linear");
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.message().find("missing: "), std::string::npos) << s.message();
@@ -49,8 +52,9 @@ TEST(EngineCoreWeights, LoadReportsMissingUnexpectedAndMisshaped) {
 }
 
 TEST(EngineCoreWeights, TruncatedFileIsRefusedWithItsName) {
+  FAIRY_REQUIRE_SHARED("fixtures/pix2pix-tiny/vae/diffusion_pytorch_model.safetensors");
   const std::string dir = testing::MakeTempDir("engine_core");
-  std::ifstream in(Fixture() + "/vae/diffusion_pytorch_model.safetensors", std::ios::binary);
+  std::ifstream in(TinyFixture() + "/vae/diffusion_pytorch_model.safetensors", std::ios::binary);
   std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   ASSERT_GT(bytes.size(), 1000u);
   const std::string path = dir + "/diffusion_pytorch_model.safetensors";

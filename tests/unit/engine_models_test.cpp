@@ -21,10 +21,10 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string Fixture() { return testing::SharedDir() + "/fixtures/pix2pix-tiny"; }
+using testing::TinyFixture;
 
 std::map<std::string, torch::Tensor> Golden(const std::string& name) {
-  auto file = SafetensorsFile::Open(Fixture() + "/golden/" + name);
+  auto file = SafetensorsFile::Open(TinyFixture() + "/golden/" + name);
   EXPECT_TRUE(file.ok()) << file.status().ToString();
   std::map<std::string, torch::Tensor> out;
   if (!file.ok()) return out;
@@ -46,7 +46,7 @@ void ExpectClose(const torch::Tensor& a, const torch::Tensor& b, const std::stri
 // config.json edited by `edit`.
 std::string CopyPart(const std::string& part, const std::function<void(nlohmann::json&)>& edit) {
   const std::string dir = testing::MakeTempDir("engine_models") + "/" + part;
-  fs::copy(Fixture() + "/" + part, dir, fs::copy_options::recursive);
+  fs::copy(TinyFixture() + "/" + part, dir, fs::copy_options::recursive);
   auto json = ReadJsonFile(dir + "/config.json");
   EXPECT_TRUE(json.ok());
   edit(*json);
@@ -59,7 +59,8 @@ bool Contains(const Status& s, const std::string& text) {
 }
 
 TEST(EngineModelsTextEncoder, MatchesUpstreamGoldens) {
-  auto model = LoadCLIPTextModel(Fixture() + "/text_encoder", torch::kCPU, torch::kFloat32);
+  FAIRY_REQUIRE_SHARED("fixtures/pix2pix-tiny/golden/text_encoder.safetensors");
+  auto model = LoadCLIPTextModel(TinyFixture() + "/text_encoder", torch::kCPU, torch::kFloat32);
   ASSERT_TRUE(model.ok()) << model.status().ToString();
   auto golden = Golden("text_encoder.safetensors");
   c10::InferenceMode guard;
@@ -75,7 +76,8 @@ TEST(EngineModelsTextEncoder, MatchesUpstreamGoldens) {
 }
 
 TEST(EngineModelsTextEncoder, Float64MatchesTheFloat32Goldens) {
-  auto model = LoadCLIPTextModel(Fixture() + "/text_encoder", torch::kCPU, torch::kFloat64);
+  FAIRY_REQUIRE_SHARED("fixtures/pix2pix-tiny/golden/text_encoder.safetensors");
+  auto model = LoadCLIPTextModel(TinyFixture() + "/text_encoder", torch::kCPU, torch::kFloat64);
   ASSERT_TRUE(model.ok()) << model.status().ToString();
   auto golden = Golden("text_encoder.safetensors");
   c10::InferenceMode guard;
@@ -89,9 +91,10 @@ TEST(EngineModelsTextEncoder, Float64MatchesTheFloat32Goldens) {
 // kernels: max relative ~2.5% where LibTorch has AVX-512 kernels, up to 13% (VAE encode; RMS 2%
 // of the largest value) on an AVX2-only CPU (11-29). Garbage (a wrong dtype or layer) is >= 100%.
 TEST(EngineModelsHalf, BFloat16StaysWithinItsPrecision) {
-  auto text = LoadCLIPTextModel(Fixture() + "/text_encoder", torch::kCPU, torch::kBFloat16);
+  FAIRY_REQUIRE_SHARED("fixtures/pix2pix-tiny/golden/vae.safetensors");
+  auto text = LoadCLIPTextModel(TinyFixture() + "/text_encoder", torch::kCPU, torch::kBFloat16);
   ASSERT_TRUE(text.ok()) << text.status().ToString();
-  auto vae = LoadAutoencoderKL(Fixture() + "/vae", torch::kCPU, torch::kBFloat16);
+  auto vae = LoadAutoencoderKL(TinyFixture() + "/vae", torch::kCPU, torch::kBFloat16);
   ASSERT_TRUE(vae.ok()) << vae.status().ToString();
   auto te = Golden("text_encoder.safetensors");
   auto v = Golden("vae.safetensors");
@@ -131,7 +134,8 @@ TEST(EngineModelsTextEncoder, PoolerPositionFollowsEosTokenId) {
 }
 
 TEST(EngineModelsVAE, EncodeAndDecodeMatchUpstreamGoldens) {
-  auto vae = LoadAutoencoderKL(Fixture() + "/vae", torch::kCPU, torch::kFloat32);
+  FAIRY_REQUIRE_SHARED("fixtures/pix2pix-tiny/golden/vae.safetensors");
+  auto vae = LoadAutoencoderKL(TinyFixture() + "/vae", torch::kCPU, torch::kFloat32);
   ASSERT_TRUE(vae.ok()) << vae.status().ToString();
   EXPECT_EQ((*vae)->config().ScaleFactor(), 2);
   auto golden = Golden("vae.safetensors");
@@ -150,8 +154,9 @@ TEST(EngineModelsVAE, EncodeAndDecodeMatchUpstreamGoldens) {
 }
 
 TEST(EngineModelsVerify, ModelKindsPassThroughTheVerifier) {
+  FAIRY_REQUIRE_SHARED("fixtures/pix2pix-tiny/golden/manifest.json");
   verify::VerifyOptions options;
-  options.fixture_dir = Fixture();
+  options.fixture_dir = TinyFixture();
   options.only_kinds = {"text_encoder", "vae_encode", "vae_decode"};
   std::ostringstream report;
   auto summary = verify::RunVerify(options, report);
@@ -163,13 +168,14 @@ TEST(EngineModelsVerify, ModelKindsPassThroughTheVerifier) {
 }
 
 TEST(EngineModelsConfig, RoundTripsThroughJson) {
-  auto text = CLIPTextConfig::Load(Fixture() + "/text_encoder/config.json");
+  FAIRY_REQUIRE_SHARED("fixtures/pix2pix-tiny/text_encoder/config.json");
+  auto text = CLIPTextConfig::Load(TinyFixture() + "/text_encoder/config.json");
   ASSERT_TRUE(text.ok()) << text.status().ToString();
   auto text2 = CLIPTextConfig::FromJson(text->ToJson(), "text");
   ASSERT_TRUE(text2.ok()) << text2.status().ToString();
   EXPECT_EQ(text2->ToJson(), text->ToJson());
   EXPECT_EQ(text->intermediate_size, 37);
-  auto vae = VAEConfig::Load(Fixture() + "/vae/config.json");
+  auto vae = VAEConfig::Load(TinyFixture() + "/vae/config.json");
   ASSERT_TRUE(vae.ok()) << vae.status().ToString();
   auto vae2 = VAEConfig::FromJson(vae->ToJson(), "vae");
   ASSERT_TRUE(vae2.ok()) << vae2.status().ToString();
@@ -190,6 +196,7 @@ TEST(EngineModelsBadInput, MissingFolderIsNotFound) {
 }
 
 TEST(EngineModelsBadInput, ConfigErrorsNameFileAndKey) {
+  FAIRY_REQUIRE_SHARED("fixtures/pix2pix-tiny/text_encoder");
   std::string dir = CopyPart("text_encoder", [](nlohmann::json& j) { j.erase("hidden_size"); });
   auto r = LoadCLIPTextModel(dir, torch::kCPU, torch::kFloat32);
   ASSERT_FALSE(r.ok());
@@ -229,6 +236,7 @@ TEST(EngineModelsBadInput, ConfigErrorsNameFileAndKey) {
 }
 
 TEST(EngineModelsBadInput, MisshapedWeightsAreReportedByName) {
+  FAIRY_REQUIRE_SHARED("fixtures/pix2pix-tiny/text_encoder");
   std::string dir =
       CopyPart("text_encoder", [](nlohmann::json& j) { j["intermediate_size"] = 40; });
   auto r = LoadCLIPTextModel(dir, torch::kCPU, torch::kFloat32);
@@ -245,6 +253,7 @@ TEST(EngineModelsBadInput, MisshapedWeightsAreReportedByName) {
 }
 
 TEST(EngineModelsBadInput, TruncatedWeightsAreRefusedWithTheFileName) {
+  FAIRY_REQUIRE_SHARED("fixtures/pix2pix-tiny/vae");
   const std::string dir = CopyPart("vae", [](nlohmann::json&) {});
   const std::string path = dir + "/diffusion_pytorch_model.safetensors";
   const auto size = fs::file_size(path);

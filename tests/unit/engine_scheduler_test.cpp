@@ -16,12 +16,12 @@
 namespace fairy::engine {
 namespace {
 
-std::string Fixture() { return testing::SharedDir() + "/fixtures/pix2pix-tiny"; }
+using testing::TinyFixture;
 
 const std::map<std::string, torch::Tensor>& Golden() {
   static const std::map<std::string, torch::Tensor> golden = [] {
     std::map<std::string, torch::Tensor> out;
-    auto file = SafetensorsFile::Open(Fixture() + "/golden/scheduler.safetensors");
+    auto file = SafetensorsFile::Open(TinyFixture() + "/golden/scheduler.safetensors");
     if (!file.ok()) return out;
     for (const TensorInfo& info : (*file)->tensors()) {
       out[info.name] = TensorFromSafetensors(**file, info);
@@ -47,7 +47,7 @@ void ExpectSame(const torch::Tensor& a, const torch::Tensor& b, const std::strin
 }
 
 SchedulerConfig FixtureConfig(const std::string& spacing = "linspace") {
-  auto config = SchedulerConfig::Load(Fixture() + "/scheduler");
+  auto config = SchedulerConfig::Load(TinyFixture() + "/scheduler");
   EXPECT_TRUE(config.ok()) << config.status().ToString();
   SchedulerConfig c = config.ok() ? *config : SchedulerConfig{};
   c.timestep_spacing = spacing;
@@ -63,6 +63,8 @@ EulerAncestralScheduler MakeAncestral(const std::string& spacing, int n) {
 }
 
 TEST(EngineScheduler, ConfigLoadsFromTheModelFolder) {
+  FAIRY_REQUIRE_SHARED("fixtures/pix2pix-tiny/scheduler/scheduler_config.json",
+                       "fixtures/ip2p-sd15-config/scheduler/scheduler_config.json");
   SchedulerConfig c = FixtureConfig();
   EXPECT_EQ(c.class_name, "EulerAncestralDiscreteScheduler");
   EXPECT_EQ(c.num_train_timesteps, 1000);
@@ -77,6 +79,7 @@ TEST(EngineScheduler, ConfigLoadsFromTheModelFolder) {
 }
 
 TEST(EngineScheduler, TrainTablesMatchGoldens) {
+  FAIRY_REQUIRE_SHARED("fixtures/pix2pix-tiny/golden/scheduler.safetensors");
   EulerAncestralScheduler s = MakeAncestral("linspace", 10);
   ExpectSame(s.train_betas(), G("sched.train.betas"), "betas");
   ExpectSame(s.train_alphas_cumprod(), G("sched.train.alphas_cumprod"), "alphas_cumprod");
@@ -84,6 +87,7 @@ TEST(EngineScheduler, TrainTablesMatchGoldens) {
 }
 
 TEST(EngineScheduler, SchedulesMatchGoldensForEverySpacing) {
+  FAIRY_REQUIRE_SHARED("fixtures/pix2pix-tiny/golden/scheduler.safetensors");
   const std::map<std::string, std::string> prefix = {{"linspace", "sched."},
                                                      {"leading", "sched.extra_leading."},
                                                      {"trailing", "sched.extra_trailing."}};
@@ -108,6 +112,7 @@ TEST(EngineScheduler, SchedulesMatchGoldensForEverySpacing) {
 }
 
 TEST(EngineScheduler, StepsMatchGoldens) {
+  FAIRY_REQUIRE_SHARED("fixtures/pix2pix-tiny/golden/scheduler.safetensors");
   for (const std::string which : {"step_mid", "step_last"}) {
     const std::string p = "sched." + which + ".";
     const int n = static_cast<int>(G(p + "num_inference_steps").item<int64_t>());
@@ -123,6 +128,7 @@ TEST(EngineScheduler, StepsMatchGoldens) {
 }
 
 TEST(EngineScheduler, BatchedStepEqualsPerSampleSteps) {
+  FAIRY_REQUIRE_SHARED("fixtures/pix2pix-tiny/scheduler/scheduler_config.json");
   EulerAncestralScheduler s = MakeAncestral("linspace", 10);
   auto gen = torch::make_generator<at::CPUGeneratorImpl>(7);
   const torch::Tensor x = torch::randn({3, 4, 8, 8}, gen) * 5;
@@ -150,6 +156,7 @@ TEST(EngineScheduler, BatchedStepEqualsPerSampleSteps) {
 }
 
 TEST(EngineScheduler, StepKeepsDtypeOfTheSample) {
+  FAIRY_REQUIRE_SHARED("fixtures/pix2pix-tiny/scheduler/scheduler_config.json");
   EulerAncestralScheduler s = MakeAncestral("linspace", 10);
   const torch::Tensor x = torch::ones({1, 4, 2, 2}, torch::kFloat64);
   auto r = s.Step(torch::zeros({1, 4, 2, 2}, torch::kFloat64), 3, x, torch::zeros({1, 4, 2, 2}));
@@ -199,6 +206,7 @@ TEST(EngineScheduler, BadConfigValuesNameTheKey) {
 }
 
 TEST(EngineScheduler, StepCountOutsideOneToTIsRefused) {
+  FAIRY_REQUIRE_SHARED("fixtures/pix2pix-tiny/scheduler/scheduler_config.json");
   auto s = EulerAncestralScheduler::Create(FixtureConfig());
   ASSERT_TRUE(s.ok());
   for (int n : {0, -3, 1001}) {
@@ -213,6 +221,7 @@ TEST(EngineScheduler, StepCountOutsideOneToTIsRefused) {
 }
 
 TEST(EngineScheduler, EveryStepCountGivesAConsistentSchedule) {
+  FAIRY_REQUIRE_SHARED("fixtures/pix2pix-tiny/scheduler/scheduler_config.json");
   for (const std::string spacing : {"linspace", "leading", "trailing"}) {
     auto s = EulerAncestralScheduler::Create(FixtureConfig(spacing));
     ASSERT_TRUE(s.ok());
@@ -267,6 +276,7 @@ TEST(EngineScheduler, LinearBetasFollowTheFormula) {
 }
 
 TEST(EngineScheduler, EulerStepFollowsTheUpstreamFormula) {
+  FAIRY_REQUIRE_SHARED("fixtures/pix2pix-tiny/scheduler/scheduler_config.json");
   auto e = EulerScheduler::Create(FixtureConfig());
   ASSERT_TRUE(e.ok());
   ASSERT_TRUE(e->SetTimesteps(10).ok());
@@ -304,6 +314,7 @@ TEST(EngineScheduler, EulerStepFollowsTheUpstreamFormula) {
 }
 
 TEST(EngineScheduler, VPredictionFollowsTheUpstreamFormula) {
+  FAIRY_REQUIRE_SHARED("fixtures/pix2pix-tiny/scheduler/scheduler_config.json");
   SchedulerConfig c = FixtureConfig();
   c.prediction_type = "v_prediction";
   auto a = EulerAncestralScheduler::Create(c);
@@ -321,6 +332,7 @@ TEST(EngineScheduler, VPredictionFollowsTheUpstreamFormula) {
 }
 
 TEST(EngineScheduler, DDIMTimestepsAndStepFollowTheUpstreamFormulas) {
+  FAIRY_REQUIRE_SHARED("fixtures/pix2pix-tiny/scheduler/scheduler_config.json");
   SchedulerConfig c = FixtureConfig();
   auto sd15 = SchedulerConfig::FromJson({{"clip_sample", false},
                                          {"set_alpha_to_one", false},
@@ -390,8 +402,9 @@ TEST(EngineScheduler, DDIMTimestepsAndStepFollowTheUpstreamFormulas) {
 // ---- The verifier on the scheduler kinds (optional leading/trailing checks run and count).
 
 TEST(EngineScheduler, VerifierPassesEverySchedulerCheck) {
+  FAIRY_REQUIRE_SHARED("fixtures/pix2pix-tiny/golden/manifest.json");
   verify::VerifyOptions options;
-  options.fixture_dir = Fixture();
+  options.fixture_dir = TinyFixture();
   options.only_kinds = {"scheduler_schedule", "scheduler_step"};
   std::ostringstream report;
   auto summary = verify::RunVerify(options, report);

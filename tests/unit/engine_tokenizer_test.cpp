@@ -21,11 +21,11 @@ namespace {
 
 constexpr int64_t kBos = 49406, kEos = 49407;
 
-std::string Fixture() { return testing::SharedDir() + "/fixtures/pix2pix-tiny"; }
+using testing::TinyFixture;
 
 const CLIPTokenizer& Tok() {
   static const std::unique_ptr<CLIPTokenizer> tok = [] {
-    auto loaded = CLIPTokenizer::Load(Fixture() + "/tokenizer");
+    auto loaded = CLIPTokenizer::Load(TinyFixture() + "/tokenizer");
     EXPECT_TRUE(loaded.ok()) << loaded.status().ToString();
     return loaded.ok() ? std::move(loaded).value() : nullptr;
   }();
@@ -41,8 +41,9 @@ std::vector<int64_t> Ids(const std::string& text) {
 }
 
 TEST(EngineTokenizer, LoadsTheFixtureTokenizer) {
+  FAIRY_REQUIRE_SHARED("fixtures/pix2pix-tiny/tokenizer/vocab.json");
   auto start = std::chrono::steady_clock::now();
-  auto tok = CLIPTokenizer::Load(Fixture() + "/tokenizer");
+  auto tok = CLIPTokenizer::Load(TinyFixture() + "/tokenizer");
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   ASSERT_TRUE(tok.ok()) << tok.status().ToString();
@@ -56,7 +57,9 @@ TEST(EngineTokenizer, LoadsTheFixtureTokenizer) {
 }
 
 TEST(EngineTokenizer, EveryGoldenRowExact) {
-  std::ifstream in(Fixture() + "/golden/tokens.json");
+  FAIRY_REQUIRE_SHARED("fixtures/pix2pix-tiny/golden/tokens.json",
+                       "fixtures/pix2pix-tiny/tokenizer/vocab.json");
+  std::ifstream in(TinyFixture() + "/golden/tokens.json");
   ASSERT_TRUE(in) << "tokens.json";
   const nlohmann::json golden = nlohmann::json::parse(in);
   ASSERT_EQ(golden["prompts"].size(), 30u);
@@ -73,6 +76,7 @@ TEST(EngineTokenizer, EveryGoldenRowExact) {
 }
 
 TEST(EngineTokenizer, SpecialTokensInsideText) {
+  FAIRY_REQUIRE_SHARED("fixtures/pix2pix-tiny/tokenizer/vocab.json");
   EXPECT_EQ(Ids("hello<|endoftext|>world"), (std::vector<int64_t>{kBos, 3306, kEos, 1002, kEos}));
   EXPECT_EQ(Ids("hello <|startoftext|> world<|endoftext|>"),
             (std::vector<int64_t>{kBos, 3306, kBos, 1002, kEos, kEos}));
@@ -86,6 +90,7 @@ TEST(EngineTokenizer, SpecialTokensInsideText) {
 }
 
 TEST(EngineTokenizer, TruncatesAndPads) {
+  FAIRY_REQUIRE_SHARED("fixtures/pix2pix-tiny/tokenizer/vocab.json");
   std::string text;
   for (int i = 0; i < 100; ++i) text += "a ";
   auto t = Tok().Tokenize(text);
@@ -113,6 +118,7 @@ TEST(EngineTokenizer, TruncatesAndPads) {
 }
 
 TEST(EngineTokenizer, EmptyAndBlankText) {
+  FAIRY_REQUIRE_SHARED("fixtures/pix2pix-tiny/tokenizer/vocab.json");
   for (const std::string& text : {std::string(), std::string(" \t\n "), std::string("\x01\x02", 2),
                                   std::string("\0", 1), std::string("\xef\xbf\xbd")}) {
     auto t = Tok().Tokenize(text);
@@ -128,6 +134,7 @@ TEST(EngineTokenizer, EmptyAndBlankText) {
 
 // Expected ids from transformers' algorithm (BasicTokenizer + the `regex` pattern + BPE).
 TEST(EngineTokenizer, UnicodeEdgeCases) {
+  FAIRY_REQUIRE_SHARED("fixtures/pix2pix-tiny/tokenizer/vocab.json");
   // Final sigma (str.lower per word), Greek bytes.
   EXPECT_EQ(Ids("\u039f\u0394\u039f\u03a3 \u03a3\u0391\u03a3"),
             (std::vector<int64_t>{kBos, 138, 123, 138, 112, 138, 123, 139, 480, 139, 225, 138, 109,
@@ -148,6 +155,7 @@ TEST(EngineTokenizer, UnicodeEdgeCases) {
 }
 
 TEST(EngineTokenizer, InvalidUtf8IsRefused) {
+  FAIRY_REQUIRE_SHARED("fixtures/pix2pix-tiny/tokenizer/vocab.json");
   for (const std::string& bad :
        {std::string("\xff"), std::string("caf\xc3"), std::string("\xc0\xaf"),
         std::string("\xed\xa0\x80"), std::string("\xf4\x90\x80\x80"), std::string("a\x80z")}) {
@@ -159,10 +167,11 @@ TEST(EngineTokenizer, InvalidUtf8IsRefused) {
 }
 
 TEST(EngineTokenizer, LoadErrorsNameTheFile) {
+  FAIRY_REQUIRE_SHARED("fixtures/pix2pix-tiny/tokenizer/merges.txt");
   namespace fs = std::filesystem;
   const fs::path dir = fs::temp_directory_path() / ("fairy_tok_test_" + std::to_string(::getpid()));
   fs::create_directories(dir);
-  fs::copy_file(Fixture() + "/tokenizer/merges.txt", dir / "merges.txt",
+  fs::copy_file(TinyFixture() + "/tokenizer/merges.txt", dir / "merges.txt",
                 fs::copy_options::overwrite_existing);
   auto missing = CLIPTokenizer::Load(dir.string());
   ASSERT_FALSE(missing.ok());
@@ -187,6 +196,7 @@ TEST(EngineTokenizer, LoadErrorsNameTheFile) {
 }
 
 TEST(EngineTokenizer, ConcurrentCallsAgree) {
+  FAIRY_REQUIRE_SHARED("fixtures/pix2pix-tiny/tokenizer/vocab.json");
   const std::vector<std::string> texts = {"turn the sky red", "caf\xc3\xa9 na\xc3\xafve",
                                           "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e", "it's 1,000"};
   std::vector<std::vector<int64_t>> want;

@@ -13,10 +13,10 @@
 namespace fairy::engine {
 namespace {
 
-std::string Fixture() { return fairy::testing::SharedDir() + "/fixtures/pix2pix-tiny"; }
+using fairy::testing::TinyFixture;
 
 torch::Tensor GoldenTensor(const std::string& file, const std::string& name) {
-  auto st = SafetensorsFile::Open(Fixture() + "/golden/" + file);
+  auto st = SafetensorsFile::Open(TinyFixture() + "/golden/" + file);
   EXPECT_TRUE(st.ok()) << st.status().ToString();
   if (!st.ok()) return {};
   const TensorInfo* info = (*st)->Find(name);
@@ -33,7 +33,9 @@ double RelativeError(const torch::Tensor& a, const torch::Tensor& b) {
 class PipelineTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    auto model = Model::Load(Fixture());
+    // Without the reference data, SetUp() skips every test.
+    if (!fairy::testing::MissingShared({"fixtures/pix2pix-tiny"}).empty()) return;
+    auto model = Model::Load(TinyFixture());
     ASSERT_TRUE(model.ok()) << model.status().ToString();
     model_ = new std::shared_ptr<Model>(*model);
   }
@@ -41,12 +43,15 @@ class PipelineTest : public ::testing::Test {
     delete model_;
     model_ = nullptr;
   }
+  void SetUp() override {
+    FAIRY_REQUIRE_SHARED("fixtures/pix2pix-tiny", "fixtures/pix2pix-tiny/golden/input.png");
+  }
   Model& model() { return **model_; }
 
   // Six 32x32 frames: the golden input image halved, shifted a pixel per frame (a camera pan).
   // (The fixture's attention runs at 1/2 of the image size; 32x32 keeps the tests quick.)
   static torch::Tensor Frames() {
-    auto image = ReadPngImage(Fixture() + "/golden/input.png");
+    auto image = ReadPngImage(TinyFixture() + "/golden/input.png");
     EXPECT_TRUE(image.ok()) << image.status().ToString();
     auto half = torch::avg_pool2d(*image, 2);
     std::vector<torch::Tensor> frames;
@@ -67,7 +72,7 @@ class PipelineTest : public ::testing::Test {
 std::shared_ptr<Model>* PipelineTest::model_ = nullptr;
 
 TEST_F(PipelineTest, EditImageMatchesUpstreamGolden) {
-  auto image = ReadPngImage(Fixture() + "/golden/input.png");
+  auto image = ReadPngImage(TinyFixture() + "/golden/input.png");
   ASSERT_TRUE(image.ok()) << image.status().ToString();
   EditSettings s;
   s.instruction = "turn the sky red";
@@ -182,7 +187,7 @@ TEST_F(PipelineTest, SharedNoiseIsTheSameForEveryFrame) {
 TEST_F(PipelineTest, EulerSamplerDrawsNoStepNoise) {
   EditSettings euler = Settings();
   euler.sampler = Sampler::kEuler;
-  auto image = torch::avg_pool2d(*ReadPngImage(Fixture() + "/golden/input.png"), 2);
+  auto image = torch::avg_pool2d(*ReadPngImage(TinyFixture() + "/golden/input.png"), 2);
   const int64_t c = model().latent_channels(), h = image.size(2) / model().vae_scale_factor();
   const auto initial = torch::randn({1, c, h, h});
   const auto steps = torch::randn({Settings().steps, c, h, h});
@@ -246,8 +251,8 @@ TEST_F(PipelineTest, BadInputIsAnErrorNotACrash) {
   EXPECT_FALSE(RunFramePass(model(), cache, frames.narrow(0, 1, 1), {1}, more, 1).ok());
   AnchorCache incomplete(model().unet().SelfAttentionLayers(), 3, false);
   EXPECT_FALSE(RunFramePass(model(), incomplete, frames.narrow(0, 1, 1), {1}, Settings(), 1).ok());
-  EXPECT_FALSE(ReadPngImage(Fixture() + "/golden/manifest.json").ok());
-  EXPECT_FALSE(ReadPngImage(Fixture() + "/golden/no-such.png").ok());
+  EXPECT_FALSE(ReadPngImage(TinyFixture() + "/golden/manifest.json").ok());
+  EXPECT_FALSE(ReadPngImage(TinyFixture() + "/golden/no-such.png").ok());
 }
 
 TEST_F(PipelineTest, OverLongInstructionIsTruncatedTo77Tokens) {
@@ -261,13 +266,14 @@ TEST_F(PipelineTest, OverLongInstructionIsTruncatedTo77Tokens) {
 }
 
 TEST(ModelLoadTest, MissingFolderOrPartIsNamed) {
-  auto missing = Model::Load(Fixture() + "/no-such-model");
+  FAIRY_REQUIRE_SHARED("fixtures/pix2pix-tiny/model_index.json");
+  auto missing = Model::Load(TinyFixture() + "/no-such-model");
   ASSERT_FALSE(missing.ok());
   EXPECT_NE(missing.status().message().find("no-such-model"), std::string::npos);
   // A copy of the model without its VAE.
   std::string dir = fairy::testing::MakeTempDir("model_no_vae");
   for (const char* part : {"model_index.json", "tokenizer", "text_encoder", "unet", "scheduler"}) {
-    std::filesystem::copy(Fixture() + "/" + part, dir + "/" + part,
+    std::filesystem::copy(TinyFixture() + "/" + part, dir + "/" + part,
                           std::filesystem::copy_options::recursive);
   }
   auto no_vae = Model::Load(dir);

@@ -16,12 +16,12 @@
 namespace fairy::engine {
 namespace {
 
-std::string Fixture() { return fairy::testing::SharedDir() + "/fixtures/pix2pix-tiny"; }
+using fairy::testing::TinyFixture;
 
 class Golden {
  public:
   explicit Golden(const std::string& name) {
-    auto file = SafetensorsFile::Open(Fixture() + "/golden/" + name);
+    auto file = SafetensorsFile::Open(TinyFixture() + "/golden/" + name);
     EXPECT_TRUE(file.ok()) << file.status().ToString();
     if (file.ok()) file_ = *file;
   }
@@ -48,13 +48,20 @@ void ExpectClose(const torch::Tensor& a, const torch::Tensor& b, const std::stri
 class TinyUNetTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    auto unet = LoadUNet(Fixture() + "/unet", torch::kCPU, torch::kFloat32);
+    // Without the reference data, SetUp() skips every test.
+    if (!fairy::testing::MissingShared({"fixtures/pix2pix-tiny/unet"}).empty()) return;
+    auto unet = LoadUNet(TinyFixture() + "/unet", torch::kCPU, torch::kFloat32);
     ASSERT_TRUE(unet.ok()) << unet.status().ToString();
     unet_ = new UNet(*unet);
   }
   static void TearDownTestSuite() {
     delete unet_;
     unet_ = nullptr;
+  }
+  void SetUp() override {
+    FAIRY_REQUIRE_SHARED("fixtures/pix2pix-tiny/unet",
+                         "fixtures/pix2pix-tiny/golden/unet.safetensors",
+                         "fixtures/pix2pix-tiny/golden/fairy.safetensors");
   }
   UNetImpl& unet() { return **unet_; }
   static UNet* unet_;
@@ -215,7 +222,9 @@ TEST_F(TinyUNetTest, LatentSizesThatDoNotHalveEvenlyComeBackAtTheirSize) {
 
 // ---------------------------------------------------------------------------------------------
 TEST(UNetConfigTest, LegacyAttentionHeadDimIsTheHeadCount) {
-  auto config = UNetConfig::Load(Fixture() + "/unet/config.json");
+  FAIRY_REQUIRE_SHARED("fixtures/pix2pix-tiny/unet/config.json",
+                       "fixtures/ip2p-sd15-config/unet/config.json");
+  auto config = UNetConfig::Load(TinyFixture() + "/unet/config.json");
   ASSERT_TRUE(config.ok()) << config.status().ToString();
   EXPECT_EQ(config->num_heads, (std::vector<int64_t>{8, 8, 8, 8}));
   EXPECT_EQ(config->layers_per_block, (std::vector<int64_t>{1, 1, 1, 1}));
@@ -226,7 +235,8 @@ TEST(UNetConfigTest, LegacyAttentionHeadDimIsTheHeadCount) {
 }
 
 TEST(UNetConfigTest, UnsupportedAndInconsistentConfigsNameTheField) {
-  auto json = ReadJsonFile(Fixture() + "/unet/config.json");
+  FAIRY_REQUIRE_SHARED("fixtures/pix2pix-tiny/unet/config.json");
+  auto json = ReadJsonFile(TinyFixture() + "/unet/config.json");
   ASSERT_TRUE(json.ok());
   auto with = [&](const std::string& key, const nlohmann::json& value) {
     nlohmann::json j = *json;
@@ -246,19 +256,20 @@ TEST(UNetConfigTest, UnsupportedAndInconsistentConfigsNameTheField) {
   EXPECT_NE(heads.status().message().find("attention_head_dim"), std::string::npos);
   EXPECT_FALSE(with("up_block_types", nlohmann::json{"UpBlock2D"}).ok());
   EXPECT_FALSE(with("block_out_channels", "abc").ok());
-  EXPECT_FALSE(UNetConfig::Load(Fixture() + "/no-such/config.json").ok());
+  EXPECT_FALSE(UNetConfig::Load(TinyFixture() + "/no-such/config.json").ok());
 }
 
 TEST(UNetLoadTest, MissingWeightsAndWrongShapesAreReported) {
-  auto missing = LoadUNet(Fixture() + "/text_encoder", torch::kCPU, torch::kFloat32);
+  FAIRY_REQUIRE_SHARED("fixtures/pix2pix-tiny/unet");
+  auto missing = LoadUNet(TinyFixture() + "/text_encoder", torch::kCPU, torch::kFloat32);
   EXPECT_FALSE(missing.ok());
   // A config whose channel counts disagree with the weights.
   std::string dir = fairy::testing::MakeTempDir("unet_shape");
-  auto json = ReadJsonFile(Fixture() + "/unet/config.json");
+  auto json = ReadJsonFile(TinyFixture() + "/unet/config.json");
   ASSERT_TRUE(json.ok());
   (*json)["cross_attention_dim"] = 64;
   std::ofstream(dir + "/config.json") << json->dump();
-  std::filesystem::copy_file(Fixture() + "/unet/diffusion_pytorch_model.safetensors",
+  std::filesystem::copy_file(TinyFixture() + "/unet/diffusion_pytorch_model.safetensors",
                              dir + "/diffusion_pytorch_model.safetensors");
   auto shaped = LoadUNet(dir, torch::kCPU, torch::kFloat32);
   ASSERT_FALSE(shaped.ok());

@@ -47,6 +47,7 @@ TEST(SafetensorsTest, RoundTripKeepsNamesShapesAndBytes) {
 }
 
 TEST(SafetensorsTest, ReadsTheFixtureModel) {
+  FAIRY_REQUIRE_SHARED("fixtures/pix2pix-tiny/unet/diffusion_pytorch_model.safetensors");
   auto file = SafetensorsFile::Open(testing::SharedDir() +
                                     "/fixtures/pix2pix-tiny/unet/diffusion_pytorch_model.safetensors");
   ASSERT_TRUE(file.ok()) << file.status().ToString();

@@ -17,7 +17,7 @@
 namespace fairy::engine::train {
 namespace {
 
-std::string Fixture() { return fairy::testing::SharedDir() + "/fixtures/pix2pix-tiny"; }
+using fairy::testing::TinyFixture;
 
 nlohmann::json ParseJsonFile(const std::string& path) {
   std::ifstream f(path);
@@ -32,12 +32,14 @@ void ExpectClose(const torch::Tensor& a, const torch::Tensor& b, const std::stri
 }
 
 TEST(TrainModels, VAEMatchesUpstreamGoldens) {
-  auto config = VAEConfig::FromJson(ParseJsonFile(Fixture() + "/vae/config.json"), "vae/config.json");
+  FAIRY_REQUIRE_SHARED("fixtures/pix2pix-tiny/vae", "fixtures/pix2pix-tiny/golden/vae.safetensors");
+  auto config =
+      VAEConfig::FromJson(ParseJsonFile(TinyFixture() + "/vae/config.json"), "vae/config.json");
   ASSERT_TRUE(config.ok()) << config.status().ToString();
   AutoencoderKL vae(*config);
-  auto st = LoadModuleWeights(*vae, Fixture() + "/vae/diffusion_pytorch_model.safetensors");
+  auto st = LoadModuleWeights(*vae, TinyFixture() + "/vae/diffusion_pytorch_model.safetensors");
   ASSERT_TRUE(st.ok()) << st.ToString();
-  auto golden = LoadTensors(Fixture() + "/golden/vae.safetensors");
+  auto golden = LoadTensors(TinyFixture() + "/golden/vae.safetensors");
   ASSERT_TRUE(golden.ok()) << golden.status().ToString();
   torch::NoGradGuard no_grad;
   auto [mean, logvar] = vae->Encode(golden->at("vae.image"));
@@ -47,12 +49,15 @@ TEST(TrainModels, VAEMatchesUpstreamGoldens) {
 }
 
 TEST(TrainModels, TextEncoderMatchesUpstreamGoldens) {
-  auto config = CLIPTextConfig::FromJson(ParseJsonFile(Fixture() + "/text_encoder/config.json"), "text_encoder/config.json");
+  FAIRY_REQUIRE_SHARED("fixtures/pix2pix-tiny/text_encoder",
+                       "fixtures/pix2pix-tiny/golden/text_encoder.safetensors");
+  auto config = CLIPTextConfig::FromJson(ParseJsonFile(TinyFixture() + "/text_encoder/config.json"),
+                                         "text_encoder/config.json");
   ASSERT_TRUE(config.ok()) << config.status().ToString();
   CLIPTextModel te(*config);
-  auto st = LoadModuleWeights(*te, Fixture() + "/text_encoder/model.safetensors");
+  auto st = LoadModuleWeights(*te, TinyFixture() + "/text_encoder/model.safetensors");
   ASSERT_TRUE(st.ok()) << st.ToString();
-  auto golden = LoadTensors(Fixture() + "/golden/text_encoder.safetensors");
+  auto golden = LoadTensors(TinyFixture() + "/golden/text_encoder.safetensors");
   ASSERT_TRUE(golden.ok()) << golden.status().ToString();
   torch::NoGradGuard no_grad;
   ExpectClose(te->forward(golden->at("text.input_ids")), golden->at("text.last_hidden_state"), "last_hidden_state");
@@ -61,14 +66,15 @@ TEST(TrainModels, TextEncoderMatchesUpstreamGoldens) {
 // The trainer tokenizes with the engine's CLIPTokenizer (ModelParts::TokenIds): the text
 // encoder golden's prompts give its input_ids, and non-ASCII instructions are accepted.
 TEST(TrainModels, TokenIdsAreTheEngineTokenizers) {
-  auto parts = ModelParts::Load(Fixture(), torch::kCPU, 1);
+  FAIRY_REQUIRE_SHARED("fixtures/pix2pix-tiny/golden/tokens.json");
+  auto parts = ModelParts::Load(TinyFixture(), torch::kCPU, 1);
   ASSERT_TRUE(parts.ok()) << parts.status().ToString();
-  auto golden = LoadTensors(Fixture() + "/golden/text_encoder.safetensors");
+  auto golden = LoadTensors(TinyFixture() + "/golden/text_encoder.safetensors");
   ASSERT_TRUE(golden.ok()) << golden.status().ToString();
   auto ids = parts->TokenIds({"turn the sky red", "make it look like a watercolor painting", ""});
   ASSERT_TRUE(ids.ok()) << ids.status().ToString();
   EXPECT_TRUE(torch::equal(*ids, golden->at("text.input_ids")));
-  auto rows = ParseJsonFile(Fixture() + "/golden/tokens.json")["prompts"];
+  auto rows = ParseJsonFile(TinyFixture() + "/golden/tokens.json")["prompts"];
   std::vector<std::string> texts;
   for (const auto& row : rows) texts.push_back(row["text"]);
   auto all = parts->TokenIds(texts);
