@@ -118,6 +118,7 @@ struct FrameReader::Impl {
   internal::PacketPtr packet{av_packet_alloc()};
   internal::FramePtr decoded{av_frame_alloc()};
   internal::SwsPtr sws;
+  internal::FramePtr bgr{av_frame_alloc()};  // opencv_conversion: the coded-size BGR24 picture
   std::array<int, 6> sws_key{};    // source parameters `sws`'s colour details were set for
   int out_w = 0, out_h = 0;        // after rotation
   int scaled_w = 0, scaled_h = 0;  // before rotation
@@ -249,7 +250,61 @@ struct FrameReader::Impl {
     return idx;
   }
 
+  // OpenCV's CvCapture_FFMPEG::retrieveFrame: the whole coded picture to BGR24 (buffer aligned to
+  // 32 like av_frame_get_buffer there), then the stored size cropped out. The conversion path
+  // inside swscale (its unscaled YUV->RGB converters, dithering) depends on these exact arguments.
+  Status ConvertLikeOpenCV(const AVFrame* f, int64_t index, RgbFrame* out) {
+    const auto src_fmt = static_cast<AVPixelFormat>(f->format);
+    const int coded_w = codec->coded_width > 0 ? codec->coded_width : f->width;
+    const int coded_h = codec->coded_height > 0 ? codec->coded_height : f->height;
+    SwsContext* ctx =
+        sws_getCachedContext(sws.release(), coded_w, coded_h, src_fmt, coded_w, coded_h,
+                             AV_PIX_FMT_BGR24, SWS_BICUBIC, nullptr, nullptr, nullptr);
+    sws.reset(ctx);
+    if (ctx == nullptr) {
+      return Status::Unsupported(
+          path + ": cannot convert " +
+          std::string(av_get_pix_fmt_name(src_fmt) ? av_get_pix_fmt_name(src_fmt) : "?") +
+          " frames to BGR");
+    }
+    if (bgr->width != coded_w || bgr->height != coded_h) {
+      av_frame_unref(bgr.get());
+      bgr->format = AV_PIX_FMT_BGR24;
+      bgr->width = coded_w;
+      bgr->height = coded_h;
+      if (av_frame_get_buffer(bgr.get(), 32) < 0) return Status::Internal(path + ": out of memory");
+    }
+    if (sws_scale(ctx, f->data, f->linesize, 0, f->height, bgr->data, bgr->linesize) <= 0)
+      return Status::Internal(path + ": swscale failed on frame " + std::to_string(index));
+    const int w = std::min(scaled_w, coded_w), h = std::min(scaled_h, coded_h);
+    const size_t bytes = static_cast<size_t>(out_w) * out_h * 3;
+    out->width = out_w;
+    out->height = out_h;
+    out->pixels.assign(bytes, 0);
+    uint8_t* target = out->pixels.data();
+    if (turns != 0) {
+      rotate_buffer.assign(bytes, 0);
+      target = rotate_buffer.data();
+    }
+    for (int y = 0; y < h; ++y) {
+      const uint8_t* s = bgr->data[0] + static_cast<int64_t>(y) * bgr->linesize[0];
+      uint8_t* d = target + static_cast<int64_t>(y) * scaled_w * 3;
+      for (int x = 0; x < w; ++x) {
+        d[3 * x] = s[3 * x + 2];
+        d[3 * x + 1] = s[3 * x + 1];
+        d[3 * x + 2] = s[3 * x];
+      }
+    }
+    if (turns != 0) RotateRgb(rotate_buffer.data(), scaled_w, scaled_h, turns, out->pixels.data());
+    out->index = index;
+    out->pts = index < static_cast<int64_t>(info.frame_pts.size()) ? info.frame_pts[index]
+               : f->best_effort_timestamp != AV_NOPTS_VALUE        ? f->best_effort_timestamp
+                                                                   : 0;
+    return Status::OK();
+  }
+
   Status Convert(const AVFrame* f, int64_t index, RgbFrame* out) {
+    if (options.opencv_conversion) return ConvertLikeOpenCV(f, index, out);
     const bool field = options.deinterlace && f->interlaced_frame && f->height >= 2;
     // Temporally first field: top (even lines) for TFF, bottom (odd lines) for BFF.
     const int offset = field && !f->top_field_first ? 1 : 0;
@@ -402,6 +457,12 @@ Result<std::unique_ptr<FrameReader>> FrameReader::Open(const std::string& path,
     return Status::InvalidArgument(path +
                                    ": bad decode options (sizes must be >= 0, multiple_of >= 1)");
   }
+  if (options.opencv_conversion &&
+      (options.width != 0 || options.height != 0 || options.long_side != 0 ||
+       options.multiple_of != 1 || options.apply_sar)) {
+    return Status::InvalidArgument(
+        path + ": opencv_conversion decodes at the stored size (no size options, no SAR)");
+  }
   auto impl = std::make_unique<Impl>();
   impl->path = path;
   impl->options = options;
@@ -430,6 +491,11 @@ const VideoInfo& FrameReader::info() const { return impl_->info; }
 int FrameReader::output_width() const { return impl_->out_w; }
 int FrameReader::output_height() const { return impl_->out_h; }
 int64_t FrameReader::index() const { return impl_->next_index; }
+int64_t FrameReader::stream_start_pts() const {
+  const int64_t start = impl_->fmt->streams[impl_->info.stream_index]->start_time;
+  if (start != AV_NOPTS_VALUE) return start;
+  return impl_->info.frame_pts.empty() ? 0 : impl_->info.frame_pts.front();
+}
 
 Status FrameReader::Seek(int64_t index) {
   if (index < 0 || (impl_->info.frame_count > 0 && index > impl_->info.frame_count)) {

@@ -44,6 +44,13 @@ struct DecodeOptions {
   bool deinterlace = true;
   // swscale filter: true = bicubic (quality; default), false = fast bilinear (shot detection).
   bool high_quality_scaling = true;
+  // Convert exactly like OpenCV's FFmpeg capture (what PySceneDetect's default backend reads), for
+  // shot detection: swscale at the decoder's coded size to BGR24 with SWS_BICUBIC and swscale's
+  // default matrix (BT.601, limited range unless the format is yuvj), whatever the stream's colour
+  // tags say; no SAR, no deinterlacing, no scaling. Rotation still follows apply_rotation (OpenCV's
+  // CAP_PROP_ORIENTATION_AUTO). REQUIRES: width, height, long_side 0, multiple_of 1, apply_sar
+  // false. Default false.
+  bool opencv_conversion = false;
   // Decoder threads; 0 = one per core. Default 0.
   int threads = 0;
   // Decode frame i + 1 on a helper thread while frame i is converted to RGB (and while the
@@ -75,6 +82,10 @@ class FrameReader {
   int output_height() const;
   // Index of the frame the next Next() returns.
   int64_t index() const;
+  // The video stream's start_time as the demuxer states it (time_base units); this can differ
+  // from the first frame's timestamp (MXF: 0 versus one frame). The first frame's timestamp when
+  // the demuxer gives none.
+  int64_t stream_start_pts() const;
 
   // Positions the reader so that the next Next() returns frame `index` (0 <= index <= frame_count).
   // Seeks to the nearest earlier keyframe and decodes forward; falls back to decoding from the

@@ -129,6 +129,71 @@ TEST(MediaContentDetector, LongBurstsEmitTheirLastCutOnceSettled) {
   EXPECT_EQ(Feed(d, frames), (std::vector<int64_t>{20, 45}));
 }
 
+// PySceneDetect 0.7 measures min_scene_len in time (frames at the average rate), not in frames.
+TEST(MediaContentDetector, MinLengthIsMeasuredInTimeAtTheAverageRate) {
+  auto run = [](int64_t step_us) {
+    ContentDetector d(27.0, 15, Rational{10, 1});  // 15 frames at 10 fps: 1.5 s
+    for (int i = 0; i < 40; ++i)
+      d.Process(i, i * step_us, i < 16 ? Solid(0, 0, 0) : Solid(200, 0, 0));
+    return d.cuts();
+  };
+  EXPECT_EQ(run(100000), std::vector<int64_t>{16});  // frame 16 at 1.6 s
+  EXPECT_EQ(run(50000), std::vector<int64_t>{});     // frame 16 at 0.8 s: too soon
+}
+
+TEST(MediaContentDetector, ReportsEachComponent) {
+  ContentDetector d(27.0, 15);
+  const FrameScore first = d.Process(0, Solid(0, 0, 0));
+  EXPECT_EQ(first.content_val, 0.0);
+  const FrameScore s = d.Process(1, Solid(255, 0, 0));  // HSV (0, 255, 255) after (0, 0, 0)
+  EXPECT_EQ(s.delta_hue, 0.0);
+  EXPECT_EQ(s.delta_sat, 255.0);
+  EXPECT_EQ(s.delta_lum, 255.0);
+  EXPECT_DOUBLE_EQ(s.content_val, 170.0);
+  EXPECT_EQ(s.time_us, 1000000);  // frame 1 at the default 1 fps
+}
+
+TEST(MediaShots, AnalysisSizeIsPySceneDetectsAutoDownscale) {
+  auto size = [](int w, int h, int effective = 256) {
+    int ow = 0, oh = 0;
+    AnalysisSize(w, h, effective, &ow, &oh);
+    return std::vector<int>{ow, oh};
+  };
+  EXPECT_EQ(size(1280, 720), (std::vector<int>{256, 144}));
+  EXPECT_EQ(size(320, 180), (std::vector<int>{256, 144}));
+  EXPECT_EQ(size(720, 576), (std::vector<int>{256, 205}));   // 204.8
+  EXPECT_EQ(size(720, 1280), (std::vector<int>{144, 256}));  // the longer side counts
+  EXPECT_EQ(size(512, 277), (std::vector<int>{256, 138}));   // 138.5: half to even
+  EXPECT_EQ(size(512, 279), (std::vector<int>{256, 140}));   // 139.5
+  EXPECT_EQ(size(256, 100), (std::vector<int>{256, 100}));   // factor 1: not resized
+  EXPECT_EQ(size(176, 144), (std::vector<int>{176, 144}));   // never upscaled
+  EXPECT_EQ(size(1280, 720, 0), (std::vector<int>{1280, 720}));
+}
+
+TEST(MediaShots, ResizeLinearLikeOpenCV) {
+  // A flat picture stays flat (OpenCV's fixed point never drifts).
+  for (uint8_t v : {0, 1, 128, 254, 255}) {
+    std::vector<uint8_t> src(37 * 23 * 3, v), dst(16 * 9 * 3, 7);
+    ResizeLinearLikeOpenCV(src.data(), 37, 23, dst.data(), 16, 9);
+    EXPECT_EQ(dst, std::vector<uint8_t>(dst.size(), v)) << int(v);
+  }
+  // Exactly 2x: OpenCV's INTER_AREA path, the rounded mean of each 2x2 block.
+  const std::vector<uint8_t> quad = {
+      10, 0, 255, 20, 1, 255, 99, 3, 0, 7, 7, 7,  // row 0: 4 pixels
+      30, 0, 255, 41, 1, 254, 1,  2, 0, 9, 9, 9,  // row 1
+  };
+  std::vector<uint8_t> half(2 * 1 * 3);
+  ResizeLinearLikeOpenCV(quad.data(), 4, 2, half.data(), 2, 1);
+  EXPECT_EQ(half, (std::vector<uint8_t>{(10 + 20 + 30 + 41 + 2) >> 2, (0 + 1 + 0 + 1 + 2) >> 2,
+                                        (255 + 255 + 255 + 254 + 2) >> 2, (99 + 7 + 1 + 9 + 2) >> 2,
+                                        (3 + 7 + 2 + 9 + 2) >> 2, (0 + 7 + 0 + 9 + 2) >> 2}));
+  // 5x1 -> 2x1: columns sample 0.75 and 3.25 (weights 1/4, 3/4 and 3/4, 1/4).
+  const std::vector<uint8_t> row = {0, 0, 0, 100, 100, 100, 200, 200, 200, 40, 40, 40, 80, 80, 80};
+  std::vector<uint8_t> two(2 * 3);
+  ResizeLinearLikeOpenCV(row.data(), 5, 1, two.data(), 2, 1);
+  EXPECT_EQ(two, (std::vector<uint8_t>{75, 75, 75, 50, 50, 50}));
+}
+
 TEST(MediaShots, FromCutsSplitAndAnchors) {
   std::vector<Shot> shots = ShotsFromCuts({30, 0, 250, 76}, 100);
   ASSERT_EQ(shots.size(), 3u);
