@@ -252,7 +252,9 @@ json JobRecord::ToJson(bool include_spec, bool include_plan) const {
          {"finished_ms", finished_ms},
          {"last_assign_ms", last_assign_ms},
          {"error", error},
-         {"worker_failures", worker_failures}};
+         {"worker_failures", worker_failures},
+         {"worker_stalls", worker_stalls},
+         {"step_profile", step_profile}};
   if (include_spec) j["spec"] = spec;
   if (include_plan) {
     json shots_json = json::array();
@@ -269,7 +271,7 @@ json JobRecord::ToJson(bool include_spec, bool include_plan) const {
 
 std::vector<RecordField> JobRecord::Fields(bool include_spec, bool include_plan) const {
   std::vector<RecordField> out;
-  out.reserve(26);
+  out.reserve(28);
   const auto str = [&](const char* key, const std::string& v) { out.push_back({key, &v, {}}); };
   const auto num = [&](const char* key, int64_t v) {
     out.push_back({key, nullptr, std::to_string(v)});
@@ -314,6 +316,12 @@ std::vector<RecordField> JobRecord::Fields(bool include_spec, bool include_plan)
   } else {
     tree("worker_failures", json(worker_failures));
   }
+  if (worker_stalls.empty()) {
+    out.push_back({"worker_stalls", nullptr, "{}"});
+  } else {
+    tree("worker_stalls", json(worker_stalls));
+  }
+  str("step_profile", step_profile);
   if (include_spec) str("spec", spec);
   if (include_plan) tree("shots", ToJson(false, true)["shots"]);
   return out;
@@ -363,6 +371,8 @@ Result<JobRecord> JobRecord::FromJson(const json& j) {
   FAIRY_RETURN_IF_ERROR(Get(j, r, "last_assign_ms", &job.last_assign_ms, false));
   FAIRY_RETURN_IF_ERROR(Get(j, r, "error", &job.error, false));
   FAIRY_RETURN_IF_ERROR(Get(j, r, "worker_failures", &job.worker_failures, false));
+  FAIRY_RETURN_IF_ERROR(Get(j, r, "worker_stalls", &job.worker_stalls, false));
+  FAIRY_RETURN_IF_ERROR(Get(j, r, "step_profile", &job.step_profile, false));
   return job;
 }
 
@@ -382,7 +392,11 @@ json WorkerRecord::ToJson() const {
               {"draining", draining},
               {"running", running_json},
               {"last_job_id", last_job_id},
-              {"last_shot", last_shot}};
+              {"last_shot", last_shot},
+              {"proven", proven},
+              {"stalls", stalls},
+              {"suspect", suspect},
+              {"step_ms", step_ms}};
 }
 
 Result<WorkerRecord> WorkerRecord::FromJson(const json& j) {
@@ -410,6 +424,10 @@ Result<WorkerRecord> WorkerRecord::FromJson(const json& j) {
   }
   FAIRY_RETURN_IF_ERROR(Get(j, r, "last_job_id", &w.last_job_id, false));
   FAIRY_RETURN_IF_ERROR(Get(j, r, "last_shot", &w.last_shot, false));
+  FAIRY_RETURN_IF_ERROR(Get(j, r, "proven", &w.proven, false));
+  FAIRY_RETURN_IF_ERROR(Get(j, r, "stalls", &w.stalls, false));
+  FAIRY_RETURN_IF_ERROR(Get(j, r, "suspect", &w.suspect, false));
+  FAIRY_RETURN_IF_ERROR(Get(j, r, "step_ms", &w.step_ms, false));
   return w;
 }
 

@@ -120,6 +120,10 @@ struct JobRecord {
   TimeMs last_assign_ms = 0;                   // for aging
   std::string error;                           // why the job FAILED
   std::map<std::string, int> worker_failures;  // worker id -> failed attempts in this job
+  std::map<std::string, int> worker_stalls;    // worker id -> stalled attempts in this job
+  // What the time of one denoising step depends on (model, resolution, frames per UNet call):
+  // workers' measured step times are kept per profile. "" = the job id (no sharing across jobs).
+  std::string step_profile;
 
   // include_plan=false leaves out `shots` (large for long videos; written once, at planning).
   nlohmann::json ToJson(bool include_spec = true, bool include_plan = true) const;
@@ -143,7 +147,7 @@ struct WorkerInfo {
   int64_t memory_mb = 0;
   std::vector<std::string> tags;
   std::vector<std::string> models;  // models loaded now
-  int slots = 1;                    // tasks it runs at once
+  int slots = 1;  // tasks it runs at once (as claimed, capped by the scheduler's max_worker_slots)
 };
 
 struct WorkerRecord {
@@ -154,6 +158,14 @@ struct WorkerRecord {
   std::vector<RunningTask> running;
   std::string last_job_id;  // locality: prefer the same shot's tasks next
   int last_shot = -1;
+  // Progress supervision. A worker gets one task at a time until an attempt of it has shown
+  // progress (a denoising step or a frame), and again after each stall.
+  bool proven = false;
+  int stalls = 0;        // attempts of it declared stalled since it registered
+  bool suspect = false;  // stalls >= the scheduler's stall_threshold; cleared only by a new
+                         // registration (the worker left or was declared dead)
+  // Measured milliseconds per denoising step, by "<job step_profile>|<task kind>".
+  std::map<std::string, double> step_ms;
 
   nlohmann::json ToJson() const;
   static Result<WorkerRecord> FromJson(const nlohmann::json& j);

@@ -111,6 +111,7 @@ Status Scheduler::Submit(const JobSubmission& s, Actions* out) {
   r.chunk_frames = s.chunk_frames;
   r.frame_batch = s.frame_batch;
   r.frames_wait_for_anchor = s.frames_wait_for_anchor;
+  r.step_profile = s.step_profile;
   r.state = JobState::kQueued;
   r.phase = JobPhase::kAnalyze;
   r.submit_ms = clock_->NowMs();
@@ -508,19 +509,43 @@ Status Scheduler::CheckLive(const RunningTask& task, const std::string& worker_i
 }
 
 Status Scheduler::OnTaskProgress(const RunningTask& task, const std::string& worker_id,
-                                 int64_t frames_done, Actions* out) {
+                                 const ProgressReport& report, Actions* out) {
   JobEntry* job = nullptr;
   int index = 0;
   FAIRY_RETURN_IF_ERROR(CheckLive(task, worker_id, &job, &index));
-  if (WorkerEntry* w = FindWorkerEntry(worker_id)) w->rec.last_seen_ms = clock_->NowMs();
-  TaskRecord& t = job->tasks[index];
+  WorkerEntry* w = FindWorkerEntry(worker_id);
   const TimeMs now = clock_->NowMs();
+  if (w != nullptr) w->rec.last_seen_ms = now;
+  TaskRecord& t = job->tasks[index];
   const bool started = t.state == TaskState::kAssigned;
-  const int64_t done = std::clamp<int64_t>(frames_done, 0, t.frame_count);
-  t.progress_ms = now;
-  // A report without news (a worker's step pulse: alive, no new frame) only moves the silence
-  // clock; it is not written, so a long stretch of steps costs no Redis writes or events.
-  if (!started && done == t.frames_done) return Status::OK();
+  const int64_t done = std::clamp<int64_t>(report.frames_done, 0, t.frame_count);
+  JobEntry::AttemptWatch& watch = job->watch[index];
+  const bool new_frames = done > t.frames_done;
+  const bool new_steps = report.steps_done > 0 && report.steps_done > watch.steps;
+  const bool new_bytes = report.load_bytes_total > 0 && report.load_bytes_read > watch.load_bytes;
+  watch.loading = report.load_bytes_total > 0 && report.load_bytes_read < report.load_bytes_total;
+  if (new_bytes) watch.load_bytes = report.load_bytes_read;
+  if (new_steps) {
+    // Time per step between two reports of this attempt (never from the assignment: the first
+    // step also pays for loading, decoding and encoding the prompt).
+    if (watch.steps >= 0 && w != nullptr) {
+      const double sample = static_cast<double>(now - watch.step_ms) /
+                            static_cast<double>(report.steps_done - watch.steps);
+      double& rate = w->rec.step_ms[StepKey(job->rec, t.kind)];
+      rate = rate <= 0 ? sample : 0.7 * rate + 0.3 * sample;
+    }
+    watch.steps = report.steps_done;
+    watch.step_ms = now;
+  }
+  if (w != nullptr && (new_steps || new_frames)) w->rec.proven = true;
+  // A report that only says "alive" (no new step, frame or byte) is no progress: a worker whose
+  // task hangs while its link still runs would otherwise hold the task for ever. Workers that do
+  // not count steps (steps_done -1) are taken at their word.
+  const bool progressed = report.steps_done < 0 || started || new_frames || new_steps || new_bytes;
+  if (progressed) t.progress_ms = now;
+  // Only news of the task's state is written: steps and bytes move the stall clock but cost no
+  // Redis writes or events.
+  if (!started && !new_frames) return Status::OK();
   t.state = TaskState::kRunning;
   if (started) t.started_ms = now;
   t.frames_done = done;

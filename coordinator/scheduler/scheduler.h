@@ -25,7 +25,22 @@
 // changes nothing. The Persist action of a DONE carries a Fence so the store re-checks it
 // atomically in Redis.
 //
-// Failures: a failed, timed-out (task_max_ms / progress_timeout_ms) or lost (worker dead)
+// Progress supervision: an attempt whose worker heartbeats but whose last progress (a denoising
+// step, a frame, model bytes read: a report that only says "alive" is no progress) is older than
+// its stall limit is stalled. The limit adapts to the work:
+//   max(stall_floor_ms, stall_factor x expected time to the attempt's next report),
+// where the expected time is the worker's measured time per step for the job's step_profile and
+// task kind (before it has one: the slowest other worker's), and at least one heartbeat interval
+// (a worker reports a step at most that often). While a model loads the floor applies; before any
+// step of the profile was measured anywhere, stall_unmeasured_ms (a first step includes warm-up).
+// progress_timeout_ms > 0 replaces the adaptive limit by a fixed one. A stalled attempt is failed
+// like a timed-out one (requeued elsewhere with backoff, its late reports fenced off, a CancelTask
+// to the worker), counted against the worker; a worker with stall_threshold stalls in a job is
+// kept off that job, and with stall_threshold stalls in all is `suspect` (WorkerRecord).
+// Slots: a worker claiming more than max_worker_slots gets max_worker_slots; until an attempt of
+// it has shown progress (and again after each stall) it gets one task at a time.
+//
+// Failures: a failed, timed-out (task_max_ms), stalled or lost (worker dead)
 // attempt counts one failure for the task and one for the worker in that job. A task with more
 // than max_retries failures is FAILED for good; otherwise it is READY again after
 // retry_backoff_ms * 2^(failures-1) (capped at max_backoff_ms). A worker with
@@ -50,18 +65,25 @@
 namespace fairy::scheduler {
 
 struct SchedulerOptions {
-  int64_t heartbeat_interval_ms = 1000;  // workers heartbeat this often
-  int heartbeat_liveness = 5;            // dead after interval x liveness of silence
-  int max_retries = 3;                   // failures allowed per task before it is FAILED
-  int64_t retry_backoff_ms = 1000;       // first retry delay; doubles per failure
-  int64_t max_backoff_ms = 60000;        // cap of the retry delay
-  int64_t task_max_ms = 0;               // an attempt running longer is stopped (0 = no limit)
-  int64_t progress_timeout_ms = 0;       // an attempt silent this long is stopped (0 = no limit)
-  int blacklist_threshold = 3;           // failures of one worker in one job before it is kept off
-  int64_t aging_ms_per_point = 60000;    // waiting this long adds one priority point (0 = off)
-  double model_affinity_points = 0.5;    // bonus for a job whose model the worker has loaded
-  int64_t recovery_grace_ms = 0;         // after Recover(), how long tasks that were out wait for
-                                         // their worker to reconnect (0 = interval x liveness)
+  int64_t heartbeat_interval_ms = 1000;   // workers heartbeat this often
+  int heartbeat_liveness = 5;             // dead after interval x liveness of silence
+  int max_retries = 3;                    // failures allowed per task before it is FAILED
+  int64_t retry_backoff_ms = 1000;        // first retry delay; doubles per failure
+  int64_t max_backoff_ms = 60000;         // cap of the retry delay
+  int64_t task_max_ms = 0;                // an attempt running longer is stopped (0 = no limit)
+  int64_t progress_timeout_ms = 0;        // fixed stall limit instead of the adaptive one (0 = off)
+  int64_t stall_floor_ms = 300000;        // the adaptive stall limit is never shorter (0 = no
+                                          // stall supervision unless progress_timeout_ms is set)
+  double stall_factor = 10;               // limit = factor x expected time to the next report
+  int64_t stall_unmeasured_ms = 1800000;  // limit while no step of the job's profile is measured
+  int stall_threshold = 2;                // stalls of a worker in a job before it is kept off the
+                                          // job; as many in all make it suspect (0 = off)
+  int max_worker_slots = 4;               // a worker's claimed slots are capped at this (0 = none)
+  int blacklist_threshold = 3;            // failures of one worker in one job before it is kept off
+  int64_t aging_ms_per_point = 60000;     // waiting this long adds one priority point (0 = off)
+  double model_affinity_points = 0.5;     // bonus for a job whose model the worker has loaded
+  int64_t recovery_grace_ms = 0;          // after Recover(), how long tasks that were out wait for
+                                          // their worker to reconnect (0 = interval x liveness)
 };
 
 // ---- Actions: what the daemon must do, in order. ----
@@ -113,6 +135,16 @@ struct JobSubmission {
   int64_t chunk_frames = 24;
   int64_t frame_batch = 4;  // frames per UNet call of the frame pass (the job's edit.batch)
   bool frames_wait_for_anchor = true;
+  std::string step_profile;  // JobRecord::step_profile ("" = the job id)
+};
+
+// One PROGRESS report of an attempt.
+struct ProgressReport {
+  int64_t frames_done = 0;       // of the attempt's frames
+  int64_t steps_done = -1;       // denoising steps run by the attempt; -1: the worker does not say
+                                 // (older workers): then every report counts as progress
+  int64_t load_bytes_read = 0;   // model weights read so far (a model being loaded)
+  int64_t load_bytes_total = 0;  // 0: no model being loaded
 };
 
 enum class ControlOp { kCancel, kPause, kResume, kRetryFailed, kRetryJob, kSetPriority };
@@ -124,7 +156,8 @@ struct SchedulerStats {
   int64_t tasks_done = 0;
   int64_t tasks_failed_attempts = 0;
   int64_t tasks_requeued_lost = 0;  // attempts lost with a dead worker
-  int64_t tasks_timed_out = 0;
+  int64_t tasks_timed_out = 0;      // stopped by task_max_ms
+  int64_t tasks_stalled = 0;  // stopped for want of progress (adaptive or progress_timeout_ms)
   int64_t stale_reports = 0;
   int64_t frames_done = 0;
   int64_t workers_dead = 0;
@@ -168,8 +201,13 @@ class Scheduler {
   Status OnWorkerGone(const std::string& worker_id, Actions* out);
 
   // ---- Task reports (FailedPrecondition "stale" for anything but the live attempt) ----
+  Status OnTaskProgress(const RunningTask& task, const std::string& worker_id,
+                        const ProgressReport& report, Actions* out);
+  // A report with frames only (steps unknown: counts as progress).
   Status OnTaskProgress(const RunningTask& task, const std::string& worker_id, int64_t frames_done,
-                        Actions* out);
+                        Actions* out) {
+    return OnTaskProgress(task, worker_id, ProgressReport{frames_done}, out);
+  }
   Status OnTaskDone(const RunningTask& task, const std::string& worker_id,
                     const std::string& result, Actions* out);
   // retryable=false fails the task for good at once (bad input that no retry can fix).
@@ -202,6 +240,12 @@ class Scheduler {
   int64_t WorkerTtlMs() const {
     return options_.heartbeat_interval_ms * options_.heartbeat_liveness;
   }
+  // The stall limit of a live attempt now (0 = not supervised), and why, e.g. "10 x 2500 ms per
+  // step measured on w1". nullopt for a task that is not live.
+  std::optional<std::pair<int64_t, std::string>> StallLimitMs(const std::string& job_id,
+                                                              const std::string& task_id) const;
+  // Tasks the worker may hold now: its slots once it has shown progress, else 1.
+  int UsableSlots(const WorkerRecord& worker) const;
 
  private:
   struct JobEntry;
@@ -237,6 +281,9 @@ class Scheduler {
   void PushPersist(JobEntry& job, Mutation m, Actions* out);
   void PushWorker(const WorkerEntry& worker, Actions* out);
   void CancelLiveTasks(JobEntry& job, const std::string& reason, Mutation* m, Actions* out);
+  std::pair<int64_t, std::string> StallLimit(const JobEntry& job, int index) const;
+  static std::string StepKey(const JobRecord& job, TaskKind kind);
+  void CountStall(JobEntry& job, const std::string& worker_id);
 
   SchedulerOptions options_;
   const Clock* clock_;

@@ -20,6 +20,14 @@ struct Scheduler::JobEntry {
   std::set<int> ready_frames;
   std::unordered_map<int, std::set<int>> ready_frames_by_shot;
   std::set<int> live;  // ASSIGNED/RUNNING
+  // What the live attempt of a task (by plan position) has reported; reset at each assignment.
+  struct AttemptWatch {
+    int64_t steps = -1;  // last step count reported (-1: none yet)
+    TimeMs step_ms = 0;  // when it was reported
+    int64_t load_bytes = 0;
+    bool loading = false;  // a model is being loaded (bytes read < bytes total)
+  };
+  std::unordered_map<int, AttemptWatch> watch;
 
   bool HasReady() const { return !ready_anchor.empty() || !ready_frames.empty(); }
 };

@@ -1,6 +1,8 @@
 // Workers, assignment, time (Tick) and recovery. Jobs and reports are in scheduler.cpp.
 #include <algorithm>
+#include <cstdio>
 #include <limits>
+#include <set>
 
 #include "coordinator/scheduler/scheduler.h"
 #include "coordinator/scheduler/scheduler_internal.h"
@@ -44,6 +46,8 @@ Status Scheduler::OnWorkerHello(const WorkerInfo& info, const std::vector<Runnin
   WorkerEntry& w = *slot;
   w.rec.info = info;
   if (w.rec.info.slots < 1) w.rec.info.slots = 1;
+  if (options_.max_worker_slots > 0)
+    w.rec.info.slots = std::min(w.rec.info.slots, options_.max_worker_slots);
   w.rec.last_seen_ms = now;
   w.rec.draining = false;
 
@@ -155,6 +159,10 @@ bool Scheduler::Eligible(const JobEntry& job, const WorkerEntry& worker) const {
     if (it != job.rec.worker_failures.end() && it->second >= options_.blacklist_threshold)
       return false;
   }
+  if (options_.stall_threshold > 0) {
+    auto it = job.rec.worker_stalls.find(info.worker_id);
+    if (it != job.rec.worker_stalls.end() && it->second >= options_.stall_threshold) return false;
+  }
   return true;
 }
 
@@ -190,6 +198,7 @@ void Scheduler::Assign(JobEntry& job, int index, WorkerEntry& worker, Actions* o
   t.progress_ms = now;
   t.finished_ms = 0;
   t.frames_done = 0;
+  job.watch[index] = JobEntry::AttemptWatch{};
   JobRecord& r = job.rec;
   r.last_assign_ms = now;
   Mutation m;
@@ -218,7 +227,7 @@ Status Scheduler::OnWorkerReady(const std::string& worker_id, int free_slots, Ac
   w->rec.last_seen_ms = now;
   if (w->rec.draining) return Status::OK();
   ReleaseDue(now);
-  int want = std::min(free_slots, w->rec.info.slots - static_cast<int>(w->rec.running.size()));
+  int want = std::min(free_slots, UsableSlots(w->rec) - static_cast<int>(w->rec.running.size()));
   for (; want > 0; --want) {
     JobEntry* best = nullptr;
     double best_priority = -std::numeric_limits<double>::infinity();
@@ -274,6 +283,7 @@ void Scheduler::Tick(Actions* out) {
 
   const bool grace_over = recovery_deadline_ms_ != 0 && now >= recovery_deadline_ms_;
   if (grace_over) recovery_deadline_ms_ = 0;
+  std::set<std::string> stalled_workers;
   for (auto& [id, job] : jobs_) {
     if (job->live.empty()) continue;
     Mutation m;
@@ -293,21 +303,30 @@ void Scheduler::Tick(Actions* out) {
         continue;
       }
       std::string why;
+      const char* event = "task.timeout";
       if (options_.task_max_ms > 0 && now - t.assigned_ms > options_.task_max_ms) {
         why = "ran longer than task_max_ms=" + std::to_string(options_.task_max_ms);
-      } else if (options_.progress_timeout_ms > 0 &&
-                 now - t.progress_ms > options_.progress_timeout_ms) {
-        why = "no progress for progress_timeout_ms=" + std::to_string(options_.progress_timeout_ms);
+        ++stats_.tasks_timed_out;
+      } else if (auto [limit, basis] = StallLimit(*job, index);
+                 limit > 0 && now - t.progress_ms > limit) {
+        why = "stalled: no progress for " + std::to_string(now - t.progress_ms) + " ms (limit " +
+              std::to_string(limit) + " ms: " + basis + ")";
+        event = "task.stalled";
+        ++stats_.tasks_stalled;
+        CountStall(*job, t.worker_id);
+        stalled_workers.insert(t.worker_id);
       }
       if (why.empty()) continue;
-      ++stats_.tasks_timed_out;
       cancels.push_back(CancelTaskAction{t.worker_id, t.job_id, t.task_id, t.attempt, why});
-      FailAttempt(*job, index, why, true, true, "task.timeout", &m);
+      FailAttempt(*job, index, why, true, true, event, &m);
     }
     if (m.tasks.empty()) continue;
     m.job = job->rec;
     MaybeFinishRender(*job, &m, out);
     out->insert(out->end(), cancels.begin(), cancels.end());  // after the requeue is persisted
+  }
+  for (const std::string& id : stalled_workers) {
+    if (const WorkerEntry* w = FindWorkerEntry(id)) PushWorker(*w, out);
   }
 }
 
@@ -323,10 +342,84 @@ std::optional<TimeMs> Scheduler::NextDeadlineMs() const {
     for (int index : job->live) {
       const TaskRecord& t = job->tasks[index];
       if (options_.task_max_ms > 0) take(t.assigned_ms + options_.task_max_ms + 1);
-      if (options_.progress_timeout_ms > 0) take(t.progress_ms + options_.progress_timeout_ms + 1);
+      const int64_t limit = StallLimit(*job, index).first;
+      if (limit > 0) take(t.progress_ms + limit + 1);
     }
   }
   return next;
+}
+
+// ---- Progress supervision ----
+
+std::string Scheduler::StepKey(const JobRecord& job, TaskKind kind) {
+  return (job.step_profile.empty() ? job.job_id : job.step_profile) + "|" + Name(kind);
+}
+
+int Scheduler::UsableSlots(const WorkerRecord& worker) const {
+  return worker.proven ? worker.info.slots : 1;
+}
+
+std::pair<int64_t, std::string> Scheduler::StallLimit(const JobEntry& job, int index) const {
+  if (options_.progress_timeout_ms > 0)
+    return {options_.progress_timeout_ms, "progress_timeout_ms"};
+  if (options_.stall_floor_ms <= 0) return {0, "off"};
+  const int64_t floor = options_.stall_floor_ms;
+  auto it = job.watch.find(index);
+  if (it != job.watch.end() && it->second.loading)
+    return {floor, "stall_floor_ms, loading a model"};
+  const TaskRecord& t = job.tasks[index];
+  const std::string key = StepKey(job.rec, t.kind);
+  // This worker's own measurement, else the slowest other worker's (a fresh worker of the same
+  // kind is about as fast; a faster guess could stall a slow one that is fine).
+  double rate = 0;
+  std::string whose;
+  if (auto w = workers_.find(t.worker_id); w != workers_.end()) {
+    if (auto r = w->second->rec.step_ms.find(key); r != w->second->rec.step_ms.end()) {
+      rate = r->second;
+      whose = t.worker_id;
+    }
+  }
+  if (rate <= 0) {
+    for (const auto& [id, w] : workers_) {
+      auto r = w->rec.step_ms.find(key);
+      if (r != w->rec.step_ms.end() && r->second > rate) {
+        rate = r->second;
+        whose = id;
+      }
+    }
+  }
+  if (rate <= 0) {
+    return {std::max(floor, options_.stall_unmeasured_ms),
+            "stall_unmeasured_ms, no step of this job's settings measured yet"};
+  }
+  // A worker reports a step at most once per heartbeat interval.
+  const double expected = std::max(rate, static_cast<double>(options_.heartbeat_interval_ms));
+  const auto adaptive = static_cast<int64_t>(options_.stall_factor * expected);
+  char basis[160];
+  std::snprintf(basis, sizeof basis, "%s%g x %.0f ms per step measured on %s",
+                adaptive <= floor ? "stall_floor_ms >= " : "", options_.stall_factor, rate,
+                whose.c_str());
+  return {std::max(floor, adaptive), basis};
+}
+
+std::optional<std::pair<int64_t, std::string>> Scheduler::StallLimitMs(
+    const std::string& job_id, const std::string& task_id) const {
+  auto j = jobs_.find(job_id);
+  if (j == jobs_.end()) return std::nullopt;
+  auto t = j->second->index.find(task_id);
+  if (t == j->second->index.end() || !IsLive(j->second->tasks[t->second].state))
+    return std::nullopt;
+  return StallLimit(*j->second, t->second);
+}
+
+void Scheduler::CountStall(JobEntry& job, const std::string& worker_id) {
+  ++job.rec.worker_stalls[worker_id];
+  WorkerEntry* w = FindWorkerEntry(worker_id);
+  if (w == nullptr) return;
+  ++w->rec.stalls;
+  w->rec.proven = false;  // one task at a time until it shows progress again
+  if (options_.stall_threshold > 0 && w->rec.stalls >= options_.stall_threshold)
+    w->rec.suspect = true;
 }
 
 // ---- Recovery ----

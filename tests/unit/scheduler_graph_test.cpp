@@ -211,7 +211,7 @@ TEST_F(SchedulerGraphTest, AShotsAnchorCacheIsReleasedOnceAllItsFramesAreEdited)
 TEST_F(SchedulerGraphTest, RecomputeModeMakesFramesReadyAtOnce) {
   SubmitPlanned("j", 50, {30}, 10, {}, /*wait_for_anchor=*/false);
   Hello("w", {}, 4);
-  Collected c = Ready("w", 4);
+  Collected c = ReadyAfterProgress("w", 4);
   ASSERT_EQ(c.assigns.size(), 4u);
   EXPECT_EQ(c.assigns[0].task.task_id, "s000-anchor") << "anchors still go first";
   EXPECT_EQ(c.assigns[3].task.task_id, "s000-f000020-000029");
@@ -308,8 +308,8 @@ TEST_F(SchedulerGraphTest, SeveralJobsShareWorkers) {
   SubmitPlanned("b", 50, {10}, 10, {}, false);
   Hello("w1", {}, 2);
   Hello("w2", {}, 2);
-  Collected c1 = Ready("w1", 2);
-  Collected c2 = Ready("w2", 2);
+  Collected c1 = ReadyAfterProgress("w1", 2);
+  Collected c2 = ReadyAfterProgress("w2", 2);
   ASSERT_EQ(c1.assigns.size() + c2.assigns.size(), 4u);
   std::vector<std::string> jobs;
   for (auto& a : c1.assigns) jobs.push_back(a.task.job_id);
@@ -374,7 +374,7 @@ TEST_F(SchedulerGraphTest, PauseStopsNewWorkResumeRestartsIt) {
 TEST_F(SchedulerGraphTest, CancelStopsLiveTasksAndDeletesTheCache) {
   SubmitPlanned("j", 50, {30}, 10, {}, false);
   Hello("w1", {}, 2);
-  Collected c = Ready("w1", 2);
+  Collected c = ReadyAfterProgress("w1", 2);
   ASSERT_EQ(c.assigns.size(), 2u);
   Collected x = Control("j", ControlOp::kCancel);
   EXPECT_EQ(x.cancels.size(), 2u);

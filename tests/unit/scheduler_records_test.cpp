@@ -54,6 +54,26 @@ TEST(RecordsTest, DamagedJsonNamesTheField) {
   EXPECT_FALSE(WorkerRecord::FromJson(nlohmann::json{{"host", "h"}}).ok());
 }
 
+TEST(RecordsTest, WorkerSupervisionFieldsRoundTrip) {
+  WorkerRecord w;
+  w.info.worker_id = "gpu03";
+  w.proven = true;
+  w.stalls = 2;
+  w.suspect = true;
+  w.step_ms = {{"m|512|k3|b4|FRAMES", 212.5}};
+  auto back = WorkerRecord::FromJson(w.ToJson());
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_TRUE(back->proven);
+  EXPECT_EQ(back->stalls, 2);
+  EXPECT_TRUE(back->suspect);
+  EXPECT_EQ(back->step_ms, w.step_ms);
+  // Records written before these fields: a worker without stalls, not yet proven.
+  auto old = WorkerRecord::FromJson(nlohmann::json{{"worker_id", "w"}});
+  ASSERT_TRUE(old.ok()) << old.status().ToString();
+  EXPECT_FALSE(old->suspect);
+  EXPECT_EQ(old->stalls, 0);
+}
+
 TEST(RecordsTest, JobJsonLeavesOutSpecAndPlanOnRequest) {
   JobRecord r;
   r.job_id = "j";
@@ -118,6 +138,8 @@ TEST(RecordsTest, TextFormsSayWhatToJsonSays) {
     if (variant == 1) {
       r.requirements = {{"a100", "\"x\""}, "cuda", 24000};
       r.worker_failures = {{"w1", 2}, {"w\"2", 1}};
+      r.worker_stalls = {{"w1", 1}};
+      r.step_profile = "models/x|512|k3|b4";
     }
     for (bool spec : {false, true}) {
       for (bool plan : {false, true}) {

@@ -100,6 +100,30 @@ class SchedulerFixture : public ::testing::Test {
     return Collected(std::move(out));
   }
 
+  // A worker that has not shown progress gets one task at a time: Ready() once, a progress
+  // report of one denoising step for that task, then Ready() for the other `slots - 1`.
+  Collected ReadyAfterProgress(const std::string& worker, int slots) {
+    Collected first = Ready(worker, 1);
+    if (first.assigns.empty()) return first;
+    const AssignAction& a = first.assigns[0];
+    Actions all = first.all;
+    Status st = sched_->OnTaskProgress({a.task.job_id, a.task.task_id, a.task.attempt}, worker,
+                                       ProgressReport{0, 1}, &all);
+    EXPECT_TRUE(st.ok()) << st.ToString();
+    Actions more;
+    st = sched_->OnWorkerReady(worker, slots - 1, &more);
+    EXPECT_TRUE(st.ok()) << st.ToString();
+    all.insert(all.end(), more.begin(), more.end());
+    return Collected(std::move(all));
+  }
+
+  // A progress report of the attempt `a`.
+  Status Progress(const AssignAction& a, ProgressReport report) {
+    Actions out;
+    return sched_->OnTaskProgress({a.task.job_id, a.task.task_id, a.task.attempt}, a.worker_id,
+                                  report, &out);
+  }
+
   Collected Done(const AssignAction& a, const std::string& result = "ok") {
     Actions out;
     Status st = sched_->OnTaskDone({a.task.job_id, a.task.task_id, a.task.attempt}, a.worker_id,
