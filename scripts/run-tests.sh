@@ -30,7 +30,9 @@ if [[ -f $junit ]]; then
 fi
 shared=${FAIRY_SHARED_DIR:-$(sed -n 's/^FAIRY_SHARED_DIR:[A-Z]*=//p' CMakeCache.txt)}
 if (( ${#missing[@]} > 0 )); then
-  echo "reference data: ${#missing[@]} tests skipped for missing reference data ($shared); to" \
+  tests=tests
+  (( ${#missing[@]} != 1 )) || tests=test
+  echo "reference data: ${#missing[@]} $tests skipped for missing reference data ($shared); to" \
        "run them, put the shared folder (fixtures/, media/) at ../shared beside the checkout or" \
        "set FAIRY_SHARED_DIR to it"
   if [[ ${FAIRY_REQUIRE_REFERENCE_DATA:-0} == 1 ]]; then
