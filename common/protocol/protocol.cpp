@@ -262,6 +262,11 @@ json ToJson(const Message& message) {
           j["frames_done"] = m.frames_done;
           j["frames_total"] = m.frames_total;
           j["message"] = m.message;
+          if (m.steps_done >= 0) j["steps_done"] = m.steps_done;
+          if (m.load_bytes_total > 0) {
+            j["load_bytes_read"] = m.load_bytes_read;
+            j["load_bytes_total"] = m.load_bytes_total;
+          }
         } else if constexpr (std::is_same_v<T, Done>) {
           PutRef(j, m.ref);
           j["output"] = m.output;
@@ -331,8 +336,14 @@ Result<Message> FromJson(Command command, const json& body) {
       m.frames_done = r.Int("frames_done", 0, kMaxFrame);
       m.frames_total = r.Int("frames_total", 0, kMaxFrame);
       m.message = r.String("message", false);
+      m.steps_done = r.Int("steps_done", 0, INT64_MAX, false, -1);
+      m.load_bytes_total = r.Int("load_bytes_total", 0, INT64_MAX, false);
+      m.load_bytes_read = r.Int("load_bytes_read", 0, INT64_MAX, false);
       if (r.status().ok() && m.frames_done > m.frames_total) {
         r.Fail("frames_done", "exceeds frames_total");
+      }
+      if (r.status().ok() && m.load_bytes_read > m.load_bytes_total) {
+        r.Fail("load_bytes_read", "exceeds load_bytes_total");
       }
       out = std::move(m);
       break;

@@ -75,12 +75,19 @@ struct Task {
   bool operator==(const Task&) const = default;
 };
 
-// Worker -> coordinator: progress of a running attempt (sent per batch of frames).
+// Worker -> coordinator: progress of a running attempt: at once for news (a frame, a log line),
+// otherwise (a denoising step, model bytes read) at most once per heartbeat interval. The
+// coordinator supervises attempts by it: only a new frame, step or byte count is progress.
 struct Progress {
   TaskRef ref;
   int64_t frames_done = 0;
   int64_t frames_total = 0;
   std::string message;       // a log line for the job's log, may be empty
+  // Denoising steps the attempt has run (every UNet pass of every batch); -1 = not counted (a
+  // worker older than the field; absent on the wire).
+  int64_t steps_done = -1;
+  int64_t load_bytes_read = 0;   // a model being loaded: weight bytes read so far
+  int64_t load_bytes_total = 0;  // and in all; 0 = no model being loaded (absent on the wire)
   bool operator==(const Progress&) const = default;
 };
 

@@ -29,6 +29,7 @@ std::vector<Message> AllMessages() {
   return {ready,
           task,
           Progress{Ref(), 4, 20, "batch 1"},
+          Progress{Ref(), 0, 20, "", 37, 1 << 20, int64_t{5} << 30},  // steps and model bytes
           Done{Ref(), "/tmp/chunk.mkv", 20, 1234, 0},
           Failed{Ref(), "decode failed: in.mp4 frame 12", false},
           Heartbeat{2},
@@ -49,6 +50,17 @@ TEST(ProtocolTest, EveryMessageRoundTripsInBothEncodings) {
       EXPECT_EQ(*decoded, m) << Describe(m);
     }
   }
+}
+
+TEST(ProtocolTest, ProgressFromAnOlderWorkerHasNoStepCount) {
+  auto m = FromJson(Command::kProgress,
+                    nlohmann::json::parse(
+                        R"({"job":"j","task":"t","attempt":1,"frames_done":1,"frames_total":4})"));
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  const auto& p = std::get<Progress>(*m);
+  EXPECT_EQ(p.steps_done, -1);
+  EXPECT_EQ(p.load_bytes_total, 0);
+  EXPECT_FALSE(ToJson(p).contains("steps_done")) << "not counted: left out, as an old worker does";
 }
 
 TEST(ProtocolTest, MsgPackIsMoreCompactThanJson) {
@@ -119,6 +131,13 @@ TEST(ProtocolTest, FieldErrorsNameTheCommandAndField) {
         "running[0].task");
   check(Command::kProgress, R"({"job":"j","task":"t","attempt":1,"frames_done":5,"frames_total":4})",
         "exceeds");
+  check(Command::kProgress,
+        R"({"job":"j","task":"t","attempt":1,"frames_done":0,"frames_total":4,"steps_done":-2})",
+        "steps_done");
+  check(Command::kProgress,
+        R"({"job":"j","task":"t","attempt":1,"frames_done":0,"frames_total":4,)"
+        R"("load_bytes_read":9,"load_bytes_total":8})",
+        "load_bytes_read");
   check(Command::kFailed, R"({"job":"","task":"t","attempt":1,"error":"x"})", "must not be empty");
   check(Command::kHeartbeat, R"({"running":-1})", "running");
 }
