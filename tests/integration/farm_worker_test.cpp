@@ -67,9 +67,14 @@ class ScriptedExecutor : public TaskExecutor {
   Result<TaskOutcome> Run(const TaskContext& ctx) override {
     started.fetch_add(1);
     int64_t total = ctx.task->frame_end - ctx.task->frame_begin;
+    for (int64_t k = 1; k <= load_chunks; ++k) {  // a model read in chunks of 1 MiB
+      ctx.loading(k << 20, load_chunks << 20);
+      std::this_thread::sleep_for(step);
+    }
     for (int64_t i = 0; i < total; ++i) {
       if (ctx.cancel->load()) return Status::Cancelled("cancelled");
       for (int k = 0; k < pulses; ++k) {  // denoising steps: no new frame yet
+        ctx.step();
         ctx.progress(i, total, "");
         std::this_thread::sleep_for(step / pulses);
       }
@@ -81,6 +86,7 @@ class ScriptedExecutor : public TaskExecutor {
   }
   std::chrono::milliseconds step{10};
   int pulses = 0;  // step-only progress reports per frame
+  int64_t load_chunks = 0;  // model loading before the frames, one chunk per `step`
   bool fail = false;
   std::atomic<int> started{0};
 };
@@ -160,6 +166,37 @@ TEST(FarmWorkerTest, StepProgressIsSentAtMostOncePerHeartbeatInterval) {
   EXPECT_LT(done.size(), 40u);
   EXPECT_TRUE(std::is_sorted(done.begin(), done.end()));
   EXPECT_EQ(std::count(done.begin(), done.end(), 3), 1);
+}
+
+// The coordinator supervises attempts by their steps and model bytes: the reports carry both,
+// counted by the worker, at most once per heartbeat interval.
+TEST(FarmWorkerTest, ProgressCarriesStepsRunAndModelBytesRead) {
+  Farm f;
+  f.executor.step = std::chrono::milliseconds(60);
+  f.executor.pulses = 4;
+  f.executor.load_chunks = 5;
+  f.StartWorker();
+  ASSERT_TRUE(f.in.Wait<protocol::Ready>());
+  f.router->Send("w1", MakeTask("t1", 3));
+  ASSERT_TRUE(f.in.Wait<protocol::Done>());
+  std::vector<protocol::Progress> reports = f.in.All<protocol::Progress>();
+  ASSERT_FALSE(reports.empty());
+  int64_t steps = -1, bytes = -1;
+  int loading_reports = 0;
+  for (const protocol::Progress& p : reports) {
+    EXPECT_GE(p.steps_done, steps) << "steps only grow";
+    EXPECT_GE(p.load_bytes_read, bytes) << "bytes only grow";
+    steps = p.steps_done;
+    bytes = p.load_bytes_read;
+    if (p.load_bytes_total > 0 && p.steps_done == 0) {
+      ++loading_reports;
+      EXPECT_EQ(p.load_bytes_total, 5 << 20);
+    }
+  }
+  EXPECT_GE(loading_reports, 2) << "a load of 5 x 60 ms, reports at most every 50 ms";
+  EXPECT_EQ(reports.back().steps_done, 3 * 4) << "the last report has every step";
+  EXPECT_EQ(reports.back().load_bytes_read, 5 << 20);
+  EXPECT_EQ(reports.back().frames_done, 3);
 }
 
 TEST(FarmWorkerTest, HeartbeatsFlowWhileATaskBlocks) {

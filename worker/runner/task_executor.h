@@ -25,6 +25,13 @@ struct TaskContext {
   const protocol::TaskSettings* settings = nullptr;
   // Reports progress (frames done of the task's total) and an optional log line. Thread-safe.
   std::function<void(int64_t frames_done, int64_t frames_total, const std::string& line)> progress;
+  // Counts one finished denoising step (sent with the next progress() call). The coordinator
+  // learns the worker's time per step from these and declares an attempt that stops stepping
+  // stalled, so an executor calls it (then progress()) after every step. Thread-safe.
+  std::function<void()> step;
+  // A model is being loaded: weight bytes read so far and in all (a report at most once per
+  // heartbeat interval). A slow load that keeps reading is not a stall. Thread-safe.
+  std::function<void(int64_t bytes_read, int64_t bytes_total)> loading;
   // Becomes true when the attempt should stop (CANCEL, or SIGTERM past its grace period). The
   // executor checks it between denoising steps and returns Status::Cancelled.
   const std::atomic<bool>* cancel = nullptr;

@@ -1,5 +1,6 @@
 #include "worker/runner/worker.h"
 
+#include <algorithm>
 #include <chrono>
 
 #include "common/log.h"
@@ -141,24 +142,48 @@ void Worker::RunAttempt(const Attempt& a) {
   ctx.settings = &*settings;
   ctx.cancel = a.cancel.get();
   // Executors report every denoising step, so that a long step-only stretch (an anchor pass, one
-  // batch of a large model) still shows the attempt is alive. A report with news (more frames, a
-  // log line, the end) is sent at once; one without is sent at most once per heartbeat interval.
+  // batch of a large model) still shows the attempt is alive, and the coordinator can tell a
+  // stuck task (no new step) from a slow one. A report with news (more frames, a log line, the
+  // end) is sent at once; one without (new steps, model bytes) at most once per heartbeat interval.
   auto last_sent = std::make_shared<ProgressSent>();
   const auto pulse = std::chrono::milliseconds(options_.link.heartbeat_interval_ms);
-  ctx.progress = [this, ref, last_sent, pulse](int64_t done, int64_t total,
-                                               const std::string& line) {
-    done = std::min(done, total);
+  // frames < 0: no frame news (a model-bytes report): the frame count last sent goes again.
+  auto send = [this, ref, last_sent, pulse](int64_t done, int64_t total, const std::string& line) {
     const auto now = std::chrono::steady_clock::now();
+    protocol::Progress p{ref, 0, 0, line};
     {
       std::lock_guard<std::mutex> lock(last_sent->mutex);
-      const bool news =
-          !line.empty() || done == total || done > last_sent->done || last_sent->never;
+      const bool frames = total >= 0;
+      if (frames) done = std::min(done, total);
+      const bool news = !line.empty() || last_sent->never ||
+                        (frames && (done == total || done > last_sent->done));
       if (!news && now - last_sent->at < pulse) return;
       last_sent->never = false;
-      last_sent->done = std::max(done, last_sent->done);
+      if (frames) {
+        last_sent->done = std::max(done, last_sent->done);
+        last_sent->total = total;
+      }
       last_sent->at = now;
+      p.frames_total = last_sent->total;
+      p.frames_done = std::min(last_sent->done, last_sent->total);
+      p.steps_done = last_sent->steps;
+      p.load_bytes_read = last_sent->load_read;
+      p.load_bytes_total = last_sent->load_total;
     }
-    link_->Send(protocol::Progress{ref, done, total, line});
+    link_->Send(std::move(p));
+  };
+  ctx.progress = send;
+  ctx.step = [last_sent] {
+    std::lock_guard<std::mutex> lock(last_sent->mutex);
+    ++last_sent->steps;
+  };
+  ctx.loading = [last_sent, send](int64_t read, int64_t total) {
+    {
+      std::lock_guard<std::mutex> lock(last_sent->mutex);
+      last_sent->load_total = std::max<int64_t>(0, total);
+      last_sent->load_read = std::clamp<int64_t>(read, 0, last_sent->load_total);
+    }
+    send(0, -1, "");
   };
   Result<TaskOutcome> r = executor_->Run(ctx);
   int64_t ms = std::chrono::duration_cast<std::chrono::milliseconds>(

@@ -2,8 +2,8 @@
 //
 // Threads: the DealerLink's thread (protocol, heartbeats, reconnects) and `slots` task threads that
 // run the executor (the GPU work). TASK messages are queued; a free task thread takes the next one,
-// reports PROGRESS (frames done at once; a step without news at most once per heartbeat
-// interval), then DONE or FAILED. CANCEL stops a queued or running attempt.
+// reports PROGRESS (frames done at once; steps run and model bytes read, without other news, at
+// most once per heartbeat interval), then DONE or FAILED. CANCEL stops a queued or running attempt.
 // Heartbeats never wait for the GPU: they come from the link's thread.
 //
 // Shutdown (SIGTERM -> Drain()): takes no new tasks, lets the running ones finish for up to
@@ -57,6 +57,10 @@ class Worker {
     std::mutex mutex;
     bool never = true;
     int64_t done = 0;
+    int64_t total = 0;
+    int64_t steps = 0;  // denoising steps counted so far (TaskContext::step)
+    int64_t load_read = 0;
+    int64_t load_total = 0;  // 0: no model being loaded
     std::chrono::steady_clock::time_point at;
   };
   struct Attempt {
