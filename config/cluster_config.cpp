@@ -260,7 +260,7 @@ Result<CoordinatorConfig> ParseCoordinatorConfig(const std::string& text, const 
     const YAML::Node& root = *tree;
     r.CheckMap(root, "",
                {"worker_bind", "api", "redis", "storage_roots", "work_root", "default_model",
-                "heartbeat_interval_ms", "heartbeat_liveness", "tasks", "media_threads",
+                "heartbeat_interval_ms", "heartbeat_liveness", "tasks", "workers", "media_threads",
                 "anchor_cache", "finished_job_ttl_ms", "log_level"});
     if (r.ReadString(root, "", "worker_bind", &cfg.worker_bind)) {
       CheckEndpoint(c, root, "", "worker_bind", cfg.worker_bind);
@@ -293,9 +293,10 @@ Result<CoordinatorConfig> ParseCoordinatorConfig(const std::string& text, const 
     r.ReadInt(root, "", "heartbeat_liveness", 1, 100, &cfg.heartbeat_liveness);
     const YAML::Node tasks = YamlReader::Get(root, "tasks");
     if (tasks.IsDefined() &&
-        r.CheckMap(tasks, "tasks", {"max_retries", "retry_backoff_ms", "max_backoff_ms", "max_time_ms",
-                                    "progress_timeout_ms", "worker_failure_threshold",
-                                    "aging_ms_per_point"})) {
+        r.CheckMap(tasks, "tasks",
+                   {"max_retries", "retry_backoff_ms", "max_backoff_ms", "max_time_ms",
+                    "progress_timeout_ms", "stall_floor_ms", "stall_factor", "stall_unmeasured_ms",
+                    "stall_threshold", "worker_failure_threshold", "aging_ms_per_point"})) {
       r.ReadInt(tasks, "tasks", "max_retries", 0, 100, &cfg.max_retries);
       r.ReadInt(tasks, "tasks", "retry_backoff_ms", 0, kMaxMs, &cfg.retry_backoff_ms);
       if (r.ReadInt(tasks, "tasks", "max_backoff_ms", 0, kMaxMs, &cfg.max_backoff_ms) ||
@@ -308,8 +309,16 @@ Result<CoordinatorConfig> ParseCoordinatorConfig(const std::string& text, const 
       }
       r.ReadInt(tasks, "tasks", "max_time_ms", 0, kMaxMs, &cfg.task_max_ms);
       r.ReadInt(tasks, "tasks", "progress_timeout_ms", 0, kMaxMs, &cfg.progress_timeout_ms);
+      r.ReadInt(tasks, "tasks", "stall_floor_ms", 0, kMaxMs, &cfg.stall_floor_ms);
+      r.ReadDouble(tasks, "tasks", "stall_factor", 1, 1000, &cfg.stall_factor);
+      r.ReadInt(tasks, "tasks", "stall_unmeasured_ms", 0, kMaxMs, &cfg.stall_unmeasured_ms);
+      r.ReadInt(tasks, "tasks", "stall_threshold", 0, 1000, &cfg.stall_threshold);
       r.ReadInt(tasks, "tasks", "worker_failure_threshold", 0, 1000, &cfg.worker_failure_threshold);
       r.ReadInt(tasks, "tasks", "aging_ms_per_point", 0, kMaxMs, &cfg.aging_ms_per_point);
+    }
+    const YAML::Node workers = YamlReader::Get(root, "workers");
+    if (workers.IsDefined() && r.CheckMap(workers, "workers", {"max_slots"})) {
+      r.ReadInt(workers, "workers", "max_slots", 1, 1024, &cfg.max_worker_slots);
     }
     r.ReadInt(root, "", "media_threads", 1, 64, &cfg.media_threads);
     const YAML::Node cache = YamlReader::Get(root, "anchor_cache");

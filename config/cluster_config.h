@@ -45,9 +45,20 @@ struct CoordinatorConfig {
   int64_t retry_backoff_ms = 1000;           // first retry delay, doubled per failure
   int64_t max_backoff_ms = 60000;            // cap of the retry delay (>= retry_backoff_ms)
   int64_t task_max_ms = 0;                   // an attempt running longer is stopped; 0 = no limit
-  int64_t progress_timeout_ms = 0;           // an attempt silent this long is stopped; 0 = none
+  // Progress supervision (docs/scheduler.md): an attempt without progress (a new denoising step,
+  // frame or model bytes read) for max(stall_floor_ms, stall_factor x the worker's measured time
+  // to its next report) is stalled: requeued elsewhere, counted against the worker.
+  int64_t progress_timeout_ms = 0;           // a fixed stall limit instead; 0 = adaptive
+  int64_t stall_floor_ms = 300000;           // the adaptive limit's floor; 0 = no supervision
+                                             // (unless progress_timeout_ms is set)
+  double stall_factor = 10;                  // 1..1000
+  int64_t stall_unmeasured_ms = 1800000;     // the limit before any step of the job's settings
+                                             // was measured (a first step includes warm-up)
+  int stall_threshold = 2;                   // stalls of one worker in one job before it is kept
+                                             // off that job; as many in all: `suspect`; 0 = never
   int worker_failure_threshold = 3;          // failures of one worker in one job before it is
                                              // kept off that job; 0 = never
+  int max_worker_slots = 4;                  // workers.max_slots: slots a worker may claim, 1..1024
   int64_t aging_ms_per_point = 60000;        // queue wait that adds one priority point; 0 = off
   int media_threads = 2;                     // analyze/stitch pool, 1..64
   uint64_t anchor_cache_max_part_bytes = 64ull << 20;  // 1 MiB..512 MiB

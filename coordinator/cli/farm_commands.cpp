@@ -336,9 +336,11 @@ int RunWorkers(const FarmOptions& o) {
   auto r = client->Json("GET", "/v1/workers");
   if (!r.ok()) return Fail(r.status());
   if (o.json_output) return PrintJson(*r), kExitOk;
+  // SLOTS: claimed (capped by workers.max_slots); "1/4": it gets one task at a time until it has
+  // shown progress. STATE: up, draining, or suspect (repeated stalled attempts).
   Table t({"WORKER", "HOST", "DEVICE", "MEM_MB", "SLOTS", "RUNNING", "TAGS", "MODELS", "LAST_SEEN",
-           "STATE"},
-          {false, false, false, true, true, false, false, false, false, false});
+           "STALLS", "STATE"},
+          {false, false, false, true, true, false, false, false, false, true, false});
   for (const auto& w : r->value("workers", json::array())) {
     std::string running, tags, models;
     for (const auto& k : w.value("running", json::array())) {
@@ -349,10 +351,17 @@ int RunWorkers(const FarmOptions& o) {
       tags += (tags.empty() ? "" : ",") + s.get<std::string>();
     for (const auto& s : w.value("models", json::array()))
       models += (models.empty() ? "" : ",") + s.get<std::string>();
+    const int64_t slots = Int(w, "slots");
+    const int64_t usable = w.contains("usable_slots") ? Int(w, "usable_slots") : slots;
+    std::string state = "up";
+    if (w.value("suspect", false)) state = "suspect";
+    if (w.value("draining", false)) state = "draining";
     t.AddRow({Str(w, "id"), Str(w, "host"), Str(w, "device"), std::to_string(Int(w, "memory_mb")),
-              std::to_string(Int(w, "slots")), running.empty() ? "-" : running,
-              tags.empty() ? "-" : tags, models.empty() ? "-" : models,
-              FormatTime(Int(w, "last_seen_ms")), w.value("draining", false) ? "draining" : "up"});
+              usable == slots ? std::to_string(slots)
+                              : std::to_string(usable) + "/" + std::to_string(slots),
+              running.empty() ? "-" : running, tags.empty() ? "-" : tags,
+              models.empty() ? "-" : models, FormatTime(Int(w, "last_seen_ms")),
+              std::to_string(Int(w, "stalls")), state});
   }
   std::cout << t.Render();
   return kExitOk;

@@ -232,7 +232,12 @@ Result<json> Coordinator::Workers() {
                            {"tags", w->info.tags},
                            {"models", w->info.models},
                            {"slots", w->info.slots},
+                           // one until it has shown progress (and again after a stall)
+                           {"usable_slots", scheduler_->UsableSlots(*w)},
                            {"running", running},
+                           {"stalls", w->stalls},
+                           {"suspect", w->suspect},
+                           {"step_ms", w->step_ms},
                            {"registered_ms", w->registered_ms},
                            {"last_seen_ms", w->last_seen_ms},
                            {"draining", w->draining}});
@@ -288,13 +293,34 @@ std::string Coordinator::Metrics() {
   for (auto& [s, n] : job_states) m << "fairy_jobs{state=\"" << s << "\"} " << n << "\n";
   m << "# HELP fairy_tasks Tasks of known jobs, by state.\n# TYPE fairy_tasks gauge\n";
   for (auto& [s, n] : task_states) m << "fairy_tasks{state=\"" << s << "\"} " << n << "\n";
-  int workers = 0, slots = 0, busy = 0;
+  int workers = 0, slots = 0, busy = 0, suspects = 0;
+  std::ostringstream suspect_lines, stall_lines;
   for (const auto* w : scheduler_->Workers()) {
     ++workers;
     slots += w->info.slots;
     busy += static_cast<int>(w->running.size());
+    // Worker ids have no space, ':' or newline (OnWorkerHello); a quote or backslash is escaped.
+    std::string label;
+    for (char ch : w->info.worker_id) {
+      if (ch == '"' || ch == '\\') label += '\\';
+      label += ch;
+    }
+    if (w->stalls > 0)
+      stall_lines << "fairy_worker_stalls{worker=\"" << label << "\"} " << w->stalls << "\n";
+    if (w->suspect) {
+      ++suspects;
+      suspect_lines << "fairy_worker_suspect{worker=\"" << label << "\"} 1\n";
+    }
   }
   m << "# HELP fairy_workers Connected workers.\n# TYPE fairy_workers gauge\nfairy_workers " << workers << "\n";
+  m << "# HELP fairy_workers_suspect Connected workers with repeated stalled attempts "
+       "(tasks.stall_threshold).\n"
+    << "# TYPE fairy_workers_suspect gauge\nfairy_workers_suspect " << suspects << "\n";
+  m << "# HELP fairy_worker_suspect 1 for each suspect worker.\n# TYPE fairy_worker_suspect gauge\n"
+    << suspect_lines.str();
+  m << "# HELP fairy_worker_stalls Stalled attempts of each connected worker that has had any.\n"
+    << "# TYPE fairy_worker_stalls gauge\n"
+    << stall_lines.str();
   m << "# HELP fairy_worker_slots Task slots of connected workers.\n# TYPE fairy_worker_slots gauge\n"
     << "fairy_worker_slots{state=\"total\"} " << slots << "\nfairy_worker_slots{state=\"busy\"} " << busy << "\n";
   const auto& st = scheduler_->stats();
@@ -306,7 +332,11 @@ std::string Coordinator::Metrics() {
   counter("fairy_tasks_done_total", "Task attempts completed.", st.tasks_done);
   counter("fairy_task_attempts_failed_total", "Task attempts that failed.", st.tasks_failed_attempts);
   counter("fairy_tasks_requeued_lost_total", "Attempts lost with a dead worker and requeued.", st.tasks_requeued_lost);
-  counter("fairy_tasks_timed_out_total", "Attempts stopped for running too long or going silent.", st.tasks_timed_out);
+  counter("fairy_tasks_timed_out_total",
+          "Attempts stopped for running longer than tasks.max_time_ms.", st.tasks_timed_out);
+  counter("fairy_tasks_stalled_total",
+          "Attempts stalled (no progress within their limit) and requeued elsewhere.",
+          st.tasks_stalled);
   counter("fairy_stale_reports_total", "Reports for attempts that were no longer current (fenced).", st.stale_reports);
   counter("fairy_workers_dead_total", "Workers declared dead after missing heartbeats.", st.workers_dead);
   counter("fairy_anchor_cache_bytes_published_total", "Anchor cache bytes published by anchor tasks.",

@@ -29,6 +29,11 @@ CoordinatorOptions OptionsFromConfig(const config::CoordinatorConfig& c) {
   o.scheduler.max_backoff_ms = c.max_backoff_ms;
   o.scheduler.task_max_ms = c.task_max_ms;
   o.scheduler.progress_timeout_ms = c.progress_timeout_ms;
+  o.scheduler.stall_floor_ms = c.stall_floor_ms;
+  o.scheduler.stall_factor = c.stall_factor;
+  o.scheduler.stall_unmeasured_ms = c.stall_unmeasured_ms;
+  o.scheduler.stall_threshold = c.stall_threshold;
+  o.scheduler.max_worker_slots = c.max_worker_slots;
   o.scheduler.blacklist_threshold = c.worker_failure_threshold;
   o.scheduler.aging_ms_per_point = c.aging_ms_per_point;
   o.media_threads = c.media_threads;

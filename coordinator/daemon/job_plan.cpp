@@ -91,6 +91,11 @@ scheduler::JobSubmission JobPlan::Submission(const std::string& job_id) const {
   s.frame_batch = batch;
   // With recompute every frames task computes its shot's anchors itself.
   s.frames_wait_for_anchor = anchor_mode != "recompute";
+  // What one denoising step costs depends on: the model, the edit size, the frames per UNet call
+  // (anchors in the anchor pass, `batch` in the frame pass, which also attends to the anchors).
+  // Jobs alike in these share the workers' measured step times (progress supervision).
+  s.step_profile = model + "|" + std::to_string(long_side) + "|k" +
+                   std::to_string(anchors_per_shot) + "|b" + std::to_string(batch);
   return s;
 }
 

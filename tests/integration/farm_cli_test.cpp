@@ -118,17 +118,27 @@ class ScriptedFarm : public api::ControlHandler {
         {"id", id}, {"state", op == "cancel" ? "CANCELLED" : "RUNNING"}, {"priority", priority}};
   }
   Result<json> Workers() override {
-    return json{
-        {"workers",
-         {{{"id", "gpu01"},
-           {"host", "node1"},
-           {"device", "cuda:0"},
-           {"memory_mb", 81920},
-           {"slots", 1},
-           {"tags", {"a100"}},
-           {"models", json::array()},
-           {"running",
-            {{{"job_id", "job-1"}, {"task_id", "s001-f000060-000083"}, {"attempt", 2}}}}}}}};
+    return json{{"workers",
+                 {{{"id", "gpu01"},
+                   {"host", "node1"},
+                   {"device", "cuda:0"},
+                   {"memory_mb", 81920},
+                   {"slots", 1},
+                   {"tags", {"a100"}},
+                   {"models", json::array()},
+                   {"running",
+                    {{{"job_id", "job-1"}, {"task_id", "s001-f000060-000083"}, {"attempt", 2}}}}},
+                  {{"id", "gpu02"},
+                   {"host", "node2"},
+                   {"device", "cuda:0"},
+                   {"memory_mb", 81920},
+                   {"slots", 4},
+                   {"usable_slots", 1},
+                   {"stalls", 2},
+                   {"suspect", true},
+                   {"tags", json::array()},
+                   {"models", json::array()},
+                   {"running", json::array()}}}}};
   }
   Result<json> Logs(const std::string&, const std::string&, const std::string&, int) override {
     return json{{"lines",
@@ -212,6 +222,22 @@ TEST_F(FarmCliTest, JsonIsTheApiAnswer) {
   Output w = Run("workers --json");
   ASSERT_EQ(w.exit_code, 0);
   EXPECT_EQ(json::parse(w.text)["workers"][0]["id"], "gpu01");
+}
+
+TEST_F(FarmCliTest, WorkersShowsStallsAndSuspects) {
+  Output o = Run("workers");
+  ASSERT_EQ(o.exit_code, 0) << o.text;
+  std::istringstream lines(o.text);
+  std::string header, row1, row2;
+  std::getline(lines, header);
+  std::getline(lines, row1);
+  std::getline(lines, row2);
+  const size_t state = header.find("STATE");
+  ASSERT_NE(state, std::string::npos) << o.text;
+  ASSERT_NE(header.find("STALLS"), std::string::npos) << o.text;
+  EXPECT_EQ(row1.substr(state, 2), "up") << o.text;
+  EXPECT_EQ(row2.substr(state, 7), "suspect") << o.text;
+  EXPECT_NE(row2.find(" 1/4 "), std::string::npos) << "one slot usable of 4 claimed\n" << o.text;
 }
 
 TEST_F(FarmCliTest, JobsFilterByState) {

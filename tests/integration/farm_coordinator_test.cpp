@@ -100,6 +100,7 @@ class FarmCoordinatorTest : public ::testing::Test {
     o.scheduler.retry_backoff_ms = 50;
     o.tick_ms = 50;
     o.finished_job_ttl_ms = finished_job_ttl_ms_;
+    if (stall_ms_ > 0) o.scheduler.stall_floor_ms = o.scheduler.stall_unmeasured_ms = stall_ms_;
     auto c = coordinator::Coordinator::Start(o);
     ASSERT_TRUE(c.ok()) << c.status().ToString();
     coordinator_ = std::move(c).value();
@@ -154,6 +155,7 @@ class FarmCoordinatorTest : public ::testing::Test {
 
   std::unique_ptr<testing::RedisServer> redis_;
   int64_t finished_job_ttl_ms_ = 0;
+  int64_t stall_ms_ = 0;  // > 0: stall_floor_ms and stall_unmeasured_ms
   std::string dir_;
   std::unique_ptr<coordinator::Coordinator> coordinator_;
   std::thread thread_;
@@ -460,6 +462,91 @@ TEST_F(FarmCoordinatorTest, DeadWorkersTasksAreRequeuedAndLateReportsAreFenced) 
   auto got = media::Probe(out);
   ASSERT_TRUE(got.ok());
   EXPECT_EQ(got->frame_count, 132);
+}
+
+// A peer that claims 1,024 slots and heartbeats but never makes progress (never runs what it
+// gets): it holds one task at a time (slots count once a worker has shown progress), each is
+// declared stalled, requeued to a real worker and cancelled on the peer; after two stalls it is
+// kept off the job and suspect. Its late DONE is refused.
+TEST_F(FarmCoordinatorTest, APeerThatHeartbeatsButNeverProgressesHoldsOneTaskAndIsSuperseded) {
+  StopCoordinator();
+  stall_ms_ = 3000;
+  StartCoordinator("tcp://127.0.0.1:*", 0);
+  std::mutex mutex;
+  std::vector<protocol::Task> tasks;
+  std::vector<protocol::Cancel> cancels;
+  int most_held = 0;
+  link::DealerOptions d;
+  d.endpoint = coordinator_->worker_endpoint();
+  d.worker_id = "greedy";
+  d.heartbeat_interval_ms = 100;
+  auto ready = [] {
+    protocol::Ready r;
+    r.worker_id = "greedy";
+    r.device = "cpu";
+    r.capacity = 1024;
+    return r;
+  };
+  auto greedy = link::DealerLink::Start(d, ready, [&](protocol::Message m) {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (auto* t = std::get_if<protocol::Task>(&m)) tasks.push_back(*t);
+    if (auto* c = std::get_if<protocol::Cancel>(&m)) cancels.push_back(*c);
+    most_held = std::max(most_held, static_cast<int>(tasks.size() - cancels.size()));
+  });
+  ASSERT_TRUE(greedy.ok());
+  for (int i = 0; i < 500; ++i) {  // registered before the job exists, so it is offered tasks
+    auto w = Api().Json("GET", "/v1/workers");
+    if (w.ok() && !(*w)["workers"].empty()) break;
+    std::this_thread::sleep_for(10ms);
+  }
+  std::string out = dir_ + "/out/greedy.mp4";
+  std::string job = Submit(out);
+  AddWorker("honest", 5);
+  json done =
+      WaitFor(job, [](const json& j) { return j["state"] == "DONE" || j["state"] == "FAILED"; });
+  ASSERT_EQ(done["state"], "DONE") << done.dump(1);
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    EXPECT_EQ(most_held, 1) << "a worker that has shown no progress holds one task";
+    ASSERT_EQ(tasks.size(), 2u) << "two stalls keep it off the job";
+    ASSERT_EQ(cancels.size(), 2u);
+    for (size_t i = 0; i < 2; ++i) {
+      EXPECT_EQ(cancels[i].ref, tasks[i].ref);
+      EXPECT_EQ(cancels[i].reason.rfind("stalled: no progress for ", 0), 0u) << cancels[i].reason;
+    }
+  }
+  for (const auto& t : done["tasks"]) EXPECT_EQ(t["worker"], "honest") << t.dump();
+  auto workers = Api().Json("GET", "/v1/workers");
+  ASSERT_TRUE(workers.ok());
+  bool suspect = false;
+  for (const auto& w : (*workers)["workers"]) {
+    if (w["id"] == "greedy") {
+      suspect = w["suspect"].get<bool>();
+      EXPECT_EQ(w["slots"], 4) << "claimed 1024, workers.max_slots is 4";
+      EXPECT_EQ(w["usable_slots"], 1);
+      EXPECT_EQ(w["stalls"], 2);
+    }
+  }
+  EXPECT_TRUE(suspect) << workers->dump(1);
+  // A late DONE of its first task is refused: the result stays the honest worker's.
+  (*greedy)->Send(protocol::Done{tasks[0].ref, "/nonexistent/late.mkv", 1, 1, 0});
+  bool fenced = false;
+  for (int i = 0; i < 200 && !fenced; ++i) {
+    auto m = Api().Request("GET", "/metrics");
+    fenced = m.ok() && m->body.find("fairy_stale_reports_total 0\n") == std::string::npos;
+    if (!fenced) std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_TRUE(fenced) << "the late DONE should be counted as stale";
+  auto metrics = Api().Request("GET", "/metrics");
+  ASSERT_TRUE(metrics.ok());
+  EXPECT_NE(metrics->body.find("fairy_tasks_stalled_total 2\n"), std::string::npos)
+      << metrics->body;
+  EXPECT_NE(metrics->body.find("fairy_worker_suspect{worker=\"greedy\"} 1\n"), std::string::npos)
+      << metrics->body;
+  auto after = Api().Json("GET", "/v1/jobs/" + job);
+  ASSERT_TRUE(after.ok());
+  for (const auto& t : (*after)["tasks"]) EXPECT_NE(t["result"], "/nonexistent/late.mkv");
+  (*greedy)->Stop(nullptr, 0);
 }
 
 }  // namespace

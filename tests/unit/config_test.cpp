@@ -57,6 +57,11 @@ TEST_F(ConfigTest, DefaultCoordinatorFileMatchesBuiltInDefaults) {
   EXPECT_EQ(c.max_backoff_ms, d.max_backoff_ms);
   EXPECT_EQ(c.task_max_ms, d.task_max_ms);
   EXPECT_EQ(c.progress_timeout_ms, d.progress_timeout_ms);
+  EXPECT_EQ(c.stall_floor_ms, d.stall_floor_ms);
+  EXPECT_EQ(c.stall_factor, d.stall_factor);
+  EXPECT_EQ(c.stall_unmeasured_ms, d.stall_unmeasured_ms);
+  EXPECT_EQ(c.stall_threshold, d.stall_threshold);
+  EXPECT_EQ(c.max_worker_slots, d.max_worker_slots);
   EXPECT_EQ(c.worker_failure_threshold, d.worker_failure_threshold);
   EXPECT_EQ(c.aging_ms_per_point, d.aging_ms_per_point);
   EXPECT_EQ(c.media_threads, d.media_threads);
@@ -128,6 +133,36 @@ TEST_F(ConfigTest, CollectsEveryErrorWithPosition) {
     auto again = LoadCoordinatorConfig(path, {}, &sorted);
     return sorted.ToStatus().message();
   }());
+}
+
+TEST_F(ConfigTest, ProgressSupervisionIsOnByDefaultAndItsKeysAreChecked) {
+  const CoordinatorConfig d;
+  EXPECT_GT(d.stall_floor_ms, 0) << "a stuck task must not hold its slot for ever by default";
+  EXPECT_GT(d.max_worker_slots, 0);
+  const std::string path = Write("c.yaml",
+                                 "storage_roots: [storage]\n"   // 1
+                                 "tasks:\n"                     // 2
+                                 "  stall_floor_ms: -1\n"       // 3
+                                 "  stall_factor: 0.5\n"        // 4
+                                 "  stall_threshold: 2\n"       // 5
+                                 "workers: {max_slots: 0}\n");  // 6
+  Diagnostics diags;
+  ASSERT_FALSE(LoadCoordinatorConfig(path, {}, &diags).ok());
+  const std::string text = Text(diags);
+  EXPECT_NE(text.find(":3:19: tasks.stall_floor_ms: must be between 0 and"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find(":4:17: tasks.stall_factor: must be between 1 and 1000"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find(":6:22: workers.max_slots: must be between 1 and 1024, got 0"),
+            std::string::npos)
+      << text;
+  LoadOptions options;
+  options.overrides = {*ParseOverride("workers.max_slots=2"),
+                       *ParseOverride("tasks.stall_floor_ms=0")};
+  auto c = LoadCoordinatorConfig(Write("ok.yaml", "storage_roots: [storage]\n"), options);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->max_worker_slots, 2);
+  EXPECT_EQ(c->stall_floor_ms, 0);
 }
 
 TEST_F(ConfigTest, RelativeRootsAreResolvedAgainstTheFile) {
