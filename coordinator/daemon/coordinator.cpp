@@ -278,11 +278,19 @@ void Coordinator::HandleWorkerMessage(const std::string& peer, protocol::Message
     worker_peers_[worker] = peer;
     FAIRY_LOG(kInfo, "coordinator") << "worker " << worker << " ready (" << r->device << ", " << r->capacity
                                     << " slot(s), " << r->running.size() << " running)";
+    const int cap = options_.scheduler.max_worker_slots;
+    if (cap > 0 && r->capacity > cap) {
+      FAIRY_LOG(kWarn, "coordinator") << "worker " << worker << " claims " << r->capacity
+                                      << " slots; workers.max_slots allows it " << cap;
+    }
   } else if (std::holds_alternative<protocol::Heartbeat>(message)) {
     Status s = scheduler_->OnHeartbeat(worker, &actions);
     if (s.code() == Status::Code::kNotFound) ask_ready();
   } else if (auto* p = std::get_if<protocol::Progress>(&message)) {
-    Status s = scheduler_->OnTaskProgress(RunningFrom(p->ref), worker, p->frames_done, &actions);
+    Status s = scheduler_->OnTaskProgress(
+        RunningFrom(p->ref), worker,
+        scheduler::ProgressReport{p->frames_done, p->steps_done, p->load_bytes_read, p->load_bytes_total},
+        &actions);
     if (s.code() == Status::Code::kNotFound && scheduler_->FindWorker(worker) == nullptr) {
       ask_ready();
     } else if (IsStale(s)) {
@@ -398,6 +406,12 @@ void Coordinator::Execute(Actions actions) {
       auto peer = worker_peers_.find(c->worker_id);
       link_->Send(peer == worker_peers_.end() ? c->worker_id : peer->second,
                   protocol::Cancel{{c->job_id, c->task_id, c->attempt}, c->reason});
+      if (c->reason.rfind("stalled", 0) == 0) {
+        FAIRY_LOG(kWarn, "coordinator") << "worker " << c->worker_id << ": " << c->job_id << "/" << c->task_id
+                                        << " attempt " << c->attempt << " " << c->reason << "; requeued";
+        Log(c->job_id, c->task_id, c->worker_id,
+            "attempt " + std::to_string(c->attempt) + " " + c->reason + "; requeued, the worker is told to cancel it");
+      }
     } else if (auto* st = std::get_if<scheduler::StitchAction>(&action)) {
       StartStitch(st->job_id);
     } else if (auto* dc = std::get_if<scheduler::DropAnchorCacheAction>(&action)) {
@@ -446,7 +460,8 @@ void Coordinator::StartAnalyze(const std::string& job_id) {
       Status s;
       if (r.ok()) {
         Log(job_id, "", "", "analyze: " + std::to_string(r->frames) + " frames, " +
-                                std::to_string(r->shots.size()) + " shot(s)");
+                                std::to_string(r->shots.size()) + " shot(s), working size " +
+                                std::to_string(r->working_width) + "x" + std::to_string(r->working_height));
         s = scheduler_->OnAnalyzeDone(job_id, r->shots, &actions);
       } else {
         Log(job_id, "", "", "analyze failed: " + r.status().ToString());
