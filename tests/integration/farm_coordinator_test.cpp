@@ -189,7 +189,10 @@ TEST_F(FarmCoordinatorTest, JobRunsThroughAnalyzeAnchorsFramesAndStitch) {
   ASSERT_TRUE(got.ok()) << got.status().ToString();
   EXPECT_EQ(got->frame_count, src->frame_count);
   EXPECT_EQ(got->audio.size(), 1u);
-  EXPECT_FALSE(std::filesystem::exists(dir_ + "/out/.fairy-work/" + job)) << "chunks must be cleaned up";
+  // The coordinator removes the chunks on its media pool once DONE is written: wait for it.
+  const std::string work = dir_ + "/out/.fairy-work/" + job;
+  for (int i = 0; i < 1000 && std::filesystem::exists(work); ++i) std::this_thread::sleep_for(10ms);
+  EXPECT_FALSE(std::filesystem::exists(work)) << "chunks must be cleaned up";
   auto metrics = Api().Request("GET", "/metrics");
   ASSERT_TRUE(metrics.ok());
   EXPECT_NE(metrics->body.find("fairy_frames_edited_total 132"), std::string::npos) << metrics->body;
