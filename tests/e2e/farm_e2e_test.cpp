@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <thread>
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
@@ -464,6 +465,83 @@ TEST_F(FarmE2ETest, BadInputIsRejectedClearlyAndTheFarmKeepsServing) {
   EXPECT_NE(metrics->body.find("fairy_protocol_messages_rejected_total 2"), std::string::npos)
       << metrics->body;
   EXPECT_TRUE((*farm)->coordinator()->Running());
+}
+
+// A worker whose task hangs in a denoising step (fault injection: --fault-hang-at-step, which also
+// ignores the cancel, as a hung GPU kernel would) while its heartbeats go on. The coordinator
+// declares the attempt stalled once it has made no progress for its adaptive limit, requeues it,
+// tells the worker to cancel it; the worker's next task (queued behind the hung one) stalls too,
+// so it is kept off the job and shown as suspect. The job still ends DONE, identical to
+// fairy-engine edit.
+TEST_F(FarmE2ETest, HungWorkerIsSupersededAndTheOutputIsUnchanged) {
+  FarmHarnessOptions o;
+  o.workers = 0;
+  // A floor shorter than the default 5 minutes so that the test is quick, yet long enough that
+  // w1's pauses between steps (decoding, fetching the cache) never reach it on a loaded machine;
+  // above it, the limits come from the steps measured here (10 x the time per step).
+  o.coordinator_args = {"--stall-floor-ms", "8000", "--set", "tasks.stall_unmeasured_ms=30000"};
+  auto farm = FarmHarness::Start(o);
+  ASSERT_TRUE(farm.ok()) << farm.status().ToString();
+  // Step 5: w0's first task (an anchor task, 3 steps) finishes; its second hangs.
+  ASSERT_TRUE((*farm)->StartWorker(0, {"--fault-hang-at-step", "5"}).ok());
+  ASSERT_TRUE((*farm)->StartWorker(1).ok());
+  std::string out = (*farm)->dir() + "/out/hung-worker.mp4";
+  const auto start = std::chrono::steady_clock::now();
+  auto job = (*farm)->Submit(JobYaml(out));
+  ASSERT_TRUE(job.ok()) << job.status().ToString();
+  auto done = (*farm)->WaitForState(*job, {"DONE", "FAILED", "CANCELLED"}, 600s);
+  ASSERT_TRUE(done.ok()) << done.status().ToString();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  ASSERT_EQ((*done)["state"], "DONE") << done->dump(1);
+  ExpectIdenticalToReference(out);
+  RecordProperty("job_seconds", std::to_string(seconds));
+  std::cout << "job with a hung worker DONE in " << seconds << " s\n";
+
+  auto events = (*farm)->Client().Json("GET", "/v1/events?limit=10000");
+  ASSERT_TRUE(events.ok()) << events.status().ToString();
+  int stalled = 0;
+  std::set<std::string> done_by;
+  for (const auto& e : (*events)["events"]) {
+    if (e["type"] == "task.stalled" && e["job"] == *job) {
+      ++stalled;
+      EXPECT_EQ(e["worker"], "w0") << e.dump();
+      std::cout << "stalled: " << e["task"] << " attempt " << e["attempt"] << ": " << e["detail"]
+                << "\n";
+    }
+    if (e["type"] == "task.done" && e["job"] == *job) done_by.insert(e["worker"]);
+  }
+  EXPECT_GE(stalled, 2) << "the hung attempt and the task queued behind it";
+  int retried = 0, by_w0 = 0;
+  for (const auto& t : (*done)["tasks"]) {
+    retried += t["attempt"].get<int64_t>() > 1;
+    by_w0 += t["worker"] == "w0";
+  }
+  EXPECT_GE(retried, 2);
+  EXPECT_EQ(by_w0, 1) << "w0 finished its first task, then nothing: " << done->dump(1);
+  EXPECT_TRUE(done_by.count("w1"));
+
+  auto workers = (*farm)->Client().Json("GET", "/v1/workers");
+  ASSERT_TRUE(workers.ok()) << workers.status().ToString();
+  bool suspect = false;
+  for (const auto& w : (*workers)["workers"]) {
+    if (w["id"] == "w0") suspect = w["suspect"].get<bool>() && w["stalls"].get<int>() >= 2;
+    if (w["id"] == "w1") EXPECT_FALSE(w["suspect"].get<bool>()) << w.dump();
+  }
+  EXPECT_TRUE(suspect) << workers->dump(1);
+  auto metrics = (*farm)->Client().Request("GET", "/metrics");
+  ASSERT_TRUE(metrics.ok());
+  EXPECT_NE(metrics->body.find("fairy_worker_suspect{worker=\"w0\"} 1\n"), std::string::npos)
+      << metrics->body;
+  EXPECT_NE(metrics->body.find("fairy_tasks_stalled_total " + std::to_string(stalled) + "\n"),
+            std::string::npos)
+      << metrics->body;
+  // The worker was told to cancel the hung attempt (and still heartbeats: it is listed).
+  std::ifstream log((*farm)->WorkerLog(0));
+  std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("fault injection: denoising step 5"), std::string::npos) << text;
+  EXPECT_NE(text.find("cancelling"), std::string::npos) << text;
+  EXPECT_TRUE((*farm)->worker(0)->Running());
 }
 
 }  // namespace

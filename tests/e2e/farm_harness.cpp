@@ -149,7 +149,7 @@ Status FarmHarness::StartCoordinator() {
   return Status::DeadlineExceeded("fairy-coordinator did not answer; see " + CoordinatorLog());
 }
 
-Status FarmHarness::StartWorker(int index) {
+Status FarmHarness::StartWorker(int index, const std::vector<std::string>& extra_args) {
   std::string worker_id = "w";  // built with += (GCC 12 -Wrestrict false positive on "w" + string)
   worker_id += std::to_string(index);
   std::vector<std::string> argv = {
@@ -173,6 +173,7 @@ Status FarmHarness::StartWorker(int index) {
       "--storage-root",
       SourceDir() + "/models"};
   argv.insert(argv.end(), options_.worker_args.begin(), options_.worker_args.end());
+  argv.insert(argv.end(), extra_args.begin(), extra_args.end());
   FAIRY_ASSIGN_OR_RETURN(workers_[index], ChildProcess::Spawn(argv, WorkerLog(index)));
   return Status::OK();
 }

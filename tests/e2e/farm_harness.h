@@ -62,8 +62,8 @@ class FarmHarness {
 
   Status StartCoordinator();
   ChildProcess* coordinator() { return coordinator_.get(); }
-  // Starts worker `index` (id "w<index>").
-  Status StartWorker(int index);
+  // Starts worker `index` (id "w<index>"), with `extra_args` after the options' worker_args.
+  Status StartWorker(int index, const std::vector<std::string>& extra_args = {});
   ChildProcess* worker(int index) { return workers_.count(index) ? workers_[index].get() : nullptr; }
   std::string WorkerLog(int index) const;
   std::string CoordinatorLog() const;

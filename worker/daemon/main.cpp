@@ -17,6 +17,11 @@ int main(int argc, char** argv) {
   CLI::App app{"fairy-worker: a Fairy Farm worker"};
   fairy::config::ConfigFlags flags;
   fairy::worker::AddWorkerFlags(app, &flags);
+  // Tests only, left out of --help (empty group): EngineExecutorOptions::fault_hang_at_step.
+  int64_t fault_hang_at_step = 0;
+  app.add_option("--fault-hang-at-step", fault_hang_at_step)
+      ->group("")
+      ->check(CLI::NonNegativeNumber);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -34,6 +39,7 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 
+  config->executor.fault_hang_at_step = fault_hang_at_step;
   auto executor = fairy::worker::EngineExecutor::Create(config->executor);
   if (!executor.ok()) {
     std::cerr << "fairy-worker: " << executor.status().ToString() << "\n";

@@ -3,10 +3,13 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <thread>
 
 #include "common/anchor_store/anchor_store.h"
 #include "common/frame_plan/frame_plan.h"
@@ -103,6 +106,7 @@ struct EngineExecutor::State {
   };
   std::map<std::string, LoadedModel> models;  // GUARDED_BY(mutex)
   std::shared_ptr<ShotAnchors> last;          // GUARDED_BY(mutex)
+  std::atomic<int64_t> steps_run{0};          // for fault_hang_at_step
 };
 
 EngineExecutor::EngineExecutor(EngineExecutorOptions options)
@@ -139,6 +143,17 @@ struct AttemptCancelled {};
 
 void StopIfCancelled(const TaskContext& ctx) {
   if (ctx.cancel != nullptr && ctx.cancel->load()) throw AttemptCancelled{};
+}
+
+// After every denoising step: stop if cancelled, count the step (TaskContext::step).
+void StepDone(const TaskContext& ctx, std::atomic<int64_t>* steps_run, int64_t hang_at_step) {
+  StopIfCancelled(ctx);
+  if (ctx.step) ctx.step();
+  if (hang_at_step > 0 && steps_run->fetch_add(1) + 1 == hang_at_step) {
+    FAIRY_LOG(kWarn, "worker") << "fault injection: denoising step " << hang_at_step
+                               << " of this worker hangs for ever (--fault-hang-at-step)";
+    while (true) std::this_thread::sleep_for(std::chrono::hours(1));
+  }
 }
 
 struct RunState {
@@ -306,7 +321,7 @@ Result<TaskOutcome> EngineExecutor::Run(const TaskContext& ctx) {
 
     if (task.kind == protocol::TaskKind::kAnchor) {
       auto on_step = [&](int step, int steps) {
-        StopIfCancelled(ctx);
+        StepDone(ctx, &state_->steps_run, options_.fault_hang_at_step);
         ctx.progress(step == steps ? total : 0, total, "");
       };
       FAIRY_ASSIGN_OR_RETURN(std::shared_ptr<ShotAnchors> a, ComputeAnchors(r, on_step));
@@ -377,7 +392,7 @@ Result<TaskOutcome> EngineExecutor::Run(const TaskContext& ctx) {
     }
     if (!a) {
       FAIRY_ASSIGN_OR_RETURN(a, ComputeAnchors(r, [&](int, int) {
-                               StopIfCancelled(ctx);
+                               StepDone(ctx, &state_->steps_run, options_.fault_hang_at_step);
                                ctx.progress(0, total, "");
                              }));
     }
@@ -400,7 +415,7 @@ Result<TaskOutcome> EngineExecutor::Run(const TaskContext& ctx) {
       FAIRY_ASSIGN_OR_RETURN(
           torch::Tensor out,
           engine::RunFramePass(*model, a->cache, images, group, r.edit, s.batch, [&](int, int) {
-            StopIfCancelled(ctx);
+            StepDone(ctx, &state_->steps_run, options_.fault_hang_at_step);
             ctx.progress(done, total, "");
           }));
       for (size_t j = 0; j < group.size(); ++j) {

@@ -44,6 +44,10 @@ struct EngineExecutorOptions {
   std::string models_dir;          // where a model named by id (not a path) lives: <models_dir>/<id>
   std::vector<std::string> storage_roots;  // tasks may read/write only under these (empty = anywhere)
   uint64_t max_part_bytes = 64ull << 20;  // anchor cache part size in Redis
+  // Fault injection for tests (fairy-worker's hidden --fault-hang-at-step): the Nth denoising
+  // step this executor runs (counted over all tasks) never returns and ignores cancels, as a hung
+  // GPU kernel would, while the worker's link goes on heartbeating. 0 = off.
+  int64_t fault_hang_at_step = 0;
 };
 
 class EngineExecutor final : public TaskExecutor {
