@@ -15,6 +15,11 @@ namespace fs = std::filesystem;
 using config::Diagnostic;
 using config::YamlReader;
 
+bool IsModelId(std::string_view model) {
+  return !model.empty() && model.find('/') == std::string_view::npos && model != "." && model != ".." &&
+         model.front() != '~';
+}
+
 const char* AnchorModeName(AnchorMode mode) {
   return mode == AnchorMode::kCache ? "cache" : "recompute";
 }
@@ -57,7 +62,7 @@ class JobReader {
     ReadPath(node, path, "input", &job.input);
     ReadPath(node, path, "output", &job.output);
     ReadInstruction(node, path, &job.instruction);
-    if (r_.ReadString(node, path, "model", &job.model) && job.model != kEmbeddedModel) {
+    if (r_.ReadString(node, path, "model", &job.model) && !IsModelId(job.model)) {
       ReadPath(node, path, "model", &job.model);
     }
     r_.ReadInt(node, path, "priority", 0, 100, &job.priority);
@@ -199,10 +204,13 @@ class JobReader {
       r_.Error(YamlReader::Get(node, "input"), YamlReader::Join(path, "input"),
                "file " + job.input + " does not exist", Status::Code::kNotFound);
     }
-    if (job.model != kEmbeddedModel && YamlReader::Get(node, "model").IsDefined() &&
-        !job.model.empty() && !fs::is_regular_file(fs::path(job.model) / "model_index.json", ec)) {
+    const bool single_file = fs::path(job.model).extension() == ".safetensors" && fs::is_regular_file(job.model, ec);
+    if (!IsModelId(job.model) && YamlReader::Get(node, "model").IsDefined() && !job.model.empty() && !single_file &&
+        !fs::is_regular_file(fs::path(job.model) / "model_index.json", ec)) {
       r_.Error(YamlReader::Get(node, "model"), YamlReader::Join(path, "model"),
-               job.model + " is not a diffusers model folder (no model_index.json)",
+               job.model +
+                   " is neither a diffusers model folder (no model_index.json) nor a .safetensors "
+                   "checkpoint file",
                Status::Code::kNotFound);
     }
   }

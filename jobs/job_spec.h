@@ -7,12 +7,19 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace fairy::jobs {
 
 // The model every job uses unless it names another: the project's embedded tiny model.
 inline constexpr const char* kEmbeddedModel = "fairy-tiny";
+
+// A job's model is an id or a path. An id (no '/', not "." or "..", not starting with '~'):
+// "fairy-tiny", "ip2p", "instruct-pix2pix-00-22000.safetensors" names a diffusers folder or an
+// original-layout .safetensors file under each worker's models_dir. Anything else is a path
+// (relative to the job file) to such a folder or file.
+bool IsModelId(std::string_view model);
 
 enum class AnchorMode {
   kCache,      // the anchor task publishes the anchor features; frame tasks fetch them (default)
@@ -61,7 +68,7 @@ struct JobSpec {
   std::string input;        // absolute, normalised path of the source video
   std::string output;       // absolute, normalised path of the result (.mp4, .mov, .mkv)
   std::string instruction;  // the edit, non-empty, at most 1000 characters
-  std::string model = kEmbeddedModel;  // kEmbeddedModel, or the absolute path of a diffusers folder
+  std::string model = kEmbeddedModel;  // a model id (IsModelId), or an absolute path
   int priority = 50;        // 0..100, higher runs first
   EditSettings edit;
   ShotSettings shots;

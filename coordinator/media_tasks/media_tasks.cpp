@@ -4,6 +4,7 @@
 #include <system_error>
 
 #include "common/media/encoder.h"
+#include "common/media/frame_reader.h"
 #include "common/media/probe.h"
 #include "common/media/shots.h"
 
@@ -14,9 +15,13 @@ namespace fs = std::filesystem;
 Result<AnalyzeResult> Analyze(const JobPlan& plan) {
   std::error_code ec;
   // A model named by id (e.g. the embedded "fairy-tiny") is resolved by each worker's models_dir.
-  if (fs::path(plan.model).is_absolute() && !fs::exists(fs::path(plan.model) / "model_index.json", ec)) {
-    return Status::NotFound("model folder '" + plan.model + "' has no model_index.json (not a diffusers model)");
+  const fs::path model(plan.model);
+  if (model.is_absolute() && !fs::exists(model / "model_index.json", ec) &&
+      !(model.extension() == ".safetensors" && fs::is_regular_file(model, ec))) {
+    return Status::NotFound("model '" + plan.model +
+                            "' is neither a diffusers folder (no model_index.json) nor a .safetensors checkpoint file");
   }
+  FAIRY_ASSIGN_OR_RETURN(media::VideoInfo info, media::Probe(plan.input));
   media::ShotOptions so;
   so.threshold = plan.shot_threshold;
   so.min_length = plan.shot_min_length;
@@ -27,6 +32,10 @@ Result<AnalyzeResult> Analyze(const JobPlan& plan) {
     return Status::Corruption(plan.input + ": no decodable video frames");
   }
   AnalyzeResult out;
+  media::DecodeOptions decode;
+  decode.long_side = static_cast<int>(plan.long_side);
+  decode.multiple_of = kFrameMultiple;
+  media::ComputeOutputSize(info.display_width, info.display_height, decode, &out.working_width, &out.working_height);
   out.frames = list.frames;
   out.fps = list.fps.ToDouble();
   for (size_t i = 0; i < list.shots.size(); ++i) {

@@ -14,10 +14,16 @@
 
 namespace fairy::coordinator {
 
+// Workers size frames to multiples of their model's VAE factor: 8 for every model they load.
+inline constexpr int kFrameMultiple = 8;
+
 struct AnalyzeResult {
   std::vector<scheduler::ShotPlan> shots;
   int64_t frames = 0;
   double fps = 0;
+  // The size frames are edited at: the display size scaled so its longer side is the job's
+  // resolution, each side rounded to a multiple of kFrameMultiple (aspect kept).
+  int working_width = 0, working_height = 0;
 };
 
 // Errors name the input path: NotFound (missing video), InvalidArgument/Corruption (unreadable or

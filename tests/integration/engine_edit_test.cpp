@@ -128,4 +128,24 @@ TEST(EngineEditTest, BadInputExitsWithUsageErrorAndAMessage) {
   EXPECT_FALSE(std::filesystem::exists(dir + "/x.mp4"));
 }
 
+// The working size keeps the aspect ratio (sides rounded to multiples of 8, not to the UNet's
+// 2^levels): a 16:9 clip and a 4:3 one (720x480 stored with 8:9 pixels), with the embedded model.
+TEST(EngineEditTest, WorkingSizeKeepsTheAspectRatio) {
+  FAIRY_REQUIRE_SHARED("media/counter.mp4", "media/sony_good_quality.dv");
+  const std::string dir = fairy::testing::MakeTempDir("engine_edit_aspect");
+  const std::string model = fairy::testing::SourceDir() + "/models/fairy-tiny";
+  for (const auto& [clip, working, source] :
+       {std::tuple{"counter.mp4", "working size 128x72 (", "width=1920|height=1080"},
+        std::tuple{"sony_good_quality.dv", "working size 128x96 (", "width=640|height=480"}}) {
+    const std::string out = dir + "/" + clip + ".mkv";
+    ShellResult run = Execute(Quote(Engine()) + " edit --model " + Quote(model) + " --input " +
+                              Quote(fairy::testing::MediaPath(clip)) + " --output " + Quote(out) +
+                              " --instruction 'make it sepia' --steps 1 --anchors 1 --resolution 128 --no-progress");
+    ASSERT_EQ(run.exit_code, 0) << run.output;
+    EXPECT_EQ(run.output.find("fairy-engine edit: " + std::string(working)), 0u)
+        << "the first line gives the working size\n" << run.output;
+    EXPECT_NE(Probe(out).find(source), std::string::npos) << Probe(out);
+  }
+}
+
 }  // namespace

@@ -351,10 +351,23 @@ TEST_F(JobsTest, CheckFiles) {
   ParseResult r = Parse("input: footage/dog.mp4\noutput: o.mp4\ninstruction: x\nmodel: models/empty\n");
   EXPECT_EQ(Text(r),
             "t.yaml:1:8: input: file " + root_ + "/footage/dog.mp4 does not exist\n"
-            "t.yaml:4:8: model: " + root_ + "/models/empty is not a diffusers model folder (no model_index.json)\n");
+            "t.yaml:4:8: model: " + root_ +
+                "/models/empty is neither a diffusers model folder (no model_index.json) nor a .safetensors "
+                "checkpoint file\n");
   EXPECT_EQ(r.ToStatus().code(), Status::Code::kNotFound);
   std::ofstream(root_ + "/models/empty/model_index.json") << "{}";
   EXPECT_TRUE(Parse(Job("model: models/empty\n")).ok());
+  // An original-layout single file by path; a model id is resolved by the workers, not here.
+  std::ofstream(root_ + "/models/ip2p.safetensors") << "x";
+  ParseResult file = Parse(Job("model: models/ip2p.safetensors\n"));
+  ASSERT_TRUE(file.ok()) << Text(file);
+  EXPECT_EQ(file.jobs[0].model, root_ + "/models/ip2p.safetensors");
+  ParseResult id = Parse(Job("model: instruct-pix2pix\n"));
+  ASSERT_TRUE(id.ok()) << Text(id);
+  EXPECT_EQ(id.jobs[0].model, "instruct-pix2pix");
+  ParseResult missing = Parse(Job("model: ./instruct-pix2pix\n"));
+  ASSERT_EQ(missing.diagnostics.error_count(), 1) << Text(missing);
+  EXPECT_NE(missing.diagnostics.items()[0].message.find("nor a .safetensors checkpoint file"), std::string::npos);
 }
 
 TEST_F(JobsTest, MissingFile) {

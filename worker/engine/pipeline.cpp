@@ -363,60 +363,50 @@ Result<torch::Tensor> ReadPngImage(const std::string& path) {
 #endif
 }
 
-// ---------------------------------------------------------------------------------------------
-namespace {
-
-// The parts this pipeline runs, as model_index.json names their classes.
-constexpr std::pair<const char*, const char*> kParts[] = {
-    {"tokenizer", "CLIPTokenizer"},
-    {"text_encoder", "CLIPTextModel"},
-    {"unet", "UNet2DConditionModel"},
-    {"vae", "AutoencoderKL"},
-    {"scheduler", ""},
-};
-
-Status CheckModelIndex(const std::string& dir) {
-  const std::string path = dir + "/model_index.json";
-  FAIRY_ASSIGN_OR_RETURN(nlohmann::json index, ReadJsonFile(path));
-  for (const auto& [part, cls] : kParts) {
-    if (!index.contains(part))
-      return Status::InvalidArgument(path + ": missing key \"" + std::string(part) + "\"");
-    const auto& entry = index[part];
-    if (!entry.is_array() || entry.size() != 2 || !entry[1].is_string()) {
-      return Status::InvalidArgument(path + ": " + part + ": expected [library, class], got " +
-                                     entry.dump());
-    }
-    const std::string got = entry[1].get<std::string>();
-    if (*cls != '\0' && got != cls) {
-      return Status::Unsupported(path + ": " + part + " is " + got + "; this engine runs " + cls);
-    }
-    if (!std::filesystem::is_directory(dir + "/" + part)) {
-      return Status::NotFound(dir + "/" + part + ": missing folder (listed in model_index.json)");
-    }
-  }
-  return Status::OK();
+Result<std::shared_ptr<Model>> Model::Load(const std::string& path, const ModelOptions& options) {
+  ModelSourceOptions so;
+  so.variant = options.variant;
+  so.config_dir = options.config_dir;
+  FAIRY_ASSIGN_OR_RETURN(ModelSource source, ModelSource::Open(path, so));
+  return Load(source, options);
 }
 
-}  // namespace
-
-Result<std::shared_ptr<Model>> Model::Load(const std::string& dir, const ModelOptions& options) {
-  if (!std::filesystem::is_directory(dir))
-    return Status::NotFound(dir + ": model folder not found");
-  FAIRY_RETURN_IF_ERROR(CheckModelIndex(dir));
+Result<std::shared_ptr<Model>> Model::Load(const ModelSource& source, const ModelOptions& options) {
+  const std::string& dir = source.path;
   std::shared_ptr<Model> model(new Model());
   model->dir_ = dir;
   model->options_ = options;
-  FAIRY_ASSIGN_OR_RETURN(model->tokenizer_, CLIPTokenizer::Load(dir + "/tokenizer"));
+  for (const std::string& note : source.notes) FAIRY_LOG(kInfo, "engine") << dir << ": " << note;
+  // Progress over the three parts' bytes, in the order they are read.
+  const int64_t total = source.TensorBytes();
+  int64_t done = 0;
+  const auto progress_of = [&](const TensorMap& tensors) {
+    LoadWeightsOptions lo;
+    if (options.on_load_progress) {
+      lo.on_progress = [&options, &done, total](int64_t bytes) { options.on_load_progress(done + bytes, total); };
+    }
+    return lo;
+  };
+  FAIRY_ASSIGN_OR_RETURN(model->tokenizer_, CLIPTokenizer::FromFiles(source.tokenizer));
+  FAIRY_ASSIGN_OR_RETURN(CLIPTextConfig text_config,
+                         CLIPTextConfig::FromJson(source.text_encoder.config, source.text_encoder.config_source));
   FAIRY_ASSIGN_OR_RETURN(model->text_encoder_,
-                         LoadCLIPTextModel(dir + "/text_encoder", options.device, options.dtype));
-  FAIRY_ASSIGN_OR_RETURN(model->unet_, LoadUNet(dir + "/unet", options.device, options.dtype));
-  FAIRY_ASSIGN_OR_RETURN(model->vae_,
-                         LoadAutoencoderKL(dir + "/vae", options.device, options.dtype));
-  FAIRY_ASSIGN_OR_RETURN(model->scheduler_config_, SchedulerConfig::Load(dir + "/scheduler"));
+                         LoadCLIPTextModel(text_config, source.text_encoder.tensors, source.text_encoder.what,
+                                           options.device, options.dtype, progress_of(source.text_encoder.tensors)));
+  done += TensorBytes(source.text_encoder.tensors);
+  FAIRY_ASSIGN_OR_RETURN(UNetConfig unet_config, UNetConfig::FromJson(source.unet.config, source.unet.config_source));
+  FAIRY_ASSIGN_OR_RETURN(model->unet_, LoadUNet(unet_config, source.unet.tensors, source.unet.what, options.device,
+                                                options.dtype, progress_of(source.unet.tensors)));
+  done += TensorBytes(source.unet.tensors);
+  FAIRY_ASSIGN_OR_RETURN(VAEConfig vae_config, VAEConfig::FromJson(source.vae.config, source.vae.config_source));
+  FAIRY_ASSIGN_OR_RETURN(model->vae_, LoadAutoencoderKL(vae_config, source.vae.tensors, source.vae.what,
+                                                        options.device, options.dtype, progress_of(source.vae.tensors)));
+  FAIRY_ASSIGN_OR_RETURN(model->scheduler_config_,
+                         SchedulerConfig::FromJson(source.scheduler_config, source.scheduler_source));
   const std::string& scheduler_class = model->scheduler_config_.class_name;
   if (!scheduler_class.empty() && scheduler_class != "EulerAncestralDiscreteScheduler" &&
       scheduler_class != "EulerDiscreteScheduler") {
-    FAIRY_LOG(kWarn, "engine") << dir << "/scheduler: " << scheduler_class
+    FAIRY_LOG(kWarn, "engine") << source.scheduler_source << ": " << scheduler_class
                                << " configured; Fairy samples with the job's edit.scheduler (Euler "
                                   "ancestral or Euler) on the same schedule";
   }
@@ -426,7 +416,7 @@ Result<std::shared_ptr<Model>> Model::Load(const std::string& dir, const ModelOp
   model->scaling_factor_ = vae.scaling_factor;
   const int64_t unet_in = model->unet_->config().in_channels;
   if (unet_in != 2 * model->latent_channels_) {
-    return Status::Unsupported(dir + "/unet/config.json: in_channels is " +
+    return Status::Unsupported(source.unet.config_source + ": in_channels is " +
                                std::to_string(unet_in) +
                                "; an InstructPix2Pix UNet takes noise and image latents (2 x " +
                                std::to_string(model->latent_channels_) + " channels)");

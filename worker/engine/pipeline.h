@@ -35,6 +35,7 @@
 
 #include "common/status.h"
 #include "worker/engine/anchor_attention.h"
+#include "worker/engine/model_source.h"
 #include "worker/engine/scheduler.h"
 #include "worker/engine/text_encoder.h"
 #include "worker/engine/tokenizer.h"
@@ -46,13 +47,23 @@ namespace fairy::engine {
 struct ModelOptions {
   torch::Device device = torch::kCPU;         // where every part runs
   torch::ScalarType dtype = torch::kFloat32;  // weights and activations (float16/bfloat16: CUDA)
+  // Diffusers folders: the weights variant to read ("fp16"); "" = the default files, or a part's
+  // only variant (ModelSourceOptions::variant).
+  std::string variant;
+  // Single files: the diffusers folder holding the configs and tokenizer; "" = inferred from the
+  // shapes (ModelSourceOptions::config_dir).
+  std::string config_dir;
+  // Called as weights are read, from the loading thread: bytes read so far and in all (the
+  // three parts' tensors). Default: none.
+  std::function<void(int64_t bytes_read, int64_t bytes_total)> on_load_progress;
 };
 
 class Model {
  public:
-  // Loads every part of the diffusers folder `dir`. Errors name the folder, file and tensor.
-  static Result<std::shared_ptr<Model>> Load(const std::string& dir,
-                                             const ModelOptions& options = {});
+  // Loads every part of the diffusers folder or original-layout single file at `path`
+  // (ModelSource::Open). Errors name the folder, file and tensor.
+  static Result<std::shared_ptr<Model>> Load(const std::string& path, const ModelOptions& options = {});
+  static Result<std::shared_ptr<Model>> Load(const ModelSource& source, const ModelOptions& options = {});
   ~Model();
 
   // [1, 77, C] prompt embeddings of `text` (tokenizer + text encoder last_hidden_state). An
@@ -70,9 +81,11 @@ class Model {
   UNetImpl& unet() { return *unet_; }
   const SchedulerConfig& scheduler_config() const { return scheduler_config_; }
   int64_t vae_scale_factor() const { return vae_scale_factor_; }
-  // Frame width and height must be multiples of this (VAE factor x the UNet's downsampling), so
-  // every shape of the UNet divides evenly. `fairy-engine edit` and the workers size frames by it.
-  int64_t frame_multiple() const { return vae_scale_factor_ * unet_->DownsampleFactor(); }
+  // Frame width and height must be multiples of this: the VAE's factor (8), as the diffusers
+  // pipeline sizes images, so any aspect ratio keeps its shape (1920x1080 -> 512x288). Latents
+  // need not divide by the UNet's downsampling: each up-sampling is sized to its skip connection.
+  // `fairy-engine edit` and the workers size frames by it.
+  int64_t frame_multiple() const { return vae_scale_factor_; }
   int64_t latent_channels() const { return latent_channels_; }
   double scaling_factor() const { return scaling_factor_; }
   const std::string& dir() const { return dir_; }

@@ -207,13 +207,17 @@ Result<CLIPTextModel> LoadCLIPTextModel(const std::string& text_encoder_dir,
                                         const torch::Device& device, torch::ScalarType dtype) {
   FAIRY_ASSIGN_OR_RETURN(CLIPTextConfig config,
                          CLIPTextConfig::Load(text_encoder_dir + "/config.json"));
-  FAIRY_ASSIGN_OR_RETURN(std::vector<std::string> files, FindWeightFiles(text_encoder_dir));
+  FAIRY_ASSIGN_OR_RETURN(TensorMap tensors, ReadPartFolder(text_encoder_dir));
+  return LoadCLIPTextModel(config, tensors, "text_encoder (" + text_encoder_dir + ")", device, dtype);
+}
+
+Result<CLIPTextModel> LoadCLIPTextModel(const CLIPTextConfig& config, const TensorMap& tensors,
+                                        const std::string& what, const torch::Device& device,
+                                        torch::ScalarType dtype, LoadWeightsOptions options) {
   CLIPTextModel model(config);
   model->to(dtype);
-  LoadWeightsOptions options;
-  options.ignore_unexpected_suffixes = {"embeddings.position_ids"};
-  FAIRY_RETURN_IF_ERROR(
-      LoadWeights(*model, files, "text_encoder (" + text_encoder_dir + ")", options));
+  options.ignore_unexpected_suffixes.push_back("embeddings.position_ids");
+  FAIRY_RETURN_IF_ERROR(LoadWeights(*model, tensors, what, options));
   model->to(device);
   model->eval();
   return model;

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "worker/engine/weights.h"
 
 namespace fairy::engine {
 
@@ -85,5 +86,10 @@ TORCH_MODULE(CLIPTextModel);
 // in the checkpoint (older transformers) is ignored. Errors name the folder, file, key or tensor.
 Result<CLIPTextModel> LoadCLIPTextModel(const std::string& text_encoder_dir,
                                         const torch::Device& device, torch::ScalarType dtype);
+// A CLIPTextModel of `config` with `tensors` loaded (LoadWeights, "position_ids" ignored; `what`
+// starts its errors).
+Result<CLIPTextModel> LoadCLIPTextModel(const CLIPTextConfig& config, const TensorMap& tensors,
+                                        const std::string& what, const torch::Device& device,
+                                        torch::ScalarType dtype, LoadWeightsOptions options = {});
 
 }  // namespace fairy::engine

@@ -252,11 +252,9 @@ std::u32string FromIcu(const icu::UnicodeString& s) {
   return out;
 }
 
-Result<nlohmann::json> ReadJson(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::NotFound("tokenizer: cannot open " + path);
+Result<nlohmann::json> ParseJson(const std::string& text, const std::string& path) {
   try {
-    return nlohmann::json::parse(in);
+    return nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& e) {
     return Status::InvalidArgument("tokenizer: " + path + ": " + e.what());
   }
@@ -276,14 +274,40 @@ std::string TokenContent(const nlohmann::json& root, const char* key) {
 
 }  // namespace
 
+Result<TokenizerFiles> TokenizerFiles::Read(const std::string& dir) {
+  TokenizerFiles files;
+  files.dir = dir;
+  const auto read = [&](const char* name, bool required, std::string* out) -> Status {
+    const std::string path = dir + "/" + name;
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return required ? Status::NotFound("tokenizer: cannot open " + path) : Status::OK();
+    std::stringstream buffer;
+    buffer << in.rdbuf();
+    if (in.bad()) return Status::IOError("tokenizer: " + path + ": read error");
+    *out = buffer.str();
+    return Status::OK();
+  };
+  FAIRY_RETURN_IF_ERROR(read("vocab.json", true, &files.vocab_json));
+  FAIRY_RETURN_IF_ERROR(read("merges.txt", true, &files.merges_txt));
+  FAIRY_RETURN_IF_ERROR(read("tokenizer_config.json", false, &files.tokenizer_config_json));
+  FAIRY_RETURN_IF_ERROR(read("special_tokens_map.json", false, &files.special_tokens_map_json));
+  return files;
+}
+
 Result<std::unique_ptr<CLIPTokenizer>> CLIPTokenizer::Load(const std::string& dir) {
+  FAIRY_ASSIGN_OR_RETURN(TokenizerFiles files, TokenizerFiles::Read(dir));
+  return FromFiles(files);
+}
+
+Result<std::unique_ptr<CLIPTokenizer>> CLIPTokenizer::FromFiles(const TokenizerFiles& files) {
   std::unique_ptr<CLIPTokenizer> tok(new CLIPTokenizer());
+  const std::string& dir = files.dir;
   const std::string vocab_path = dir + "/vocab.json";
   const std::string merges_path = dir + "/merges.txt";
   const std::string config_path = dir + "/tokenizer_config.json";
   const std::string map_path = dir + "/special_tokens_map.json";
 
-  FAIRY_ASSIGN_OR_RETURN(nlohmann::json vocab, ReadJson(vocab_path));
+  FAIRY_ASSIGN_OR_RETURN(nlohmann::json vocab, ParseJson(files.vocab_json, vocab_path));
   if (!vocab.is_object() || vocab.empty()) {
     return Status::InvalidArgument("tokenizer: " + vocab_path + ": expected an object token -> id");
   }
@@ -296,11 +320,7 @@ Result<std::unique_ptr<CLIPTokenizer>> CLIPTokenizer::Load(const std::string& di
     tok->vocab_[it.key()] = it.value().get<int64_t>();
   }
 
-  std::ifstream merges_in(merges_path, std::ios::binary);
-  if (!merges_in) return Status::NotFound("tokenizer: cannot open " + merges_path);
-  std::stringstream merges_buf;
-  merges_buf << merges_in.rdbuf();
-  std::string merges = merges_buf.str();
+  const std::string& merges = files.merges_txt;
   // Python's str.strip() of the whole file, then split("\n").
   const auto is_ws = [](char c) {
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
@@ -334,10 +354,10 @@ Result<std::unique_ptr<CLIPTokenizer>> CLIPTokenizer::Load(const std::string& di
   tok->eos_token_ = "<|endoftext|>";
   tok->pad_token_ = "<|endoftext|>";
   std::string unk_token = "<|endoftext|>";
-  for (const std::string& path : {config_path, map_path}) {
-    std::ifstream probe(path);
-    if (!probe) continue;
-    FAIRY_ASSIGN_OR_RETURN(nlohmann::json cfg, ReadJson(path));
+  for (const auto& [path, text] : {std::pair{config_path, &files.tokenizer_config_json},
+                                   std::pair{map_path, &files.special_tokens_map_json}}) {
+    if (text->empty()) continue;
+    FAIRY_ASSIGN_OR_RETURN(nlohmann::json cfg, ParseJson(*text, path));
     if (!cfg.is_object())
       return Status::InvalidArgument("tokenizer: " + path + ": expected an object");
     for (auto [key, field] :

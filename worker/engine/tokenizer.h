@@ -40,12 +40,25 @@ struct Tokenized {
   bool truncated() const { return untruncated_length > length; }
 };
 
+// The files of a tokenizer folder, as text ("" for an absent optional one).
+struct TokenizerFiles {
+  std::string dir;  // names the files in errors ("<dir>/vocab.json")
+  std::string vocab_json, merges_txt;                              // required
+  std::string tokenizer_config_json, special_tokens_map_json;  // optional
+  // Reads `dir`'s files. NotFound names a missing required file.
+  static Result<TokenizerFiles> Read(const std::string& dir);
+  // CLIP's BPE vocabulary with the InstructPix2Pix tokenizer settings, built into the engine
+  // (what an original-layout checkpoint, which holds no tokenizer, is used with).
+  static const TokenizerFiles& Builtin();
+};
+
 class CLIPTokenizer {
  public:
   // tokenizer_dir holds vocab.json and merges.txt, optionally special_tokens_map.json and
   // tokenizer_config.json (bos/eos/pad/unk tokens, added tokens, model_max_length; defaults:
   // <|startoftext|>, <|endoftext|> for eos/pad/unk, 77). Errors name the file.
   static Result<std::unique_ptr<CLIPTokenizer>> Load(const std::string& tokenizer_dir);
+  static Result<std::unique_ptr<CLIPTokenizer>> FromFiles(const TokenizerFiles& files);
 
   // Tokenizes UTF-8 text as tok(text, padding="max_length", max_length=max_length,
   // truncation=True) does. Invalid UTF-8 or max_length < 2 -> InvalidArgument.

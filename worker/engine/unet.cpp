@@ -346,10 +346,16 @@ double UNetImpl::ForwardFlops(int64_t h, int64_t w, int64_t text_tokens, double 
 // ---------------------------------------------------------------------------------------------
 Result<UNet> LoadUNet(const std::string& unet_dir, const torch::Device& device, torch::ScalarType dtype) {
   FAIRY_ASSIGN_OR_RETURN(UNetConfig config, UNetConfig::Load(unet_dir + "/config.json"));
-  FAIRY_ASSIGN_OR_RETURN(std::vector<std::string> files, FindWeightFiles(unet_dir));
+  FAIRY_ASSIGN_OR_RETURN(TensorMap tensors, ReadPartFolder(unet_dir));
+  return LoadUNet(config, tensors, "unet (" + unet_dir + ")", device, dtype);
+}
+
+Result<UNet> LoadUNet(const UNetConfig& config, const TensorMap& tensors, const std::string& what,
+                      const torch::Device& device, torch::ScalarType dtype,
+                      const LoadWeightsOptions& options) {
   UNet unet(config);
   unet->to(dtype);
-  FAIRY_RETURN_IF_ERROR(LoadWeights(*unet, files, "unet (" + unet_dir + ")"));
+  FAIRY_RETURN_IF_ERROR(LoadWeights(*unet, tensors, what, options));
   unet->to(device);
   unet->eval();
   return unet;

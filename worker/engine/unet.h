@@ -21,6 +21,7 @@
 
 #include "common/status.h"
 #include "worker/engine/anchor_attention.h"
+#include "worker/engine/weights.h"
 
 namespace fairy::engine {
 
@@ -103,6 +104,10 @@ TORCH_MODULE(UNet);
 // Loads unet/config.json and the weights of a diffusers UNet folder (diffusion_pytorch_model
 // .safetensors), onto `device` in `dtype`, in eval mode. Errors name the folder and tensors.
 Result<UNet> LoadUNet(const std::string& unet_dir, const torch::Device& device, torch::ScalarType dtype);
+// A UNet of `config` with `tensors` loaded (LoadWeights; `what` starts its errors).
+Result<UNet> LoadUNet(const UNetConfig& config, const TensorMap& tensors, const std::string& what,
+                      const torch::Device& device, torch::ScalarType dtype,
+                      const LoadWeightsOptions& options = {});
 
 // A UNet of `config` with deterministic random weights (seeded; scaled like a trained model's, so
 // activations stay finite in half precision), for benchmarks. On `device` in `dtype`, eval mode.

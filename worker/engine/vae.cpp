@@ -315,10 +315,16 @@ torch::Tensor AutoencoderKLImpl::Decode(const torch::Tensor& latents,
 Result<AutoencoderKL> LoadAutoencoderKL(const std::string& vae_dir, const torch::Device& device,
                                         torch::ScalarType dtype) {
   FAIRY_ASSIGN_OR_RETURN(VAEConfig config, VAEConfig::Load(vae_dir + "/config.json"));
-  FAIRY_ASSIGN_OR_RETURN(std::vector<std::string> files, FindWeightFiles(vae_dir));
+  FAIRY_ASSIGN_OR_RETURN(TensorMap tensors, ReadPartFolder(vae_dir));
+  return LoadAutoencoderKL(config, tensors, "vae (" + vae_dir + ")", device, dtype);
+}
+
+Result<AutoencoderKL> LoadAutoencoderKL(const VAEConfig& config, const TensorMap& tensors,
+                                        const std::string& what, const torch::Device& device,
+                                        torch::ScalarType dtype, const LoadWeightsOptions& options) {
   AutoencoderKL vae(config);
   vae->to(dtype);
-  FAIRY_RETURN_IF_ERROR(LoadWeights(*vae, files, "vae (" + vae_dir + ")"));
+  FAIRY_RETURN_IF_ERROR(LoadWeights(*vae, tensors, what, options));
   vae->to(device);
   vae->eval();
   return vae;

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "worker/engine/weights.h"
 
 namespace fairy::engine {
 
@@ -83,5 +84,9 @@ TORCH_MODULE(AutoencoderKL);
 // tensor.
 Result<AutoencoderKL> LoadAutoencoderKL(const std::string& vae_dir, const torch::Device& device,
                                         torch::ScalarType dtype);
+// An AutoencoderKL of `config` with `tensors` loaded (LoadWeights; `what` starts its errors).
+Result<AutoencoderKL> LoadAutoencoderKL(const VAEConfig& config, const TensorMap& tensors,
+                                        const std::string& what, const torch::Device& device,
+                                        torch::ScalarType dtype, const LoadWeightsOptions& options = {});
 
 }  // namespace fairy::engine

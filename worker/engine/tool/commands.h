@@ -15,5 +15,7 @@ constexpr int kExitUsage = 2;
 int RunVerifyCommand(int argc, char** argv);  // verify_command.cpp
 int RunEditCommand(int argc, char** argv);   // edit_command.cpp (not in FAIRY_ENGINE_ONLY builds)
 int RunBenchCommand(int argc, char** argv);  // bench_command.cpp
+int RunConvertCommand(int argc, char** argv);  // model_commands.cpp
+int RunInfoCommand(int argc, char** argv);     // model_commands.cpp
 
 }  // namespace fairy::engine::tool

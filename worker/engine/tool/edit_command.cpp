@@ -141,16 +141,18 @@ Status RunEdit(const EditOptions& o) {
   FAIRY_ASSIGN_OR_RETURN(media::VideoInfo info, media::Probe(o.input));
   if (info.frame_count <= 0) return Status::InvalidArgument(o.input + ": no video frames");
   FAIRY_ASSIGN_OR_RETURN(std::shared_ptr<Model> model, Model::Load(o.model_dir, o.model));
+  media::DecodeOptions decode;
+  decode.long_side = o.long_side;
+  decode.multiple_of = static_cast<int>(model->frame_multiple());
+  FAIRY_ASSIGN_OR_RETURN(auto reader, media::FrameReader::Open(o.input, decode, &info));
+  std::fprintf(stderr, "fairy-engine edit: working size %dx%d (%s: %dx%d, resolution %d)\n",
+               reader->output_width(), reader->output_height(), o.input.c_str(), info.display_width,
+               info.display_height, o.long_side);
   media::ShotOptions shot_options = o.shots;
   shot_options.anchors_per_shot = o.anchors;
   FAIRY_ASSIGN_OR_RETURN(media::ShotList shots, media::DetectShots(o.input, shot_options));
   std::fprintf(stderr, "fairy-engine edit: %s: %" PRId64 " frames, %zu shot(s), K=%d, %d steps\n",
                o.input.c_str(), shots.frames, shots.shots.size(), o.anchors, o.settings.steps);
-
-  media::DecodeOptions decode;
-  decode.long_side = o.long_side;
-  decode.multiple_of = static_cast<int>(model->frame_multiple());
-  FAIRY_ASSIGN_OR_RETURN(auto reader, media::FrameReader::Open(o.input, decode, &info));
 
   const std::filesystem::path out_dir = std::filesystem::absolute(o.output).parent_path();
   const std::filesystem::path work = out_dir / (".fairy-edit-" + std::to_string(getpid()));
@@ -193,10 +195,12 @@ Status RunEdit(const EditOptions& o) {
 
 void PrintHelp() {
   std::printf(
-      "Usage: fairy-engine edit --model DIR --input IN --output OUT --instruction TEXT "
+      "Usage: fairy-engine edit --model MODEL --input IN --output OUT --instruction TEXT "
       "[options]\n\n"
       "Edits a whole video in one process: shot detection, per shot the anchor pass then every\n"
-      "frame attending to the anchors, lossless chunks, H.264 encode with the source's audio.\n\n"
+      "frame attending to the anchors, lossless chunks, H.264 encode with the source's audio.\n"
+      "MODEL is a diffusers folder or an original-layout .safetensors file (converted in memory,\n"
+      "architecture inferred; see fairy-engine info). The first line gives the working size.\n\n"
       "  --steps N              denoising steps (default 10)\n"
       "  --guidance-text G      text guidance scale (default 7.5)\n"
       "  --guidance-image G     image guidance scale (default 1.5)\n"
@@ -206,7 +210,11 @@ void PrintHelp() {
       "  --scheduler NAME       euler_ancestral (default; fresh noise at every step) or euler\n"
       "                         (deterministic after the initial noise)\n"
       "  --anchors K            anchor frames per shot (default 3)\n"
-      "  --resolution L         longer side of the edited frames in pixels (default 512)\n"
+      "  --resolution L         longer side of the edited frames in pixels (default 512); both\n"
+      "                         sides are rounded to multiples of 8, the aspect ratio is kept\n"
+      "  --variant V            the model folder's weights variant (fp16)\n"
+      "  --config DIR           a single-file MODEL's configs and tokenizer (a diffusers folder;\n"
+      "                         default: inferred from the tensor shapes)\n"
       "  --batch N              frames per UNet call (x3 guidance branches; default 4)\n"
       "  --device D             cpu (default), cuda, cuda:N\n"
       "  --dtype T              float32 (default), float16, bfloat16 (CUDA)\n"
@@ -227,6 +235,8 @@ int RunEditCommand(int argc, char** argv) {
   }
   EditOptions o;
   o.model_dir = args.Value("--model");
+  o.model.variant = args.Value("--variant");
+  o.model.config_dir = args.Value("--config");
   o.input = args.Value("--input");
   o.output = args.Value("--output");
   o.settings.instruction = args.Value("--instruction");

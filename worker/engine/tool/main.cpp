@@ -27,6 +27,10 @@ constexpr Command kCommands[] = {
      fairy::engine::tool::RunBenchCommand},
     {"train", "         train or fine-tune a model (InstructPix2Pix objective, VAE, fairy-tiny)",
      fairy::engine::tool::RunTrainCommand},
+    {"convert", "SRC      an original-layout single-file checkpoint -> a diffusers folder",
+     fairy::engine::tool::RunConvertCommand},
+    {"info", "MODEL       a model's layout, parts, sizes, dtypes, and whether it loads",
+     fairy::engine::tool::RunInfoCommand},
 };
 
 void PrintUsage(std::FILE* out) {

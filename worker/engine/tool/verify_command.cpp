@@ -1,4 +1,5 @@
 // fairy-engine verify FIXTURE_DIR [--only KIND,...] [--check NAME,...] [--device D] [--dtype T]
+//                     [--model PATH [--config DIR]]
 #include <cstdio>
 #include <iostream>
 
@@ -21,12 +22,18 @@ int RunVerifyCommand(int argc, char** argv) {
         "  --only KIND,...    run only checks of these kinds (tokenize, text_encoder, unet, ...)\n"
         "  --check NAME,...   run only these checks\n"
         "  --device D         cpu (default), cuda, cuda:N\n"
-        "  --dtype T          float32 (default; the manifest's tolerances are for it), float16, ...\n");
+        "  --dtype T          float32 (default; the manifest's tolerances are for it), float16, ...\n"
+        "  --model PATH       check this model instead of the fixture's own: a diffusers folder or\n"
+        "                     an original-layout .safetensors file (the same weights, another layout)\n"
+        "  --config DIR       with a single-file --model: the diffusers folder holding its configs\n"
+        "                     and tokenizer (default: inferred from the tensor shapes)\n");
     return kExitOk;
   }
   verify::VerifyOptions options;
   options.only_kinds = SplitComma(args.Value("--only"));
   options.only_checks = SplitComma(args.Value("--check"));
+  options.model = args.Value("--model");
+  options.model_config_dir = args.Value("--config");
   const std::string device = args.Value("--device", "cpu");
   const std::string dtype = args.Value("--dtype", "float32");
   const std::vector<std::string> positionals = args.Positionals();

@@ -32,6 +32,7 @@
 #include <torch/torch.h>
 
 #include "common/status.h"
+#include "worker/engine/model_source.h"
 
 namespace fairy::engine::verify {
 
@@ -68,7 +69,8 @@ struct TensorRef {
 // Options of one verify run, seen by every check.
 struct RunSettings {
   std::string fixture_dir;  // the folder that contains golden/
-  std::string model_dir;    // fixture_dir + manifest "model_dir"
+  std::string model_dir;    // the model checked: fixture_dir + manifest "model_dir", or --model
+  std::string model_config_dir;  // a single-file model's configs (ModelSourceOptions::config_dir)
   torch::Device device = torch::kCPU;
   torch::ScalarType dtype = torch::kFloat32;
 };
@@ -120,6 +122,8 @@ class CheckContext {
   torch::Device device() const { return settings_.device; }
   torch::ScalarType dtype() const { return settings_.dtype; }
   ModelCache& models() { return *models_; }
+  // The model checked (model_dir() opened once per run).
+  Result<std::shared_ptr<ModelSource>> source();
 
   // ---- Arguments. Each argument comes from exactly one of params and inputs.
   const nlohmann::json& params() const { return params_; }

@@ -335,4 +335,13 @@ std::vector<std::string> CheckContext::SkippedDebug() const {
   return skipped;
 }
 
+Result<std::shared_ptr<ModelSource>> CheckContext::source() {
+  return models_->GetOrLoad<ModelSource>("source", [&]() -> Result<std::shared_ptr<ModelSource>> {
+    ModelSourceOptions options;
+    options.config_dir = settings_.model_config_dir;
+    FAIRY_ASSIGN_OR_RETURN(ModelSource source, ModelSource::Open(settings_.model_dir, options));
+    return std::make_shared<ModelSource>(std::move(source));
+  });
+}
+
 }  // namespace fairy::engine::verify

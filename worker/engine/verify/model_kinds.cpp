@@ -13,9 +13,11 @@ namespace {
 Result<std::shared_ptr<CLIPTextModelImpl>> GetTextEncoder(CheckContext& ctx) {
   return ctx.models().GetOrLoad<CLIPTextModelImpl>(
       "text_encoder", [&]() -> Result<std::shared_ptr<CLIPTextModelImpl>> {
-        FAIRY_ASSIGN_OR_RETURN(
-            CLIPTextModel model,
-            LoadCLIPTextModel(ctx.model_dir() + "/text_encoder", ctx.device(), ctx.dtype()));
+        FAIRY_ASSIGN_OR_RETURN(std::shared_ptr<ModelSource> source, ctx.source());
+        const ModelPart& part = source->text_encoder;
+        FAIRY_ASSIGN_OR_RETURN(CLIPTextConfig config, CLIPTextConfig::FromJson(part.config, part.config_source));
+        FAIRY_ASSIGN_OR_RETURN(CLIPTextModel model,
+                               LoadCLIPTextModel(config, part.tensors, part.what, ctx.device(), ctx.dtype()));
         return model.ptr();
       });
 }
@@ -23,8 +25,11 @@ Result<std::shared_ptr<CLIPTextModelImpl>> GetTextEncoder(CheckContext& ctx) {
 Result<std::shared_ptr<AutoencoderKLImpl>> GetVAE(CheckContext& ctx) {
   return ctx.models().GetOrLoad<AutoencoderKLImpl>(
       "vae", [&]() -> Result<std::shared_ptr<AutoencoderKLImpl>> {
-        FAIRY_ASSIGN_OR_RETURN(AutoencoderKL vae, LoadAutoencoderKL(ctx.model_dir() + "/vae",
-                                                                    ctx.device(), ctx.dtype()));
+        FAIRY_ASSIGN_OR_RETURN(std::shared_ptr<ModelSource> source, ctx.source());
+        const ModelPart& part = source->vae;
+        FAIRY_ASSIGN_OR_RETURN(VAEConfig config, VAEConfig::FromJson(part.config, part.config_source));
+        FAIRY_ASSIGN_OR_RETURN(AutoencoderKL vae,
+                               LoadAutoencoderKL(config, part.tensors, part.what, ctx.device(), ctx.dtype()));
         return vae.ptr();
       });
 }

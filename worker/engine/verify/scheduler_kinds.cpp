@@ -11,8 +11,9 @@ namespace fairy::engine::verify {
 namespace {
 
 Result<EulerAncestralScheduler> MakeScheduler(CheckContext& ctx, int64_t num_inference_steps) {
+  FAIRY_ASSIGN_OR_RETURN(std::shared_ptr<ModelSource> source, ctx.source());
   FAIRY_ASSIGN_OR_RETURN(SchedulerConfig config,
-                         SchedulerConfig::Load(ctx.model_dir() + "/scheduler"));
+                         SchedulerConfig::FromJson(source->scheduler_config, source->scheduler_source));
   if (ctx.HasParam("timestep_spacing")) {
     FAIRY_ASSIGN_OR_RETURN(config.timestep_spacing, ctx.StringArg("timestep_spacing"));
   }

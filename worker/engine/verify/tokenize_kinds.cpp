@@ -11,8 +11,8 @@ namespace {
 Result<std::shared_ptr<CLIPTokenizer>> GetTokenizer(CheckContext& ctx) {
   return ctx.models().GetOrLoad<CLIPTokenizer>(
       "tokenizer", [&]() -> Result<std::shared_ptr<CLIPTokenizer>> {
-        FAIRY_ASSIGN_OR_RETURN(std::unique_ptr<CLIPTokenizer> tok,
-                               CLIPTokenizer::Load(ctx.model_dir() + "/tokenizer"));
+        FAIRY_ASSIGN_OR_RETURN(std::shared_ptr<ModelSource> source, ctx.source());
+        FAIRY_ASSIGN_OR_RETURN(std::unique_ptr<CLIPTokenizer> tok, CLIPTokenizer::FromFiles(source->tokenizer));
         return std::shared_ptr<CLIPTokenizer>(std::move(tok));
       });
 }

@@ -15,7 +15,10 @@ namespace {
 
 Result<std::shared_ptr<UNetImpl>> GetUNet(CheckContext& ctx) {
   return ctx.models().GetOrLoad<UNetImpl>("unet", [&]() -> Result<std::shared_ptr<UNetImpl>> {
-    FAIRY_ASSIGN_OR_RETURN(UNet unet, LoadUNet(ctx.model_dir() + "/unet", ctx.device(), ctx.dtype()));
+    FAIRY_ASSIGN_OR_RETURN(std::shared_ptr<ModelSource> source, ctx.source());
+    const ModelPart& part = source->unet;
+    FAIRY_ASSIGN_OR_RETURN(UNetConfig config, UNetConfig::FromJson(part.config, part.config_source));
+    FAIRY_ASSIGN_OR_RETURN(UNet unet, LoadUNet(config, part.tensors, part.what, ctx.device(), ctx.dtype()));
     return unet.ptr();
   });
 }
@@ -25,7 +28,8 @@ Result<std::shared_ptr<Model>> GetModel(CheckContext& ctx) {
     ModelOptions options;
     options.device = ctx.device();
     options.dtype = ctx.dtype();
-    return Model::Load(ctx.model_dir(), options);
+    FAIRY_ASSIGN_OR_RETURN(std::shared_ptr<ModelSource> source, ctx.source());
+    return Model::Load(*source, options);
   });
 }
 

@@ -185,7 +185,10 @@ Result<VerifySummary> RunVerify(const VerifyOptions& options, std::ostream& out)
 
   RunSettings settings;
   settings.fixture_dir = options.fixture_dir;
-  settings.model_dir = options.fixture_dir + "/" + manifest.value("model_dir", std::string("."));
+  settings.model_dir = options.model.empty()
+                           ? options.fixture_dir + "/" + manifest.value("model_dir", std::string("."))
+                           : options.model;
+  settings.model_config_dir = options.model_config_dir;
   settings.device = options.device;
   settings.dtype = options.dtype;
 

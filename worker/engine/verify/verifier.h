@@ -18,6 +18,10 @@ namespace fairy::engine::verify {
 
 struct VerifyOptions {
   std::string fixture_dir;                // the folder that contains golden/manifest.json
+  // The model checked against the goldens: a diffusers folder or an original-layout single file
+  // (configs from `model_config_dir`, or inferred). Default "": the fixture's own model.
+  std::string model;
+  std::string model_config_dir;
   std::vector<std::string> only_kinds;    // run only checks of these kinds; empty: all
   std::vector<std::string> only_checks;   // run only checks with these names; empty: all
   torch::Device device = torch::kCPU;     // where models run (tolerances are for CPU float32)
