@@ -126,8 +126,8 @@ class FarmCoordinatorTest : public ::testing::Test {
     workers_.push_back(std::move(started).value());
   }
   api::HttpClient Api() { return api::HttpClient({"127.0.0.1", coordinator_->api_port()}, "t"); }
-  std::string Submit(const std::string& output) {
-    std::string yaml = "input: " + testing::MediaPath("bigbuckbunny.mp4") + "\noutput: " + output +
+  std::string Submit(const std::string& output, const std::string& clip = "bigbuckbunny.mp4") {
+    std::string yaml = "input: " + testing::MediaPath(clip) + "\noutput: " + output +
                        "\ninstruction: identity\nchunk_frames: 20\nedit: {resolution: 128}\nshots: {max_length: 50}\n";
     auto r = Api().Json("POST", "/v1/jobs?name=t.yaml", yaml);
     EXPECT_TRUE(r.ok()) << r.status().ToString();
@@ -200,6 +200,24 @@ TEST_F(FarmCoordinatorTest, JobRunsThroughAnalyzeAnchorsFramesAndStitch) {
   auto logs = Api().Json("GET", "/v1/jobs/" + job + "/logs");
   ASSERT_TRUE(logs.ok());
   EXPECT_GE((*logs)["lines"].size(), 5u);
+}
+
+// The job log gives the size frames are edited at: the aspect ratio kept (16:9, and 4:3 stored as
+// 720x480 with 8:9 pixels), sides rounded to multiples of 8.
+TEST_F(FarmCoordinatorTest, TheJobLogGivesTheWorkingSizeWithTheAspectKept) {
+  FAIRY_REQUIRE_SHARED("media/counter.mp4", "media/sony_good_quality.dv");
+  AddWorker("a");
+  for (const auto& [clip, size] : {std::pair{"counter.mp4", "working size 128x72"},
+                                   std::pair{"sony_good_quality.dv", "working size 128x96"}}) {
+    const std::string job = Submit(dir_ + "/out/" + clip + ".mp4", clip);
+    json done = WaitFor(job, [](const json& j) { return j["state"] == "DONE" || j["state"] == "FAILED"; });
+    ASSERT_EQ(done["state"], "DONE") << done.dump(1);
+    auto logs = Api().Json("GET", "/v1/jobs/" + job + "/logs");
+    ASSERT_TRUE(logs.ok());
+    bool found = false;
+    for (const json& l : (*logs)["lines"]) found = found || l.dump().find(size) != std::string::npos;
+    EXPECT_TRUE(found) << clip << ": no \"" << size << "\" in\n" << logs->dump(1);
+  }
 }
 
 TEST_F(FarmCoordinatorTest, CancelDropsTheAnchorCacheAndStopsTheWorkers) {
