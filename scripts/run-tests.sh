@@ -29,6 +29,7 @@ if [[ -f $junit ]]; then
     /<\/testcase>/ { if (skipped && reason) print name }' "$junit")
 fi
 shared=${FAIRY_SHARED_DIR:-$(sed -n 's/^FAIRY_SHARED_DIR:[A-Z]*=//p' CMakeCache.txt)}
+shared=$(realpath -m "$shared")
 if (( ${#missing[@]} > 0 )); then
   tests=tests
   (( ${#missing[@]} != 1 )) || tests=test
