@@ -150,7 +150,9 @@ TEST(EngineExecutorTest, AFramesTaskRecomputesACorruptCacheWithTheSameOutput) {
 }
 
 // A cancel stops an anchor pass at the next denoising step (an anchor pass is one long stretch of
-// steps: before, it ran to its end whatever the cancel), and every step on the way was reported.
+// steps: before, it ran to its end whatever the cancel), and every step on the way was reported
+// and counted (TaskContext::step), as were the model's bytes while it loaded
+// (TaskContext::loading): the coordinator's progress supervision reads both.
 TEST(EngineExecutorTest, CancelStopsAnAnchorPassAtTheNextStep) {
   FAIRY_REQUIRE_SHARED("media/bigbuckbunny.mp4", "fixtures/pix2pix-tiny/model_index.json");
   auto executor = EngineExecutor::Create({});
@@ -166,6 +168,10 @@ TEST(EngineExecutorTest, CancelStopsAnAnchorPassAtTheNextStep) {
   ctx.task = &task;
   ctx.settings = &*settings;
   ctx.cancel = &cancel;
+  int steps_counted = 0;
+  std::vector<std::pair<int64_t, int64_t>> loads;
+  ctx.step = [&] { ++steps_counted; };
+  ctx.loading = [&](int64_t read, int64_t all) { loads.emplace_back(read, all); };
   ctx.progress = [&](int64_t done, int64_t total, const std::string& line) {
     EXPECT_EQ(total, 3) << "an anchor task counts its anchors";
     EXPECT_EQ(done, 0);
@@ -178,6 +184,11 @@ TEST(EngineExecutorTest, CancelStopsAnAnchorPassAtTheNextStep) {
   Result<TaskOutcome> r = (*executor)->Run(ctx);
   EXPECT_EQ(r.status().code(), Status::Code::kCancelled) << r.status().ToString();
   EXPECT_EQ(steps_reported, 2) << "stopped at the step after the cancel, not after 50";
+  EXPECT_EQ(steps_counted, 2);
+  ASSERT_FALSE(loads.empty()) << "loading the model reports the bytes read";
+  for (size_t i = 1; i < loads.size(); ++i) EXPECT_GE(loads[i].first, loads[i - 1].first);
+  EXPECT_GT(loads.back().second, 0);
+  EXPECT_EQ(loads.back().first, loads.back().second) << "every byte read in the end";
   ASSERT_EQ(lines.size(), 1u);
   EXPECT_EQ(lines[0].rfind("loading model ", 0), 0u) << lines[0];
   EXPECT_FALSE(std::filesystem::exists(protocol::AnchorOutputPath(dir, 0)))

@@ -262,6 +262,9 @@ Result<TaskOutcome> EngineExecutor::Run(const TaskContext& ctx) {
       engine::ModelOptions mo;
       mo.device = state_->device;
       mo.dtype = state_->dtype;
+      mo.on_load_progress = [&ctx](int64_t read, int64_t all) {
+        if (ctx.loading) ctx.loading(read, all);
+      };
       FAIRY_ASSIGN_OR_RETURN(model, engine::Model::Load(model_dir, mo));
       model_digest = ModelDigest(model_dir);
       std::lock_guard<std::mutex> lock(state_->mutex);
