@@ -44,7 +44,9 @@ TEST(EngineCoreWeights, LoadReportsMissingUnexpectedAndMisshaped) {
   FAIRY_REQUIRE_SHARED("fixtures/pix2pix-tiny/text_encoder/model.safetensors");
   torch::nn::Linear linear(4, 3);  // expects weight [3, 4], bias [3]
   const std::string path = TinyFixture() + "/text_encoder/model.safetensors";
-  Status s = LoadWeights(*linear, {path}, "linear");
+  auto tensors = ReadWeightFiles({path}, "linear");
+  ASSERT_TRUE(tensors.ok()) << tensors.status().ToString();
+  Status s = LoadWeights(*linear, *tensors, "linear");
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.message().find("missing: "), std::string::npos) << s.message();
   EXPECT_NE(s.message().find("unexpected: "), std::string::npos) << s.message();
@@ -59,8 +61,7 @@ TEST(EngineCoreWeights, TruncatedFileIsRefusedWithItsName) {
   ASSERT_GT(bytes.size(), 1000u);
   const std::string path = dir + "/diffusion_pytorch_model.safetensors";
   std::ofstream(path, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size() / 2));
-  torch::nn::Linear linear(4, 3);
-  Status s = LoadWeights(*linear, {path}, "vae");
+  Status s = ReadWeightFiles({path}, "vae").status();
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.message().find(path), std::string::npos) << s.message();
   auto files = FindWeightFiles(dir);
