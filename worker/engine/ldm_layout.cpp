@@ -456,8 +456,8 @@ Result<InferredConfigs> InferOriginalConfigs(const SafetensorsFile& file) {
   }
   out.text_encoder = {{"architectures", {"CLIPTextModel"}},
                       {"attention_dropout", 0.0},
-                      {"bos_token_id", 49406},
-                      {"eos_token_id", 49407},
+                      {"bos_token_id", 0},  // as openai/clip-vit-large-patch14's config (legacy ids:
+                      {"eos_token_id", 2},  // the pooled output, which InstructPix2Pix does not use)
                       {"hidden_act", "quick_gelu"},
                       {"hidden_size", hidden},
                       {"intermediate_size", fc1[0]},
