@@ -155,7 +155,7 @@ void SimulatePolled(const std::string& endpoint, int workers, int task_ms, int j
       pending.pop();
     }
     if (now >= next_heartbeat) {
-      for (auto& s : sockets) SendMessage(s, fairy::protocol::Heartbeat{1});
+      for (auto& s : sockets) SendMessage(s, fairy::protocol::Heartbeat{1, std::nullopt});
       next_heartbeat = now + std::chrono::seconds(1);
     }
     auto until = std::min(

@@ -61,6 +61,12 @@ class FieldReader {
     return out;
   }
 
+  // Absent (or null): nullopt, so a peer older than the field is told apart from an empty list.
+  std::optional<std::vector<std::string>> OptionalStrings(const char* field) {
+    if (Find(field, false) == nullptr) return std::nullopt;
+    return Strings(field);
+  }
+
   TaskRef Ref(const json& obj, const std::string& where) {
     TaskRef ref;
     if (!obj.is_object()) return Fail(where, "expected an object"), ref;
@@ -250,6 +256,7 @@ json ToJson(const Message& message) {
                    {"device", m.device},         {"memory_bytes", m.memory_bytes},
                    {"tags", m.tags},             {"loaded_models", m.loaded_models},
                    {"capacity", m.capacity},     {"running", RefsJson(m.running)}};
+          if (m.installed_models) j["installed_models"] = *m.installed_models;
         } else if constexpr (std::is_same_v<T, Task>) {
           PutRef(j, m.ref);
           j["kind"] = TaskKindName(m.kind);
@@ -279,6 +286,7 @@ json ToJson(const Message& message) {
           j["retryable"] = m.retryable;
         } else if constexpr (std::is_same_v<T, Heartbeat>) {
           j["running"] = m.running;
+          if (m.installed_models) j["installed_models"] = *m.installed_models;
         } else if constexpr (std::is_same_v<T, Cancel>) {
           PutRef(j, m.ref);
           j["reason"] = m.reason;
@@ -303,6 +311,7 @@ Result<Message> FromJson(Command command, const json& body) {
       m.memory_bytes = r.Int("memory_bytes", 0, INT64_MAX, false);
       m.tags = r.Strings("tags");
       m.loaded_models = r.Strings("loaded_models");
+      m.installed_models = r.OptionalStrings("installed_models");
       m.capacity = r.Int("capacity", 1, 1024, false, 1);
       m.running = r.Refs("running");
       if (r.status().ok() && m.worker_id.empty()) r.Fail("worker_id", "must not be empty");
@@ -369,7 +378,8 @@ Result<Message> FromJson(Command command, const json& body) {
     case Command::kHeartbeat: {
       Heartbeat m;
       m.running = r.Int("running", 0, 1 << 20, false);
-      out = m;
+      m.installed_models = r.OptionalStrings("installed_models");
+      out = std::move(m);
       break;
     }
     case Command::kCancel: {

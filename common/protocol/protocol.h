@@ -17,6 +17,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <variant>
 #include <vector>
@@ -57,6 +58,10 @@ struct Ready {
   int64_t memory_bytes = 0;          // device memory (or host memory for cpu)
   std::vector<std::string> tags;     // matched against a job's worker tags
   std::vector<std::string> loaded_models;
+  // Model ids the worker can load (the entries of its models folder that are diffusers folders or
+  // .safetensors files). nullopt: the worker does not say (older than the field; absent on the
+  // wire): the coordinator does not check models against it.
+  std::optional<std::vector<std::string>> installed_models;
   int64_t capacity = 1;              // tasks it may run at once, >= 1
   std::vector<TaskRef> running;      // tasks still running (re-adopted after a coordinator restart)
   bool operator==(const Ready&) const = default;
@@ -109,9 +114,13 @@ struct Failed {
   bool operator==(const Failed&) const = default;
 };
 
-// Both directions. Carries nothing but liveness (and, from a worker, its running task count).
+// Both directions. Carries liveness (and, from a worker, its running task count and, when its
+// models folder changed since it last said, its model ids).
 struct Heartbeat {
   int64_t running = 0;
+  // Worker -> coordinator: the new list of model ids (Ready::installed_models); nullopt: unchanged
+  // (absent on the wire).
+  std::optional<std::vector<std::string>> installed_models;
   bool operator==(const Heartbeat&) const = default;
 };
 

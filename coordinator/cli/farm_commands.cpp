@@ -337,7 +337,8 @@ int RunWorkers(const FarmOptions& o) {
   if (!r.ok()) return Fail(r.status());
   if (o.json_output) return PrintJson(*r), kExitOk;
   // SLOTS: claimed (capped by workers.max_slots); "1/4": it gets one task at a time until it has
-  // shown progress. STATE: up, draining, or suspect (repeated stalled attempts).
+  // shown progress. MODELS: installed model ids ("*": loaded). STATE: up, draining, or suspect
+  // (repeated stalled attempts).
   Table t({"WORKER", "HOST", "DEVICE", "MEM_MB", "SLOTS", "RUNNING", "TAGS", "MODELS", "LAST_SEEN",
            "STALLS", "STATE"},
           {false, false, false, true, true, false, false, false, false, true, false});
@@ -349,8 +350,23 @@ int RunWorkers(const FarmOptions& o) {
     }
     for (const auto& s : w.value("tags", json::array()))
       tags += (tags.empty() ? "" : ",") + s.get<std::string>();
-    for (const auto& s : w.value("models", json::array()))
-      models += (models.empty() ? "" : ",") + s.get<std::string>();
+    // MODELS: the model ids in its models folder, "*" marking one loaded now; "?" for a worker
+    // that does not report them (older), then what it has loaded.
+    std::vector<std::string> loaded;
+    for (const auto& s : w.value("models", json::array())) loaded.push_back(s.get<std::string>());
+    const auto installed = w.find("installed_models");
+    if (installed != w.end() && installed->is_array()) {
+      for (const auto& s : *installed) {
+        const std::string id = s.get<std::string>();
+        const bool in_memory = std::any_of(loaded.begin(), loaded.end(), [&](const std::string& l) {
+          return l == id || (l.size() > id.size() && l.ends_with("/" + id));
+        });
+        models += (models.empty() ? "" : ",") + id + (in_memory ? "*" : "");
+      }
+    } else {
+      models = "?";
+      for (const std::string& l : loaded) models += "," + l;
+    }
     const int64_t slots = Int(w, "slots");
     const int64_t usable = w.contains("usable_slots") ? Int(w, "usable_slots") : slots;
     std::string state = "up";

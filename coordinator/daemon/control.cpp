@@ -6,6 +6,8 @@
 
 #include "common/log.h"
 #include "coordinator/daemon/coordinator.h"
+#include "coordinator/daemon/model_check.h"
+#include "jobs/job_spec.h"
 
 namespace fairy::coordinator {
 
@@ -93,6 +95,11 @@ Result<json> Coordinator::Submit(const std::string& yaml, const std::string& sou
                                  std::optional<int> priority) {
   FAIRY_ASSIGN_OR_RETURN(std::vector<JobPlan> plans, ParseJobFile(yaml, source_name, options_.submit, priority));
   FAIRY_RETURN_IF_ERROR(CheckOutputsAreFree(plans, source_name));
+  const std::vector<const scheduler::WorkerRecord*> connected = ConnectedWorkers(scheduler_->Workers());
+  for (const JobPlan& plan : plans) {
+    if (!jobs::IsModelId(plan.model)) continue;  // a path: the job parser checked it
+    FAIRY_RETURN_IF_ERROR(CheckModelOnWorkers(source_name, plan.name, plan.model, connected));
+  }
   json ids = json::array();
   for (auto& plan : plans) {
     std::string id;
@@ -110,6 +117,7 @@ Result<json> Coordinator::Submit(const std::string& yaml, const std::string& sou
     FAIRY_RETURN_IF_ERROR(scheduler_->Submit(sub, &actions));
     plans_[id] = plan;
     Log(id, "", "", "submitted from " + source_name + " (priority " + std::to_string(sub.priority) + ")");
+    if (!sub.requirements.model_id.empty()) Log(id, "", "", ModelWorkersLine(sub.requirements.model_id, connected));
     Execute(std::move(actions));
     ids.push_back(id);
   }
@@ -231,6 +239,8 @@ Result<json> Coordinator::Workers() {
                            {"memory_mb", w->info.memory_mb},
                            {"tags", w->info.tags},
                            {"models", w->info.models},
+                           // model ids in its models folder; null: the worker does not say (older)
+                           {"installed_models", w->info.reports_models ? json(w->info.installed_models) : json()},
                            {"slots", w->info.slots},
                            // one until it has shown progress (and again after a stall)
                            {"usable_slots", scheduler_->UsableSlots(*w)},

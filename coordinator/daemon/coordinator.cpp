@@ -27,6 +27,8 @@ scheduler::WorkerInfo InfoFrom(const protocol::Ready& r) {
   info.memory_mb = r.memory_bytes >> 20;
   info.tags = r.tags;
   info.models = r.loaded_models;
+  info.reports_models = r.installed_models.has_value();
+  if (r.installed_models) info.installed_models = *r.installed_models;
   info.slots = static_cast<int>(std::max<int64_t>(1, r.capacity));
   return info;
 }
@@ -283,8 +285,12 @@ void Coordinator::HandleWorkerMessage(const std::string& peer, protocol::Message
       FAIRY_LOG(kWarn, "coordinator") << "worker " << worker << " claims " << r->capacity
                                       << " slots; workers.max_slots allows it " << cap;
     }
-  } else if (std::holds_alternative<protocol::Heartbeat>(message)) {
-    Status s = scheduler_->OnHeartbeat(worker, &actions);
+  } else if (auto* h = std::get_if<protocol::Heartbeat>(&message)) {
+    const std::vector<std::string>* models = h->installed_models ? &*h->installed_models : nullptr;
+    if (models != nullptr) {
+      FAIRY_LOG(kInfo, "coordinator") << "worker " << worker << " now has " << models->size() << " model(s)";
+    }
+    Status s = scheduler_->OnHeartbeat(worker, &actions, models);
     if (s.code() == Status::Code::kNotFound) ask_ready();
   } else if (auto* p = std::get_if<protocol::Progress>(&message)) {
     Status s = scheduler_->OnTaskProgress(

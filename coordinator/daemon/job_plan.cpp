@@ -1,6 +1,7 @@
 #include "coordinator/daemon/job_plan.h"
 
 #include "common/edit_values.h"
+#include "jobs/job_spec.h"
 
 namespace fairy::coordinator {
 
@@ -87,6 +88,8 @@ scheduler::JobSubmission JobPlan::Submission(const std::string& job_id) const {
   s.requirements.tags = tags;
   s.requirements.device = device;
   s.requirements.min_memory_mb = min_memory_mb;
+  // A model named by id must be installed on the worker; a path is the job parser's to check.
+  if (jobs::IsModelId(model)) s.requirements.model_id = model;
   s.chunk_frames = chunk_frames;
   s.frame_batch = batch;
   // With recompute every frames task computes its shot's anchors itself.

@@ -1,5 +1,6 @@
 #include "coordinator/scheduler/records.h"
 
+#include <algorithm>
 #include <array>
 
 namespace fairy::scheduler {
@@ -156,6 +157,21 @@ bool IsFinal(JobState s) {
 }
 bool IsLive(TaskState s) { return s == TaskState::kAssigned || s == TaskState::kRunning; }
 
+bool HasModel(const WorkerInfo& worker, const std::string& model_id) {
+  if (model_id.empty() || !worker.reports_models) return true;
+  const auto& m = worker.installed_models;
+  return std::find(m.begin(), m.end(), model_id) != m.end();
+}
+
+namespace {
+// model_id only when set, so records of jobs without one read and write as before.
+json RequirementsJson(const WorkerRequirements& r) {
+  json j{{"tags", r.tags}, {"device", r.device}, {"min_memory_mb", r.min_memory_mb}};
+  if (!r.model_id.empty()) j["model_id"] = r.model_id;
+  return j;
+}
+}  // namespace
+
 json TaskRecord::ToJson() const {
   return json{{"job_id", job_id},           {"task_id", task_id},
               {"kind", Name(kind)},         {"shot", shot},
@@ -235,10 +251,7 @@ json JobRecord::ToJson(bool include_spec, bool include_plan) const {
          {"priority", priority},
          {"state", Name(state)},
          {"phase", Name(phase)},
-         {"requirements",
-          {{"tags", requirements.tags},
-           {"device", requirements.device},
-           {"min_memory_mb", requirements.min_memory_mb}}},
+         {"requirements", RequirementsJson(requirements)},
          {"chunk_frames", chunk_frames},
          {"frame_batch", frame_batch},
          {"frames_wait_for_anchor", frames_wait_for_anchor},
@@ -289,14 +302,13 @@ std::vector<RecordField> JobRecord::Fields(bool include_spec, bool include_plan)
   num("priority", priority);
   str("state", kStateNames[static_cast<size_t>(state)]);
   str("phase", kPhaseNames[static_cast<size_t>(phase)]);
-  if (requirements.tags.empty() && requirements.device.empty()) {
+  if (requirements.tags.empty() && requirements.device.empty() &&
+      requirements.model_id.empty()) {
     out.push_back({"requirements", nullptr,
                    "{\"device\":\"\",\"min_memory_mb\":" +
                        std::to_string(requirements.min_memory_mb) + ",\"tags\":[]}"});
   } else {
-    tree("requirements", json{{"tags", requirements.tags},
-                              {"device", requirements.device},
-                              {"min_memory_mb", requirements.min_memory_mb}});
+    tree("requirements", RequirementsJson(requirements));
   }
   num("chunk_frames", chunk_frames);
   num("frame_batch", frame_batch);
@@ -346,6 +358,8 @@ Result<JobRecord> JobRecord::FromJson(const json& j) {
         Get(*it, "job record requirements", "device", &job.requirements.device, false));
     FAIRY_RETURN_IF_ERROR(Get(*it, "job record requirements", "min_memory_mb",
                               &job.requirements.min_memory_mb, false));
+    FAIRY_RETURN_IF_ERROR(
+        Get(*it, "job record requirements", "model_id", &job.requirements.model_id, false));
   }
   FAIRY_RETURN_IF_ERROR(Get(j, r, "chunk_frames", &job.chunk_frames));
   FAIRY_RETURN_IF_ERROR(Get(j, r, "frame_batch", &job.frame_batch, false));
@@ -386,6 +400,8 @@ json WorkerRecord::ToJson() const {
               {"memory_mb", info.memory_mb},
               {"tags", info.tags},
               {"models", info.models},
+              {"installed_models", info.installed_models},
+              {"reports_models", info.reports_models},
               {"slots", info.slots},
               {"registered_ms", registered_ms},
               {"last_seen_ms", last_seen_ms},
@@ -409,6 +425,8 @@ Result<WorkerRecord> WorkerRecord::FromJson(const json& j) {
   FAIRY_RETURN_IF_ERROR(Get(j, r, "memory_mb", &w.info.memory_mb, false));
   FAIRY_RETURN_IF_ERROR(Get(j, r, "tags", &w.info.tags, false));
   FAIRY_RETURN_IF_ERROR(Get(j, r, "models", &w.info.models, false));
+  FAIRY_RETURN_IF_ERROR(Get(j, r, "installed_models", &w.info.installed_models, false));
+  FAIRY_RETURN_IF_ERROR(Get(j, r, "reports_models", &w.info.reports_models, false));
   FAIRY_RETURN_IF_ERROR(Get(j, r, "slots", &w.info.slots, false));
   FAIRY_RETURN_IF_ERROR(Get(j, r, "registered_ms", &w.registered_ms, false));
   FAIRY_RETURN_IF_ERROR(Get(j, r, "last_seen_ms", &w.last_seen_ms, false));

@@ -43,11 +43,19 @@ void AppendJsonString(std::string_view text, std::string* out);
 bool IsFinal(JobState state);  // DONE, FAILED, CANCELLED
 bool IsLive(TaskState state);  // ASSIGNED, RUNNING (an attempt is out on a worker)
 
+struct WorkerInfo;
+// Whether the worker may run a job needing `model_id`: "" needs nothing; a worker that does not
+// report its models is not checked (true); otherwise the id must be among its installed models.
+bool HasModel(const WorkerInfo& worker, const std::string& model_id);
+
 // What a worker must offer to take a job's tasks. Empty fields match every worker.
 struct WorkerRequirements {
   std::vector<std::string> tags;  // the worker must carry every one of them
   std::string device;             // "cuda", "cpu", ... ("" = any)
   int64_t min_memory_mb = 0;      // device memory the worker reports
+  // A model id (not a path) the worker must have installed (WorkerInfo::installed_models); "" =
+  // any (a job naming its model by path). Workers that do not report their models are not checked.
+  std::string model_id;
 };
 
 // One shot as analyze planned it: frames [first_frame, first_frame + frame_count).
@@ -148,6 +156,9 @@ struct WorkerInfo {
   std::vector<std::string> tags;
   std::vector<std::string> models;  // models loaded now
   int slots = 1;  // tasks it runs at once (as claimed, capped by the scheduler's max_worker_slots)
+  // Model ids in its models folder (diffusers folders, "NAME.safetensors" files), sorted.
+  std::vector<std::string> installed_models;
+  bool reports_models = false;  // false: a worker older than the field; its models are unknown
 };
 
 struct WorkerRecord {

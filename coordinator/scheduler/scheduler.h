@@ -11,8 +11,9 @@
 // anchor task is DONE, unless frames_wait_for_anchor is false) -> all tasks DONE ->
 // Stitch action -> OnStitchDone -> DONE.
 //
-// Queue order: among jobs a worker may take (state QUEUED/RUNNING, requirements met, not
-// blacklisted), the highest effective priority wins, then the earliest submit time.
+// Queue order: among jobs a worker may take (state QUEUED/RUNNING, requirements met: tags,
+// device, memory, and the job's model id among the worker's installed models unless the worker
+// does not report them; not blacklisted), the highest effective priority wins, then the earliest submit time.
 // effective = priority + (now - max(submit, last assignment to the job)) / aging_ms_per_point,
 // so a low-priority job waiting long enough gets a task and nothing starves; a worker that has the
 // job's model loaded adds model_affinity_points (default 0.5: breaks ties, never beats a whole
@@ -196,7 +197,10 @@ class Scheduler {
   // The worker has `free_slots` free; assigns up to that many tasks. NotFound for an unknown
   // (e.g. declared dead) worker: the daemon should ask it to say hello again.
   Status OnWorkerReady(const std::string& worker_id, int free_slots, Actions* out);
-  Status OnHeartbeat(const std::string& worker_id, Actions* out);
+  // `installed_models` (optional): the worker's model ids changed to these (its models folder
+  // changed); the next OnWorkerReady assigns by them.
+  Status OnHeartbeat(const std::string& worker_id, Actions* out,
+                     const std::vector<std::string>* installed_models = nullptr);
   // Clean leave: its live tasks are requeued without counting a failure.
   Status OnWorkerGone(const std::string& worker_id, Actions* out);
 

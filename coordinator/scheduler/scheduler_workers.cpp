@@ -45,6 +45,7 @@ Status Scheduler::OnWorkerHello(const WorkerInfo& info, const std::vector<Runnin
   }
   WorkerEntry& w = *slot;
   w.rec.info = info;
+  std::sort(w.rec.info.installed_models.begin(), w.rec.info.installed_models.end());
   if (w.rec.info.slots < 1) w.rec.info.slots = 1;
   if (options_.max_worker_slots > 0)
     w.rec.info.slots = std::min(w.rec.info.slots, options_.max_worker_slots);
@@ -95,12 +96,18 @@ Status Scheduler::OnWorkerHello(const WorkerInfo& info, const std::vector<Runnin
   return Status::OK();
 }
 
-Status Scheduler::OnHeartbeat(const std::string& worker_id, Actions* out) {
+Status Scheduler::OnHeartbeat(const std::string& worker_id, Actions* out,
+                               const std::vector<std::string>* installed_models) {
   WorkerEntry* w = FindWorkerEntry(worker_id);
   if (w == nullptr)
     return Status::NotFound("worker " + worker_id +
                             " is unknown (declared dead?): it must say hello again");
   w->rec.last_seen_ms = clock_->NowMs();
+  if (installed_models != nullptr) {
+    w->rec.info.installed_models = *installed_models;
+    std::sort(w->rec.info.installed_models.begin(), w->rec.info.installed_models.end());
+    w->rec.info.reports_models = true;
+  }
   PushWorker(*w, out);
   return Status::OK();
 }
@@ -154,6 +161,7 @@ bool Scheduler::Eligible(const JobEntry& job, const WorkerEntry& worker) const {
   for (const std::string& tag : req.tags) {
     if (std::find(info.tags.begin(), info.tags.end(), tag) == info.tags.end()) return false;
   }
+  if (!HasModel(info, req.model_id)) return false;
   if (options_.blacklist_threshold > 0) {
     auto it = job.rec.worker_failures.find(info.worker_id);
     if (it != job.rec.worker_failures.end() && it->second >= options_.blacklist_threshold)

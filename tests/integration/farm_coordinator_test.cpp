@@ -5,7 +5,9 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
 #include <map>
+#include <set>
 #include <thread>
 
 #include "common/anchor_store/anchor_store.h"
@@ -112,7 +114,8 @@ class FarmCoordinatorTest : public ::testing::Test {
     thread_.join();
     coordinator_.reset();
   }
-  void AddWorker(const std::string& id, int delay_ms = 0) {
+  // models_dir: the worker reports the models in it (listed again every 50 ms); "" = none reported.
+  void AddWorker(const std::string& id, int delay_ms = 0, const std::string& models_dir = "") {
     executors_.push_back(std::make_unique<IdentityExecutor>(redis_->url()));
     executors_.back()->delay_ms = delay_ms;
     worker::WorkerOptions w;
@@ -121,15 +124,21 @@ class FarmCoordinatorTest : public ::testing::Test {
     w.link.heartbeat_interval_ms = 100;
     w.link.reconnect_initial_ms = 20;
     w.link.reconnect_max_ms = 200;
+    w.models_dir = models_dir;
+    w.models_scan_interval_ms = 50;
     auto started = worker::Worker::Start(w, executors_.back().get());
     ASSERT_TRUE(started.ok());
     workers_.push_back(std::move(started).value());
   }
   api::HttpClient Api() { return api::HttpClient({"127.0.0.1", coordinator_->api_port()}, "t"); }
-  std::string Submit(const std::string& output, const std::string& clip = "bigbuckbunny.mp4") {
+  Result<json> SubmitYaml(const std::string& output, const std::string& clip, const std::string& extra) {
     std::string yaml = "input: " + testing::MediaPath(clip) + "\noutput: " + output +
-                       "\ninstruction: identity\nchunk_frames: 20\nedit: {resolution: 128}\nshots: {max_length: 50}\n";
-    auto r = Api().Json("POST", "/v1/jobs?name=t.yaml", yaml);
+                       "\ninstruction: identity\nchunk_frames: 20\nedit: {resolution: 128}\nshots: {max_length: 50}\n" +
+                       extra;
+    return Api().Json("POST", "/v1/jobs?name=t.yaml", yaml);
+  }
+  std::string Submit(const std::string& output, const std::string& clip = "bigbuckbunny.mp4") {
+    auto r = SubmitYaml(output, clip, "");
     EXPECT_TRUE(r.ok()) << r.status().ToString();
     return r.ok() ? (*r)["jobs"][0].get<std::string>() : "";
   }
@@ -568,6 +577,117 @@ TEST_F(FarmCoordinatorTest, APeerThatHeartbeatsButNeverProgressesHoldsOneTaskAnd
   ASSERT_TRUE(after.ok());
   for (const auto& t : (*after)["tasks"]) EXPECT_NE(t["result"], "/nonexistent/late.mkv");
   (*greedy)->Stop(nullptr, 0);
+}
+
+
+// Models by id: workers report the models in their models folder; the coordinator refuses a job
+// whose model no connected worker has, and gives a job's tasks only to workers that have its model.
+class FarmModelsTest : public FarmCoordinatorTest {
+ protected:
+  // A folder with a diffusers folder per id in `folders` and the files in `files`.
+  std::string ModelsDir(const std::string& name, const std::vector<std::string>& folders,
+                        const std::vector<std::string>& files) {
+    const std::string d = dir_ + "/" + name;
+    std::filesystem::create_directories(d);
+    for (const std::string& f : folders) {
+      std::filesystem::create_directories(d + "/" + f);
+      std::ofstream(d + "/" + f + "/model_index.json") << "{}";
+    }
+    for (const std::string& f : files) std::ofstream(d + "/" + f) << "not read";
+    return d;
+  }
+  // The /v1/workers entry of each worker, once every one in `ids` is listed and reports models.
+  std::map<std::string, json> WaitForWorkers(const std::vector<std::string>& ids,
+                                             const std::function<bool(const std::map<std::string, json>&)>& pred =
+                                                 nullptr) {
+    std::map<std::string, json> by_id;
+    for (int i = 0; i < 6000; ++i) {
+      auto r = Api().Json("GET", "/v1/workers");
+      by_id.clear();
+      if (r.ok()) {
+        for (const json& w : (*r)["workers"]) by_id[w["id"].get<std::string>()] = w;
+      }
+      bool all = true;
+      for (const std::string& id : ids) all = all && by_id.count(id) && by_id[id]["installed_models"].is_array();
+      if (all && (!pred || pred(by_id))) return by_id;
+      std::this_thread::sleep_for(10ms);
+    }
+    ADD_FAILURE() << "workers not listed as expected";
+    return by_id;
+  }
+  std::string LogText(const std::string& job) {
+    auto logs = Api().Json("GET", "/v1/jobs/" + job + "/logs");
+    EXPECT_TRUE(logs.ok()) << logs.status().ToString();
+    return logs.ok() ? logs->dump(1) : "";
+  }
+  std::set<std::string> TaskWorkers(const json& job) {
+    std::set<std::string> out;
+    for (const json& t : job["tasks"]) out.insert(t["worker"].get<std::string>());
+    return out;
+  }
+};
+
+TEST_F(FarmModelsTest, AJobGoesOnlyToWorkersWithItsModelAndAnUnknownModelIsRefused) {
+  AddWorker("w1", 0, ModelsDir("models-w1", {"ip2p"}, {"notes.txt"}));
+  const std::string dir2 = ModelsDir("models-w2", {}, {"other.safetensors"});
+  std::filesystem::create_directories(dir2 + "/half-copied");  // no model_index.json: no model
+  AddWorker("w2", 0, dir2);
+  auto workers = WaitForWorkers({"w1", "w2"});
+  EXPECT_EQ(workers["w1"]["installed_models"], json({"ip2p"}));
+  EXPECT_EQ(workers["w2"]["installed_models"], json({"other.safetensors"}));
+
+  auto refused = SubmitYaml(dir_ + "/out/missing.mp4", "bigbuckbunny.mp4", "model: missing\n");
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), Status::Code::kInvalidArgument) << "HTTP 400";
+  const std::string& why = refused.status().message();
+  EXPECT_NE(why.find("model 'missing' is installed on no connected worker"), std::string::npos) << why;
+  EXPECT_NE(why.find("w1: ip2p; w2: other.safetensors"), std::string::npos) << why;
+  auto jobs = Api().Json("GET", "/v1/jobs");
+  ASSERT_TRUE(jobs.ok());
+  EXPECT_TRUE((*jobs)["jobs"].empty()) << "nothing was submitted: " << jobs->dump();
+
+  auto ok = SubmitYaml(dir_ + "/out/ip2p.mp4", "bigbuckbunny.mp4", "model: ip2p\n");
+  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  const std::string job = (*ok)["jobs"][0].get<std::string>();
+  json done = WaitFor(job, [](const json& j) { return j["state"] == "DONE" || j["state"] == "FAILED"; });
+  ASSERT_EQ(done["state"], "DONE") << done.dump(1);
+  EXPECT_EQ(TaskWorkers(done), std::set<std::string>{"w1"}) << done.dump(1);
+  EXPECT_NE(LogText(job).find("model ip2p: on workers w1"), std::string::npos) << LogText(job);
+
+  // A studio copies a model into w2's folder while it runs: its next listing reports it.
+  std::ofstream(dir2 + "/late.safetensors") << "not read";
+  WaitForWorkers({"w2"}, [](const auto& w) {
+    return w.at("w2")["installed_models"] == json({"late.safetensors", "other.safetensors"});
+  });
+  auto late = SubmitYaml(dir_ + "/out/late.mp4", "bigbuckbunny.mp4", "model: late.safetensors\n");
+  ASSERT_TRUE(late.ok()) << late.status().ToString();
+  const std::string late_job = (*late)["jobs"][0].get<std::string>();
+  done = WaitFor(late_job, [](const json& j) { return j["state"] == "DONE" || j["state"] == "FAILED"; });
+  ASSERT_EQ(done["state"], "DONE") << done.dump(1);
+  EXPECT_EQ(TaskWorkers(done), std::set<std::string>{"w2"}) << done.dump(1);
+  EXPECT_NE(LogText(late_job).find("model late.safetensors: on workers w2"), std::string::npos);
+}
+
+TEST_F(FarmModelsTest, WithNoWorkerConnectedTheJobIsAcceptedAndWaitsForOneWithTheModel) {
+  auto r = SubmitYaml(dir_ + "/out/wait.mp4", "bigbuckbunny.mp4", "model: ip2p\n");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  const std::string job = (*r)["jobs"][0].get<std::string>();
+  EXPECT_NE(LogText(job).find("model ip2p: could not be checked: no worker is connected"), std::string::npos)
+      << LogText(job);
+  // Analysis done (tasks planned) before a worker without the model connects: its READY is
+  // answered on the coordinator's loop before /v1/workers can list it, so had it been given a
+  // task, the job would show it once the worker is listed.
+  WaitFor(job, [](const json& j) { return j["tasks"].size() > 0; });
+  AddWorker("w2", 0, ModelsDir("models-w2", {"fairy-tiny"}, {}));
+  WaitForWorkers({"w2"});
+  json waiting = WaitFor(job, [](const json&) { return true; });
+  EXPECT_EQ(waiting["state"], "QUEUED") << waiting.dump(1);
+  EXPECT_EQ(TaskWorkers(waiting), std::set<std::string>{""}) << "no task assigned: " << waiting.dump(1);
+
+  AddWorker("w1", 0, ModelsDir("models-w1", {"ip2p"}, {}));
+  json done = WaitFor(job, [](const json& j) { return j["state"] == "DONE" || j["state"] == "FAILED"; });
+  ASSERT_EQ(done["state"], "DONE") << done.dump(1);
+  EXPECT_EQ(TaskWorkers(done), std::set<std::string>{"w1"}) << done.dump(1);
 }
 
 }  // namespace

@@ -19,6 +19,11 @@ std::vector<Message> AllMessages() {
   ready.loaded_models = {"pix2pix-tiny"};
   ready.capacity = 2;
   ready.running = {Ref(), TaskRef{"job-2", "s1-anchor", 1}};
+  Ready with_models = ready;
+  with_models.installed_models = std::vector<std::string>{"ip2p", "sd15-ip2p.safetensors"};
+  Ready no_models = ready;
+  no_models.installed_models = std::vector<std::string>{};
+  Heartbeat models_changed{1, std::vector<std::string>{"ip2p"}};
   Task task;
   task.ref = Ref();
   task.kind = TaskKind::kAnchor;
@@ -27,12 +32,15 @@ std::vector<Message> AllMessages() {
   task.frame_end = 30;
   task.settings = {{"instruction", "turn the cat into a lion"}, {"steps", 10}};
   return {ready,
+          with_models,
+          no_models,
+          models_changed,
           task,
           Progress{Ref(), 4, 20, "batch 1"},
           Progress{Ref(), 0, 20, "", 37, 1 << 20, int64_t{5} << 30},  // steps and model bytes
           Done{Ref(), "/tmp/chunk.mkv", 20, 1234, 0},
           Failed{Ref(), "decode failed: in.mp4 frame 12", false},
-          Heartbeat{2},
+          Heartbeat{2, std::nullopt},
           Cancel{Ref(), "job cancelled"},
           Disconnect{"SIGTERM", {Ref()}}};
 }
@@ -61,6 +69,37 @@ TEST(ProtocolTest, ProgressFromAnOlderWorkerHasNoStepCount) {
   EXPECT_EQ(p.steps_done, -1);
   EXPECT_EQ(p.load_bytes_total, 0);
   EXPECT_FALSE(ToJson(p).contains("steps_done")) << "not counted: left out, as an old worker does";
+}
+
+TEST(ProtocolTest, InstalledModelsAreOptionalAndAnEmptyListIsNotAbsence) {
+  const char* ready = R"({"worker_id":"w","device":"cpu","tags":[],"loaded_models":[]})";
+  auto old = FromJson(Command::kReady, nlohmann::json::parse(ready));
+  ASSERT_TRUE(old.ok()) << old.status().ToString();
+  EXPECT_FALSE(std::get<Ready>(*old).installed_models.has_value()) << "older worker: does not say";
+  EXPECT_FALSE(ToJson(*old).contains("installed_models"));
+
+  nlohmann::json body = nlohmann::json::parse(ready);
+  body["installed_models"] = nlohmann::json::array();
+  auto none = FromJson(Command::kReady, body);
+  ASSERT_TRUE(none.ok()) << none.status().ToString();
+  ASSERT_TRUE(std::get<Ready>(*none).installed_models.has_value());
+  EXPECT_TRUE(std::get<Ready>(*none).installed_models->empty());
+
+  body["installed_models"] = nlohmann::json::array({"ip2p", 3});
+  auto bad = FromJson(Command::kReady, body);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("installed_models"), std::string::npos)
+      << bad.status().ToString();
+
+  auto beat = FromJson(Command::kHeartbeat, nlohmann::json::parse(R"({"running":1})"));
+  ASSERT_TRUE(beat.ok()) << beat.status().ToString();
+  EXPECT_FALSE(std::get<Heartbeat>(*beat).installed_models.has_value()) << "unchanged";
+  auto bad_beat =
+      FromJson(Command::kHeartbeat, nlohmann::json::parse(R"({"installed_models":"ip2p"})"));
+  ASSERT_FALSE(bad_beat.ok());
+  EXPECT_NE(bad_beat.status().message().find("HEARTBEAT field 'installed_models'"),
+            std::string::npos)
+      << bad_beat.status().ToString();
 }
 
 TEST(ProtocolTest, MsgPackIsMoreCompactThanJson) {

@@ -232,7 +232,7 @@ TEST_F(SchedulerFailureTest, ReconnectingWorkerKeepsReportedTasksAndLosesTheOthe
   Actions out;
   ASSERT_TRUE(sched_
                   ->OnWorkerHello(
-                      WorkerInfo{"w", "h", "cpu", 0, {}, {}, 2},
+                      WorkerInfo{"w", "h", "cpu", 0, {}, {}, 2, {}, false},
                       {{"j", c.assigns[0].task.task_id, 1}, {"j", "s000-f000020-000029", 7}}, &out)
                   .ok());
   Collected h(std::move(out));
@@ -265,7 +265,7 @@ TEST_F(SchedulerFailureTest, RecoveryReadoptsReportedTasksAndRequeuesOrphansAfte
   ASSERT_TRUE(b.Recover({snap}, &out).ok());
   EXPECT_EQ(b.Tasks("j").front()->task_id, "s000-anchor") << "plan order is rebuilt";
   ASSERT_TRUE(
-      b.OnWorkerHello(WorkerInfo{"w1", "h", "cpu", 0, {}, {}, 1}, {{"j", a1.task.task_id, 1}}, &out)
+      b.OnWorkerHello(WorkerInfo{"w1", "h", "cpu", 0, {}, {}, 1, {}, false}, {{"j", a1.task.task_id, 1}}, &out)
           .ok());
   clock_.Advance(2000);
   out.clear();

@@ -289,9 +289,9 @@ TEST_F(SchedulerGraphTest, WorkersPreferJobsWhoseModelTheyHaveLoaded) {
   submit("urgent-sd15", 51, "sd15");
   Actions out;
   ASSERT_TRUE(
-      sched_->OnWorkerHello({"has-tiny", "h", "cuda:0", 24000, {}, {"pix2pix-tiny"}, 1}, {}, &out)
+      sched_->OnWorkerHello({"has-tiny", "h", "cuda:0", 24000, {}, {"pix2pix-tiny"}, 1, {}, false}, {}, &out)
           .ok());
-  ASSERT_TRUE(sched_->OnWorkerHello({"fresh", "h", "cuda:0", 24000, {}, {}, 1}, {}, &out).ok());
+  ASSERT_TRUE(sched_->OnWorkerHello({"fresh", "h", "cuda:0", 24000, {}, {}, 1, {}, false}, {}, &out).ok());
   // A whole priority point still wins over the loaded model...
   AssignAction first = Ready("has-tiny").assigns.at(0);
   EXPECT_EQ(first.task.job_id, "urgent-sd15");

@@ -134,9 +134,13 @@ TEST(RecordsTest, TextFormsSayWhatToJsonSays) {
   r.shots = {{0, 0, 10, {0, 9}}, {1, 10, 5, {12}}};
   r.tasks_total = 40;
   r.error = "bad \"thing\"";
-  for (int variant = 0; variant < 2; ++variant) {
+  for (int variant = 0; variant < 3; ++variant) {
+    if (variant == 2) {  // a model id alone must leave the short form for requirements
+      r.requirements = {};
+      r.requirements.model_id = "ip2p.safetensors";
+    }
     if (variant == 1) {
-      r.requirements = {{"a100", "\"x\""}, "cuda", 24000};
+      r.requirements = {{"a100", "\"x\""}, "cuda", 24000, ""};
       r.worker_failures = {{"w1", 2}, {"w\"2", 1}};
       r.worker_stalls = {{"w1", 1}};
       r.step_profile = "models/x|512|k3|b4";

@@ -89,7 +89,7 @@ class SchedulerFixture : public ::testing::Test {
              std::string device = "cpu", int64_t memory_mb = 8000) {
     Actions out;
     Status st = sched_->OnWorkerHello(
-        WorkerInfo{worker, "host-" + worker, device, memory_mb, tags, {}, slots}, {}, &out);
+        WorkerInfo{worker, "host-" + worker, device, memory_mb, tags, {}, slots, {}, false}, {}, &out);
     ASSERT_TRUE(st.ok()) << st.ToString();
   }
 

@@ -114,7 +114,7 @@ struct DealerLink::Impl {
         }
         auto now = Clock::now();
         if (ready_sent && now - last_sent >= Ms(options.heartbeat_interval_ms)) {
-          if (SendOn(socket, protocol::Heartbeat{running.load()})) last_sent = now;
+          if (SendOn(socket, protocol::Heartbeat{running.load(), std::nullopt})) last_sent = now;
         }
         auto timeout = Ms(options.heartbeat_interval_ms) - std::chrono::duration_cast<Ms>(now - last_sent);
         if (!ready_sent) timeout = Ms(20);

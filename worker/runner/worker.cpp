@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "common/log.h"
+#include "worker/runner/model_inventory.h"
 
 namespace fairy::worker {
 namespace {
@@ -31,11 +32,13 @@ Result<std::unique_ptr<Worker>> Worker::Start(WorkerOptions options, TaskExecuto
   if (options.slots < 1) return Status::InvalidArgument("worker: slots must be >= 1");
   std::unique_ptr<Worker> w(new Worker(std::move(options), executor));
   Worker* raw = w.get();
+  if (!w->options_.models_dir.empty()) w->RescanModels();  // READY carries the first list
   FAIRY_ASSIGN_OR_RETURN(w->link_,
                          link::DealerLink::Start(
                              w->options_.link, [raw] { return raw->MakeReady(); },
                              [raw](protocol::Message m) { raw->OnMessage(std::move(m)); }));
   for (int i = 0; i < w->options_.slots; ++i) w->threads_.emplace_back([raw] { raw->TaskLoop(); });
+  if (!w->options_.models_dir.empty()) w->threads_.emplace_back([raw] { raw->ScanLoop(); });
   FAIRY_LOG(kInfo, "worker") << "worker " << w->options_.link.worker_id << " ("
                              << w->options_.device << ", " << w->options_.slots
                              << " slot(s)) connecting to " << w->options_.link.endpoint;
@@ -52,6 +55,10 @@ protocol::Ready Worker::MakeReady() {
   r.memory_bytes = options_.memory_bytes;
   r.tags = options_.tags;
   r.loaded_models = executor_->LoadedModels();
+  if (!options_.models_dir.empty()) {
+    std::lock_guard<std::mutex> lock(models_mutex_);
+    r.installed_models = installed_models_;
+  }
   r.capacity = options_.slots;
   std::lock_guard<std::mutex> lock(mutex_);
   for (const auto& [key, a] : running_) {
@@ -212,11 +219,51 @@ void Worker::RunAttempt(const Attempt& a) {
   link_->Send(protocol::Failed{ref, r.status().ToString(), Retryable(r.status())});
 }
 
+bool Worker::RescanModels() {
+  Result<std::vector<std::string>> scanned = ScanModels(options_.models_dir);
+  std::vector<std::string> ids = scanned.ok() ? *scanned : std::vector<std::string>{};
+  std::string error = scanned.ok() ? std::string() : scanned.status().ToString();
+  std::lock_guard<std::mutex> lock(models_mutex_);
+  if (error != models_error_ && !error.empty()) {
+    FAIRY_LOG(kWarn, "worker") << "no models reported: " << error;
+  }
+  models_error_ = error;
+  if (ids == installed_models_) return false;
+  installed_models_ = std::move(ids);
+  std::string list;
+  for (const std::string& id : installed_models_) list += (list.empty() ? "" : ", ") + id;
+  FAIRY_LOG(kInfo, "worker") << "models in " << options_.models_dir << ": "
+                             << (list.empty() ? "none" : list);
+  return true;
+}
+
+void Worker::ScanLoop() {
+  const auto interval = std::chrono::milliseconds(std::max<int64_t>(1, options_.models_scan_interval_ms));
+  while (true) {
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      if (cv_.wait_for(lock, interval, [this] { return stopped_ || draining_; })) return;
+    }
+    if (!RescanModels()) continue;
+    protocol::Heartbeat beat;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      beat.running = static_cast<int64_t>(running_.size());
+    }
+    {
+      std::lock_guard<std::mutex> lock(models_mutex_);
+      beat.installed_models = installed_models_;
+    }
+    link_->Send(std::move(beat));  // after READY if disconnected now; READY has the list too
+  }
+}
+
 void Worker::Drain(int64_t grace_ms) {
   {
     std::unique_lock<std::mutex> lock(mutex_);
     if (stopped_) return;
     draining_ = true;
+    cv_.notify_all();  // the models thread stops at once
     for (const auto& a : queue_) handed_back_.push_back(a.task.ref);
     queue_.clear();
     FAIRY_LOG(kInfo, "worker") << "draining: " << running_.size() << " running task(s), grace "

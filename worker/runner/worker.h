@@ -4,7 +4,9 @@
 // run the executor (the GPU work). TASK messages are queued; a free task thread takes the next one,
 // reports PROGRESS (frames done at once; steps run and model bytes read, without other news, at
 // most once per heartbeat interval), then DONE or FAILED. CANCEL stops a queued or running attempt.
-// Heartbeats never wait for the GPU: they come from the link's thread.
+// Heartbeats never wait for the GPU: they come from the link's thread. With a models_dir, a
+// models thread lists it every models_scan_interval_ms and sends the new list of model ids in a
+// HEARTBEAT when it changed (a studio copies a model in while the worker runs).
 //
 // Shutdown (SIGTERM -> Drain()): takes no new tasks, lets the running ones finish for up to
 // drain_grace_ms, cancels what is still running after that, hands queued and cancelled attempts
@@ -35,6 +37,11 @@ struct WorkerOptions {
   int64_t memory_bytes = 0;
   std::vector<std::string> tags;
   int slots = 1;                     // tasks run at once
+  // Folder of models named by id: its diffusers folders and .safetensors files are reported to the
+  // coordinator (READY; a HEARTBEAT when they change). "" = none reported (the coordinator then
+  // does not check models against this worker).
+  std::string models_dir;
+  int64_t models_scan_interval_ms = 5000;  // how often models_dir is listed again
   int64_t drain_grace_ms = 30000;    // SIGTERM: how long running tasks may finish
 };
 
@@ -73,6 +80,9 @@ class Worker {
   protocol::Ready MakeReady();                // link thread
   void TaskLoop();                            // task threads
   void RunAttempt(const Attempt& attempt);
+  void ScanLoop();                            // models thread: lists models_dir every interval
+  // Lists models_dir; true when the list differs from the last one (then stored).
+  bool RescanModels();
 
   WorkerOptions options_;
   TaskExecutor* executor_;
@@ -87,6 +97,10 @@ class Worker {
   bool draining_ = false;                     // GUARDED_BY(mutex_)
   bool stopped_ = false;                      // GUARDED_BY(mutex_)
   std::vector<protocol::TaskRef> handed_back_;  // GUARDED_BY(mutex_)
+
+  std::mutex models_mutex_;
+  std::vector<std::string> installed_models_;  // GUARDED_BY(models_mutex_)
+  std::string models_error_;                   // GUARDED_BY(models_mutex_) last listing error
 };
 
 }  // namespace fairy::worker
