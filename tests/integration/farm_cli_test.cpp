@@ -125,7 +125,8 @@ class ScriptedFarm : public api::ControlHandler {
                    {"memory_mb", 81920},
                    {"slots", 1},
                    {"tags", {"a100"}},
-                   {"models", json::array()},
+                   {"models", {"/var/lib/fairy/models/ip2p"}},
+                   {"installed_models", {"fairy-tiny", "ip2p"}},
                    {"running",
                     {{{"job_id", "job-1"}, {"task_id", "s001-f000060-000083"}, {"attempt", 2}}}}},
                   {{"id", "gpu02"},
@@ -238,6 +239,20 @@ TEST_F(FarmCliTest, WorkersShowsStallsAndSuspects) {
   EXPECT_EQ(row1.substr(state, 2), "up") << o.text;
   EXPECT_EQ(row2.substr(state, 7), "suspect") << o.text;
   EXPECT_NE(row2.find(" 1/4 "), std::string::npos) << "one slot usable of 4 claimed\n" << o.text;
+}
+
+TEST_F(FarmCliTest, WorkersShowsInstalledModelsAndWhichAreLoaded) {
+  Output o = Run("workers");
+  ASSERT_EQ(o.exit_code, 0) << o.text;
+  std::istringstream lines(o.text);
+  std::string header, row1, row2;
+  std::getline(lines, header);
+  std::getline(lines, row1);
+  std::getline(lines, row2);
+  const size_t models = header.find("MODELS");
+  ASSERT_NE(models, std::string::npos) << o.text;
+  EXPECT_EQ(row1.substr(models, 16), "fairy-tiny,ip2p*") << o.text;
+  EXPECT_EQ(row2.substr(models, 2), "? ") << "gpu02 does not report its models\n" << o.text;
 }
 
 TEST_F(FarmCliTest, JobsFilterByState) {
