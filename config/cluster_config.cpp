@@ -348,7 +348,7 @@ Result<WorkerConfig> ParseWorkerConfig(const std::string& text, const std::strin
   if (tree) {
     const YAML::Node& root = *tree;
     r.CheckMap(root, "", {"coordinator", "worker_id", "device", "dtype", "slots", "tags",
-                          "models_dir", "redis", "storage_roots", "heartbeat_interval_ms",
+                          "models_dir", "model_variant", "redis", "storage_roots", "heartbeat_interval_ms",
                           "heartbeat_liveness", "reconnect_min_ms", "reconnect_max_ms",
                           "drain_grace_ms", "anchor_cache", "log_level"});
     if (r.ReadString(root, "", "coordinator", &cfg.coordinator)) {
@@ -379,6 +379,13 @@ Result<WorkerConfig> ParseWorkerConfig(const std::string& text, const std::strin
     ReadTags(c, root, &cfg.tags);
     if (r.ReadString(root, "", "models_dir", &cfg.models_dir) && !cfg.models_dir.empty()) {
       cfg.models_dir = c.Resolve("models_dir", cfg.models_dir);
+    }
+    if (r.ReadString(root, "", "model_variant", &cfg.model_variant)) {
+      static const std::regex kVariant(R"([a-z0-9_]{0,32})");
+      if (!std::regex_match(cfg.model_variant, kVariant)) {
+        r.Error(YamlReader::Get(root, "model_variant"), "model_variant",
+                "must be a diffusers variant name such as fp16 (a-z 0-9 _), got \"" + cfg.model_variant + "\"");
+      }
     }
     ReadRedis(c, root, &cfg.redis);
     ReadStorageRoots(c, root, &cfg.storage_roots);

@@ -77,6 +77,9 @@ struct WorkerConfig {
   int slots = 1;               // tasks run at once, 1..64
   std::vector<std::string> tags;  // matched against a job's worker_tags
   std::string models_dir = "/var/lib/fairy/models";  // where model folders named by id live
+  // A diffusers weights variant to read ("fp16": *.fp16.safetensors); "" = the default files, or
+  // a part's only variant when it has nothing else.
+  std::string model_variant;
   RedisConfig redis;
   std::vector<std::string> storage_roots = {"/srv/fairy"};  // as the coordinator's
   int64_t heartbeat_interval_ms = 1000;  // 10..60000

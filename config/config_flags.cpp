@@ -48,6 +48,7 @@ const std::vector<NamedFlag> kWorkerFlags = {
     {"--slots", "slots", "tasks run at once", false},
     {"--tag", "tags", "worker tag (repeatable; replaces the file's list)", true},
     {"--models-dir", "models_dir", "folder of model folders", false},
+    {"--model-variant", "model_variant", "diffusers weights variant to read (fp16)", false},
     {"--redis-url", "redis.url", "Redis URL of the anchor cache", false},
     {"--redis-password", "redis.password", "Redis AUTH password", false},
     {"--key-prefix", "redis.key_prefix", "Redis key namespace", false},

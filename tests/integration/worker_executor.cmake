@@ -2,4 +2,4 @@
 fairy_add_test(worker_executor_integration_test LABEL integration
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/worker_executor_test.cpp
   LIBS fairy_worker
-  TIMEOUT 120)
+  TIMEOUT 300)

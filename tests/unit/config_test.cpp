@@ -85,6 +85,7 @@ TEST_F(ConfigTest, DefaultWorkerFileMatchesBuiltInDefaults) {
   EXPECT_EQ(w.slots, d.slots);
   EXPECT_EQ(w.tags, d.tags);
   EXPECT_EQ(w.models_dir, d.models_dir);
+  EXPECT_EQ(w.model_variant, d.model_variant);
   EXPECT_EQ(w.redis.url, d.redis.url);
   EXPECT_EQ(w.storage_roots, d.storage_roots);
   EXPECT_EQ(w.heartbeat_interval_ms, d.heartbeat_interval_ms);
@@ -210,7 +211,7 @@ TEST_F(ConfigTest, FlagsThroughCLI11) {
   AddConfigFlags(app, ConfigKind::kWorker, &flags);
   std::vector<std::string> args = {"--config", path, "--device", "cuda:1", "--dtype", "float16",
                                    "--tag", "gpu", "--tag", "a100", "--storage-root", dir_ + "/b",
-                                   "--slots", "8", "--set", "slots=3"};
+                                   "--slots", "8", "--set", "slots=3", "--model-variant", "fp16"};
   std::reverse(args.begin(), args.end());  // CLI11 parses a reversed vector
   app.parse(args);
   auto w = LoadWorkerConfig(flags);
@@ -220,18 +221,20 @@ TEST_F(ConfigTest, FlagsThroughCLI11) {
   EXPECT_EQ(w->tags, (std::vector<std::string>{"gpu", "a100"}));
   EXPECT_EQ(w->storage_roots, (std::vector<std::string>{dir_ + "/b"}));
   EXPECT_EQ(w->slots, 3);  // --set is applied after the named flags
+  EXPECT_EQ(w->model_variant, "fp16");
 
   CLI::App app2;
   ConfigFlags flags2;
   AddConfigFlags(app2, ConfigKind::kWorker, &flags2);
-  std::vector<std::string> bad = {"--config", path, "--slots", "0", "--dtype", "bfloat16"};
+  std::vector<std::string> bad = {"--config", path, "--slots", "0", "--dtype", "bfloat16", "--model-variant", "FP-16"};
   std::reverse(bad.begin(), bad.end());
   app2.parse(bad);
   Diagnostics diags;
   EXPECT_FALSE(LoadWorkerConfig(flags2, &diags).ok());
   EXPECT_EQ(Text(diags),
             "--dtype: dtype: bfloat16 needs a cuda device; the cpu runs float32\n"
-            "--slots: slots: must be between 1 and 64, got 0\n");
+            "--slots: slots: must be between 1 and 64, got 0\n"
+            "--model-variant: model_variant: must be a diffusers variant name such as fp16 (a-z 0-9 _), got \"FP-16\"\n");
 
   CLI::App app3;
   ConfigFlags flags3;

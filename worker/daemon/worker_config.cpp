@@ -36,6 +36,7 @@ WorkerSetup SetupFromConfig(const config::WorkerConfig& c) {
   s.executor.key_prefix = c.redis.key_prefix;
   s.executor.max_part_bytes = c.anchor_cache_max_part_bytes;
   s.executor.models_dir = c.models_dir;
+  s.executor.model_variant = c.model_variant;
   s.worker.models_dir = c.models_dir;  // its model ids go to the coordinator
   s.executor.storage_roots = c.storage_roots;
   return s;

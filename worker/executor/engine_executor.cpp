@@ -47,15 +47,30 @@ std::string SourceIdentity(const std::string& path) {
          std::to_string(st.st_mtim.tv_nsec);
 }
 
-// What identifies a model folder's contents in anchor cache keys, the same on every worker that has
+// What identifies a model's contents in anchor cache keys, the same on every worker that has
 // the same files wherever its models_dir is: XXH64 of every .json file (configs, scheduler,
 // tokenizer; sorted relative paths included) and the sizes of the other files. A folder whose
 // configs change (architecture, noise schedule, tokenizer) gets new keys; retrained weights of the
 // same shapes do not (the weights are not read a second time to hash them).
+// A single-file model: its safetensors header (every tensor's name, dtype, shape and offsets) and
+// its size.
 std::string ModelDigest(const std::string& dir) {
   namespace fs = std::filesystem;
   std::vector<fs::path> files;
   std::error_code ec;
+  if (fs::is_regular_file(dir, ec)) {
+    anchor::XxHash64State hash;
+    std::ifstream in(dir, std::ios::binary);
+    uint64_t header_size = 0;
+    in.read(reinterpret_cast<char*>(&header_size), sizeof header_size);
+    std::string header(static_cast<size_t>(std::min<uint64_t>(header_size, 100u << 20)), '\0');
+    in.read(header.data(), static_cast<std::streamsize>(header.size()));
+    header += "\n" + std::to_string(fs::file_size(dir, ec));
+    hash.Update(header.data(), header.size());
+    char hex[17];
+    std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(hash.Digest()));
+    return hex;
+  }
   for (fs::recursive_directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
     if (it->is_regular_file(ec)) files.push_back(it->path());
   }
@@ -262,6 +277,7 @@ Result<TaskOutcome> EngineExecutor::Run(const TaskContext& ctx) {
       engine::ModelOptions mo;
       mo.device = state_->device;
       mo.dtype = state_->dtype;
+      mo.variant = options_.model_variant;
       mo.on_load_progress = [&ctx](int64_t read, int64_t all) {
         if (ctx.loading) ctx.loading(read, all);
       };

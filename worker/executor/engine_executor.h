@@ -42,6 +42,7 @@ struct EngineExecutorOptions {
   std::string redis_password;      // AUTH password ("" = none or in the URL)
   std::string key_prefix = "fairy:";
   std::string models_dir;          // where a model named by id (not a path) lives: <models_dir>/<id>
+  std::string model_variant;       // diffusers weights variant to read ("fp16"); "" = default files
   std::vector<std::string> storage_roots;  // tasks may read/write only under these (empty = anywhere)
   uint64_t max_part_bytes = 64ull << 20;  // anchor cache part size in Redis
   // Fault injection for tests (fairy-worker's hidden --fault-hang-at-step): the Nth denoising
