@@ -284,7 +284,10 @@ Result<std::vector<std::string>> FindWeightFiles(const std::string& part_dir, co
       const std::string file = entry.path().filename().string();
       for (const char* name : kNames) {
         const std::string prefix = std::string(name) + ".";
-        if (file.rfind(prefix, 0) != 0 || !EndsWith(file, ".safetensors")) continue;
+        // "<name>.<variant>.safetensors": longer than "<name>." + ".safetensors".
+        if (file.rfind(prefix, 0) != 0 || !EndsWith(file, ".safetensors") || file.size() <= prefix.size() + 12) {
+          continue;
+        }
         std::string v = file.substr(prefix.size(), file.size() - prefix.size() - 12);
         v = v.substr(0, v.find('-'));  // "fp16-00001-of-00002" -> "fp16"
         if (!v.empty() && std::find(seen.begin(), seen.end(), v) == seen.end()) seen.push_back(v);
