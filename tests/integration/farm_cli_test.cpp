@@ -225,14 +225,23 @@ TEST_F(FarmCliTest, JsonIsTheApiAnswer) {
   EXPECT_EQ(json::parse(w.text)["workers"][0]["id"], "gpu01");
 }
 
+// `fairy workers`' output: its header and first two rows.
+struct WorkersTable {
+  std::string text, header, row1, row2;
+};
+WorkersTable ReadWorkersTable(const std::string& text) {
+  WorkersTable t{text, "", "", ""};
+  std::istringstream lines(text);
+  std::getline(lines, t.header);
+  std::getline(lines, t.row1);
+  std::getline(lines, t.row2);
+  return t;
+}
+
 TEST_F(FarmCliTest, WorkersShowsStallsAndSuspects) {
   Output o = Run("workers");
   ASSERT_EQ(o.exit_code, 0) << o.text;
-  std::istringstream lines(o.text);
-  std::string header, row1, row2;
-  std::getline(lines, header);
-  std::getline(lines, row1);
-  std::getline(lines, row2);
+  const auto [text, header, row1, row2] = ReadWorkersTable(o.text);
   const size_t state = header.find("STATE");
   ASSERT_NE(state, std::string::npos) << o.text;
   ASSERT_NE(header.find("STALLS"), std::string::npos) << o.text;
@@ -244,11 +253,7 @@ TEST_F(FarmCliTest, WorkersShowsStallsAndSuspects) {
 TEST_F(FarmCliTest, WorkersShowsInstalledModelsAndWhichAreLoaded) {
   Output o = Run("workers");
   ASSERT_EQ(o.exit_code, 0) << o.text;
-  std::istringstream lines(o.text);
-  std::string header, row1, row2;
-  std::getline(lines, header);
-  std::getline(lines, row1);
-  std::getline(lines, row2);
+  const auto [text, header, row1, row2] = ReadWorkersTable(o.text);
   const size_t models = header.find("MODELS");
   ASSERT_NE(models, std::string::npos) << o.text;
   EXPECT_EQ(row1.substr(models, 16), "fairy-tiny,ip2p*") << o.text;
