@@ -21,7 +21,7 @@ const std::vector<std::string_view> kLogLevels = {"debug", "info", "warning", "e
 // The state of one load: the reader, where relative paths go, which fields the command line set.
 struct Context {
   YamlReader* reader;
-  std::string base_dir;               // the config file's folder
+  std::string base_dir;              // the config file's folder
   std::set<std::string> overridden;  // field paths set from the command line
   bool check_paths;
 
@@ -80,11 +80,12 @@ void ReadSecretFile(Context& c, const YAML::Node& map, const std::string& field,
 
 void CheckEndpoint(Context& c, const YAML::Node& map, std::string_view path, std::string_view key,
                    const std::string& value) {
-  static const std::regex kEndpoint(R"((tcp://[^\s:]+:(\*|[0-9]{1,5}))|(ipc://\S+)|(inproc://\S+))");
+  static const std::regex kEndpoint(
+      R"((tcp://[^\s:]+:(\*|[0-9]{1,5}))|(ipc://\S+)|(inproc://\S+))");
   if (!std::regex_match(value, kEndpoint)) {
-    c.reader->Error(YamlReader::Get(map, key), YamlReader::Join(path, key),
-                    "must be a ZeroMQ endpoint such as tcp://HOST:PORT or ipc:///path, got \"" +
-                        value + "\"");
+    c.reader->Error(
+        YamlReader::Get(map, key), YamlReader::Join(path, key),
+        "must be a ZeroMQ endpoint such as tcp://HOST:PORT or ipc:///path, got \"" + value + "\"");
   }
 }
 
@@ -94,7 +95,8 @@ void ReadRedis(Context& c, const YAML::Node& root, RedisConfig* redis) {
   if (!node.IsDefined()) return;
   if (!r.CheckMap(node, "redis", {"url", "password", "password_file", "key_prefix"})) return;
   if (r.ReadString(node, "redis", "url", &redis->url) && !redis->url.empty()) {
-    static const std::regex kUrl(R"((redis://([^@\s]*@)?[^\s:/@]+(:[0-9]{1,5})?(/[0-9]+)?)|(unix://\S+))");
+    static const std::regex kUrl(
+        R"((redis://([^@\s]*@)?[^\s:/@]+(:[0-9]{1,5})?(/[0-9]+)?)|(unix://\S+))");
     if (!std::regex_match(redis->url, kUrl)) {
       r.Error(YamlReader::Get(node, "url"), "redis.url",
               "must be redis://HOST[:PORT][/DB] or unix:///PATH (or \"\" for none), got \"" +
@@ -128,7 +130,8 @@ void ReadStorageRoots(Context& c, const YAML::Node& root, std::vector<std::strin
     for (const std::string& d : *roots) {  // the built-in defaults: absolute already
       std::error_code ec;
       if (!fs::is_directory(d, ec)) {
-        r.Error(root, "storage_roots", "folder " + d + " (the default) does not exist; set storage_roots",
+        r.Error(root, "storage_roots",
+                "folder " + d + " (the default) does not exist; set storage_roots",
                 Status::Code::kNotFound);
       }
     }
@@ -136,7 +139,8 @@ void ReadStorageRoots(Context& c, const YAML::Node& root, std::vector<std::strin
   }
   const YAML::Node list = YamlReader::Get(root, "storage_roots");
   if (raw.empty()) {
-    r.Error(list, "storage_roots", "needs at least one folder (jobs may only use paths under them)");
+    r.Error(list, "storage_roots",
+            "needs at least one folder (jobs may only use paths under them)");
     return;
   }
   std::vector<std::string> out;
@@ -163,22 +167,24 @@ void ReadTags(Context& c, const YAML::Node& root, std::vector<std::string>* tags
   static const std::regex kTag(R"([A-Za-z0-9_.:-]{1,64})");
   for (size_t i = 0; i < tags->size(); ++i) {
     if (!std::regex_match((*tags)[i], kTag)) {
-      c.reader->Error(YamlReader::Get(root, "tags")[i], "tags[" + std::to_string(i) + "]",
-                      "must be 1..64 characters of A-Z a-z 0-9 _ . : -, got \"" + (*tags)[i] + "\"");
+      c.reader->Error(
+          YamlReader::Get(root, "tags")[i], "tags[" + std::to_string(i) + "]",
+          "must be 1..64 characters of A-Z a-z 0-9 _ . : -, got \"" + (*tags)[i] + "\"");
     }
   }
 }
 
 // Parses the text, applies the overrides; nullopt when the document is unusable.
-std::optional<YAML::Node> LoadTree(const std::string& text, bool from_file, const LoadOptions& options,
-                                   YamlReader& r, Context& c) {
+std::optional<YAML::Node> LoadTree(const std::string& text, bool from_file,
+                                   const LoadOptions& options, YamlReader& r, Context& c) {
   YAML::Node root(YAML::NodeType::Map);
   if (from_file) {
     auto parsed = r.Parse(text);
     if (!parsed) return std::nullopt;
     if (!parsed->IsMap()) {
-      r.Error(*parsed, "", "a config file must be a mapping of keys to values, got " +
-                               YamlReader::Describe(*parsed));
+      r.Error(*parsed, "",
+              "a config file must be a mapping of keys to values, got " +
+                  YamlReader::Describe(*parsed));
       return std::nullopt;
     }
     root.reset(*parsed);
@@ -245,7 +251,8 @@ Result<ConfigOverride> ParseOverride(const std::string& text) {
   return o;
 }
 
-Result<CoordinatorConfig> ParseCoordinatorConfig(const std::string& text, const std::string& file_name,
+Result<CoordinatorConfig> ParseCoordinatorConfig(const std::string& text,
+                                                 const std::string& file_name,
                                                  const std::string& base_dir,
                                                  const LoadOptions& options, Diagnostics* diags) {
   Diagnostics local;
@@ -272,7 +279,8 @@ Result<CoordinatorConfig> ParseCoordinatorConfig(const std::string& text, const 
       }
       r.ReadInt(api, "api", "port", 0, 65535, &cfg.api_port);
       r.ReadString(api, "api", "token", &cfg.api_token);
-      if (r.ReadString(api, "api", "token_file", &cfg.api_token_file) && !cfg.api_token_file.empty()) {
+      if (r.ReadString(api, "api", "token_file", &cfg.api_token_file) &&
+          !cfg.api_token_file.empty()) {
         if (!cfg.api_token.empty()) {
           r.Error(YamlReader::Get(api, "token_file"), "api.token_file",
                   "set either api.token or api.token_file, not both");
@@ -347,18 +355,20 @@ Result<WorkerConfig> ParseWorkerConfig(const std::string& text, const std::strin
   auto tree = LoadTree(text, !file_name.empty() || !text.empty(), options, r, c);
   if (tree) {
     const YAML::Node& root = *tree;
-    r.CheckMap(root, "", {"coordinator", "worker_id", "device", "dtype", "slots", "tags",
-                          "models_dir", "model_variant", "redis", "storage_roots", "heartbeat_interval_ms",
-                          "heartbeat_liveness", "reconnect_min_ms", "reconnect_max_ms",
-                          "drain_grace_ms", "anchor_cache", "log_level"});
+    r.CheckMap(
+        root, "",
+        {"coordinator", "worker_id", "device", "dtype", "slots", "tags", "models_dir",
+         "model_variant", "redis", "storage_roots", "heartbeat_interval_ms", "heartbeat_liveness",
+         "reconnect_min_ms", "reconnect_max_ms", "drain_grace_ms", "anchor_cache", "log_level"});
     if (r.ReadString(root, "", "coordinator", &cfg.coordinator)) {
       CheckEndpoint(c, root, "", "coordinator", cfg.coordinator);
     }
     if (r.ReadString(root, "", "worker_id", &cfg.worker_id)) {
       static const std::regex kId(R"([A-Za-z0-9_.:-]{0,128})");
       if (!std::regex_match(cfg.worker_id, kId)) {
-        r.Error(YamlReader::Get(root, "worker_id"), "worker_id",
-                "must be up to 128 characters of A-Z a-z 0-9 _ . : -, got \"" + cfg.worker_id + "\"");
+        r.Error(
+            YamlReader::Get(root, "worker_id"), "worker_id",
+            "must be up to 128 characters of A-Z a-z 0-9 _ . : -, got \"" + cfg.worker_id + "\"");
       }
     }
     if (r.ReadString(root, "", "device", &cfg.device)) {
@@ -384,7 +394,8 @@ Result<WorkerConfig> ParseWorkerConfig(const std::string& text, const std::strin
       static const std::regex kVariant(R"([a-z0-9_]{0,32})");
       if (!std::regex_match(cfg.model_variant, kVariant)) {
         r.Error(YamlReader::Get(root, "model_variant"), "model_variant",
-                "must be a diffusers variant name such as fp16 (a-z 0-9 _), got \"" + cfg.model_variant + "\"");
+                "must be a diffusers variant name such as fp16 (a-z 0-9 _), got \"" +
+                    cfg.model_variant + "\"");
       }
     }
     ReadRedis(c, root, &cfg.redis);
@@ -422,7 +433,8 @@ Result<T> LoadFile(const std::string& path, const LoadOptions& options, Diagnost
   std::string text;
   Status s = ReadTextFile(path, &text);
   if (!s.ok()) {
-    if (diags) diags->Add(Diagnostic::FileError(path, s.message().substr(path.size() + 2), s.code()));
+    if (diags)
+      diags->Add(Diagnostic::FileError(path, s.message().substr(path.size() + 2), s.code()));
     return s;
   }
   std::error_code ec;

@@ -52,9 +52,11 @@ const std::vector<NamedFlag> kWorkerFlags = {
     {"--redis-url", "redis.url", "Redis URL of the anchor cache", false},
     {"--redis-password", "redis.password", "Redis AUTH password", false},
     {"--key-prefix", "redis.key_prefix", "Redis key namespace", false},
-    {"--storage-root", "storage_roots", "storage root folder (repeatable; replaces the file's list)", true},
+    {"--storage-root", "storage_roots",
+     "storage root folder (repeatable; replaces the file's list)", true},
     {"--heartbeat-interval-ms", "heartbeat_interval_ms", "heartbeat period", false},
-    {"--heartbeat-liveness", "heartbeat_liveness", "missed beats before the coordinator is lost", false},
+    {"--heartbeat-liveness", "heartbeat_liveness", "missed beats before the coordinator is lost",
+     false},
     {"--drain-grace-ms", "drain_grace_ms", "SIGTERM: time running tasks may finish", false},
     {"--max-part-bytes", "anchor_cache.max_part_bytes", "anchor cache part size in Redis", false},
     {"--log-level", "log_level", "debug, info, warning, error", false},
@@ -67,7 +69,8 @@ const std::vector<NamedFlag>& NamedConfigFlags(ConfigKind kind) {
 }
 
 void AddConfigFlags(CLI::App& app, ConfigKind kind, ConfigFlags* flags) {
-  app.add_option("--config", flags->config_file, "cluster config file (YAML)")->check(CLI::ExistingFile);
+  app.add_option("--config", flags->config_file, "cluster config file (YAML)")
+      ->check(CLI::ExistingFile);
   for (const NamedFlag& f : NamedConfigFlags(kind)) {
     const std::string path = f.path;
     const std::string label = f.flag;

@@ -8,8 +8,8 @@ namespace {
 
 using nlohmann::json;
 
-constexpr const char* kCommandNames[] = {"READY",     "TASK",   "PROGRESS", "DONE",
-                                         "FAILED",    "HEARTBEAT", "CANCEL", "DISCONNECT"};
+constexpr const char* kCommandNames[] = {"READY",  "TASK",      "PROGRESS", "DONE",
+                                         "FAILED", "HEARTBEAT", "CANCEL",   "DISCONNECT"};
 
 // Reads typed fields from a body object, remembering the first error. Every accessor names the
 // command and field in its error so a dropped message is easy to diagnose from the log.
@@ -132,7 +132,9 @@ class FieldReader {
   Status status_;
 };
 
-json RefJson(const TaskRef& r) { return json{{"job", r.job_id}, {"task", r.task_id}, {"attempt", r.attempt}}; }
+json RefJson(const TaskRef& r) {
+  return json{{"job", r.job_id}, {"task", r.task_id}, {"attempt", r.attempt}};
+}
 
 void PutRef(json& j, const TaskRef& r) {
   j["job"] = r.job_id;
@@ -150,8 +152,8 @@ constexpr int64_t kMaxFrame = int64_t{1} << 40;
 constexpr size_t kMaxDepth = 32;
 
 // nlohmann's MessagePack reader recurses once per nesting level, so a hostile body of nested
-// one-element arrays could exhaust the stack before any check runs. This iterative pre-scan walks the
-// item headers and rejects input nested deeper than `limit` or truncated.
+// one-element arrays could exhaust the stack before any check runs. This iterative pre-scan walks
+// the item headers and rejects input nested deeper than `limit` or truncated.
 bool MsgPackDepthAtMost(const std::string& data, size_t limit) {
   const auto* p = reinterpret_cast<const uint8_t*>(data.data());
   size_t n = data.size();
@@ -192,26 +194,80 @@ bool MsgPackDepthAtMost(const std::string& data, size_t limit) {
       if (!skip(b & 0x1fu)) return false;
     } else {
       switch (b) {
-        case 0xc4: case 0xd9: if (!read_be(1, &len) || !skip(len)) return false; break;
-        case 0xc5: case 0xda: if (!read_be(2, &len) || !skip(len)) return false; break;
-        case 0xc6: case 0xdb: if (!read_be(4, &len) || !skip(len)) return false; break;
-        case 0xc7: if (!read_be(1, &len) || !skip(len + 1)) return false; break;
-        case 0xc8: if (!read_be(2, &len) || !skip(len + 1)) return false; break;
-        case 0xc9: if (!read_be(4, &len) || !skip(len + 1)) return false; break;
-        case 0xca: case 0xd2: case 0xce: if (!skip(4)) return false; break;
-        case 0xcb: case 0xd3: case 0xcf: if (!skip(8)) return false; break;
-        case 0xcc: case 0xd0: if (!skip(1)) return false; break;
-        case 0xcd: case 0xd1: if (!skip(2)) return false; break;
-        case 0xd4: if (!skip(2)) return false; break;
-        case 0xd5: if (!skip(3)) return false; break;
-        case 0xd6: if (!skip(5)) return false; break;
-        case 0xd7: if (!skip(9)) return false; break;
-        case 0xd8: if (!skip(17)) return false; break;
-        case 0xdc: container = true; if (!read_be(2, &children)) return false; break;
-        case 0xdd: container = true; if (!read_be(4, &children)) return false; break;
-        case 0xde: container = true; if (!read_be(2, &children)) return false; children *= 2; break;
-        case 0xdf: container = true; if (!read_be(4, &children)) return false; children *= 2; break;
-        default: return false;  // 0xc1 is never used
+        case 0xc4:
+        case 0xd9:
+          if (!read_be(1, &len) || !skip(len)) return false;
+          break;
+        case 0xc5:
+        case 0xda:
+          if (!read_be(2, &len) || !skip(len)) return false;
+          break;
+        case 0xc6:
+        case 0xdb:
+          if (!read_be(4, &len) || !skip(len)) return false;
+          break;
+        case 0xc7:
+          if (!read_be(1, &len) || !skip(len + 1)) return false;
+          break;
+        case 0xc8:
+          if (!read_be(2, &len) || !skip(len + 1)) return false;
+          break;
+        case 0xc9:
+          if (!read_be(4, &len) || !skip(len + 1)) return false;
+          break;
+        case 0xca:
+        case 0xd2:
+        case 0xce:
+          if (!skip(4)) return false;
+          break;
+        case 0xcb:
+        case 0xd3:
+        case 0xcf:
+          if (!skip(8)) return false;
+          break;
+        case 0xcc:
+        case 0xd0:
+          if (!skip(1)) return false;
+          break;
+        case 0xcd:
+        case 0xd1:
+          if (!skip(2)) return false;
+          break;
+        case 0xd4:
+          if (!skip(2)) return false;
+          break;
+        case 0xd5:
+          if (!skip(3)) return false;
+          break;
+        case 0xd6:
+          if (!skip(5)) return false;
+          break;
+        case 0xd7:
+          if (!skip(9)) return false;
+          break;
+        case 0xd8:
+          if (!skip(17)) return false;
+          break;
+        case 0xdc:
+          container = true;
+          if (!read_be(2, &children)) return false;
+          break;
+        case 0xdd:
+          container = true;
+          if (!read_be(4, &children)) return false;
+          break;
+        case 0xde:
+          container = true;
+          if (!read_be(2, &children)) return false;
+          children *= 2;
+          break;
+        case 0xdf:
+          container = true;
+          if (!read_be(4, &children)) return false;
+          children *= 2;
+          break;
+        default:
+          return false;  // 0xc1 is never used
       }
     }
     if (container) {
@@ -252,10 +308,10 @@ json ToJson(const Message& message) {
       [&j](const auto& m) {
         using T = std::decay_t<decltype(m)>;
         if constexpr (std::is_same_v<T, Ready>) {
-          j = json{{"worker_id", m.worker_id},   {"hostname", m.hostname},
-                   {"device", m.device},         {"memory_bytes", m.memory_bytes},
-                   {"tags", m.tags},             {"loaded_models", m.loaded_models},
-                   {"capacity", m.capacity},     {"running", RefsJson(m.running)}};
+          j = json{{"worker_id", m.worker_id}, {"hostname", m.hostname},
+                   {"device", m.device},       {"memory_bytes", m.memory_bytes},
+                   {"tags", m.tags},           {"loaded_models", m.loaded_models},
+                   {"capacity", m.capacity},   {"running", RefsJson(m.running)}};
           if (m.installed_models) j["installed_models"] = *m.installed_models;
         } else if constexpr (std::is_same_v<T, Task>) {
           PutRef(j, m.ref);
@@ -333,7 +389,8 @@ Result<Message> FromJson(Command command, const json& body) {
       m.frame_begin = r.Int("frame_begin", 0, kMaxFrame);
       m.frame_end = r.Int("frame_end", 0, kMaxFrame);
       if (r.status().ok() && m.frame_end <= m.frame_begin) {
-        r.Fail("frame_end", "must be greater than frame_begin (" + std::to_string(m.frame_begin) + ")");
+        r.Fail("frame_end",
+               "must be greater than frame_begin (" + std::to_string(m.frame_begin) + ")");
       }
       if (const json* s = r.Object("settings")) m.settings = *s;
       out = std::move(m);
@@ -475,8 +532,9 @@ Result<Message> Decode(const std::vector<std::string>& frames) {
                                    frames[3]);
   }
   if (!DepthAtMost(body, kMaxDepth)) {
-    return Status::InvalidArgument(std::string(CommandName(command)) + ": body nested deeper than " +
-                                   std::to_string(kMaxDepth) + " levels");
+    return Status::InvalidArgument(std::string(CommandName(command)) +
+                                   ": body nested deeper than " + std::to_string(kMaxDepth) +
+                                   " levels");
   }
   return FromJson(command, body);
 }
@@ -488,7 +546,8 @@ std::string Describe(const Message& message) {
       [&out](const auto& m) {
         using T = std::decay_t<decltype(m)>;
         if constexpr (requires { m.ref; }) {
-          out << " job=" << m.ref.job_id << " task=" << m.ref.task_id << " attempt=" << m.ref.attempt;
+          out << " job=" << m.ref.job_id << " task=" << m.ref.task_id
+              << " attempt=" << m.ref.attempt;
         }
         if constexpr (std::is_same_v<T, Ready>) {
           out << " worker=" << m.worker_id << " device=" << m.device << " capacity=" << m.capacity

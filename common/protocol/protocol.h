@@ -17,12 +17,11 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <variant>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "common/status.h"
 
@@ -52,18 +51,18 @@ struct TaskRef {
 // Worker -> coordinator: "I exist, this is what I can do, and this is what I am still running".
 // Sent on every (re)connect; the coordinator answers nothing (work comes as TASK messages).
 struct Ready {
-  std::string worker_id;             // stable across reconnects (the DEALER routing id)
+  std::string worker_id;  // stable across reconnects (the DEALER routing id)
   std::string hostname;
-  std::string device;                // "cpu", "cuda:0", ...
-  int64_t memory_bytes = 0;          // device memory (or host memory for cpu)
-  std::vector<std::string> tags;     // matched against a job's worker tags
+  std::string device;             // "cpu", "cuda:0", ...
+  int64_t memory_bytes = 0;       // device memory (or host memory for cpu)
+  std::vector<std::string> tags;  // matched against a job's worker tags
   std::vector<std::string> loaded_models;
   // Model ids the worker can load (the entries of its models folder that are diffusers folders or
   // .safetensors files). nullopt: the worker does not say (older than the field; absent on the
   // wire): the coordinator does not check models against it.
   std::optional<std::vector<std::string>> installed_models;
-  int64_t capacity = 1;              // tasks it may run at once, >= 1
-  std::vector<TaskRef> running;      // tasks still running (re-adopted after a coordinator restart)
+  int64_t capacity = 1;          // tasks it may run at once, >= 1
+  std::vector<TaskRef> running;  // tasks still running (re-adopted after a coordinator restart)
   bool operator==(const Ready&) const = default;
 };
 
@@ -71,9 +70,9 @@ struct Ready {
 struct Task {
   TaskRef ref;
   TaskKind kind = TaskKind::kFrames;
-  int64_t shot = 0;          // shot index within the job
-  int64_t frame_begin = 0;   // first frame (inclusive), video frame index
-  int64_t frame_end = 0;     // last frame (exclusive); frame_end > frame_begin
+  int64_t shot = 0;         // shot index within the job
+  int64_t frame_begin = 0;  // first frame (inclusive), video frame index
+  int64_t frame_end = 0;    // last frame (exclusive); frame_end > frame_begin
   // Everything else the worker needs (input path, chunk output path, model, instruction, edit
   // settings, anchor indices, cache key, anchor_mode): a JSON object the worker validates.
   nlohmann::json settings = nlohmann::json::object();
@@ -87,7 +86,7 @@ struct Progress {
   TaskRef ref;
   int64_t frames_done = 0;
   int64_t frames_total = 0;
-  std::string message;       // a log line for the job's log, may be empty
+  std::string message;  // a log line for the job's log, may be empty
   // Denoising steps the attempt has run (every UNet pass of every batch); -1 = not counted (a
   // worker older than the field; absent on the wire).
   int64_t steps_done = -1;
@@ -99,18 +98,18 @@ struct Progress {
 // Worker -> coordinator: the attempt finished; its outputs are in place (renamed atomically).
 struct Done {
   TaskRef ref;
-  std::string output;        // chunk path (frames) or anchor cache key (anchor)
-  int64_t frames = 0;        // frames written
+  std::string output;  // chunk path (frames) or anchor cache key (anchor)
+  int64_t frames = 0;  // frames written
   int64_t duration_ms = 0;
-  int64_t cache_bytes = 0;   // anchor tasks: bytes published to the cache
+  int64_t cache_bytes = 0;  // anchor tasks: bytes published to the cache
   bool operator==(const Done&) const = default;
 };
 
 // Worker -> coordinator: the attempt failed.
 struct Failed {
   TaskRef ref;
-  std::string error;         // human-readable, names file/field/key
-  bool retryable = true;     // false: retrying on any worker would fail the same way
+  std::string error;      // human-readable, names file/field/key
+  bool retryable = true;  // false: retrying on any worker would fail the same way
   bool operator==(const Failed&) const = default;
 };
 

@@ -22,8 +22,9 @@ std::string NewJobId(int64_t now_ms) {
   std::tm tm{};
   gmtime_r(&t, &tm);
   char buf[64];
-  std::snprintf(buf, sizeof(buf), "job-%04d%02d%02d-%02d%02d%02d-%04x", tm.tm_year + 1900, tm.tm_mon + 1,
-                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<unsigned>(rng() & 0xffff));
+  std::snprintf(buf, sizeof(buf), "job-%04d%02d%02d-%02d%02d%02d-%04x", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                static_cast<unsigned>(rng() & 0xffff));
   return buf;
 }
 
@@ -93,9 +94,11 @@ json Coordinator::JobSummary(const scheduler::JobRecord& j) const {
 
 Result<json> Coordinator::Submit(const std::string& yaml, const std::string& source_name,
                                  std::optional<int> priority) {
-  FAIRY_ASSIGN_OR_RETURN(std::vector<JobPlan> plans, ParseJobFile(yaml, source_name, options_.submit, priority));
+  FAIRY_ASSIGN_OR_RETURN(std::vector<JobPlan> plans,
+                         ParseJobFile(yaml, source_name, options_.submit, priority));
   FAIRY_RETURN_IF_ERROR(CheckOutputsAreFree(plans, source_name));
-  const std::vector<const scheduler::WorkerRecord*> connected = ConnectedWorkers(scheduler_->Workers());
+  const std::vector<const scheduler::WorkerRecord*> connected =
+      ConnectedWorkers(scheduler_->Workers());
   for (const JobPlan& plan : plans) {
     if (!jobs::IsModelId(plan.model)) continue;  // a path: the job parser checked it
     FAIRY_RETURN_IF_ERROR(CheckModelOnWorkers(source_name, plan.name, plan.model, connected));
@@ -108,16 +111,19 @@ Result<json> Coordinator::Submit(const std::string& yaml, const std::string& sou
     } while (scheduler_->FindJob(id) != nullptr);
     scheduler::JobSubmission sub = plan.Submission(id);
     if (plan.work_dir.empty()) {
-      plan.work_dir = options_.submit.work_root.empty()
-                          ? (std::filesystem::path(plan.output).parent_path() / ".fairy-work" / id).string()
-                          : (std::filesystem::path(options_.submit.work_root) / id).string();
+      plan.work_dir =
+          options_.submit.work_root.empty()
+              ? (std::filesystem::path(plan.output).parent_path() / ".fairy-work" / id).string()
+              : (std::filesystem::path(options_.submit.work_root) / id).string();
     }
     sub.spec = plan.ToJson().dump();
     Actions actions;
     FAIRY_RETURN_IF_ERROR(scheduler_->Submit(sub, &actions));
     plans_[id] = plan;
-    Log(id, "", "", "submitted from " + source_name + " (priority " + std::to_string(sub.priority) + ")");
-    if (!sub.requirements.model_id.empty()) Log(id, "", "", ModelWorkersLine(sub.requirements.model_id, connected));
+    Log(id, "", "",
+        "submitted from " + source_name + " (priority " + std::to_string(sub.priority) + ")");
+    if (!sub.requirements.model_id.empty())
+      Log(id, "", "", ModelWorkersLine(sub.requirements.model_id, connected));
     Execute(std::move(actions));
     ids.push_back(id);
   }
@@ -169,9 +175,17 @@ Result<json> Coordinator::JobStatus(const std::string& job_id) {
   json tasks = json::array();
   std::vector<json> shots;
   for (const auto& s : job->shots) {
-    shots.push_back(json{{"index", s.index}, {"first_frame", s.first_frame}, {"frame_count", s.frame_count},
-                         {"anchors", s.anchor_frames}, {"frames_done", 0}, {"state", "PENDING"}, {"worker", ""},
-                         {"attempt", 0}, {"started_ms", 0}, {"finished_ms", 0}, {"frames_per_s", 0.0}});
+    shots.push_back(json{{"index", s.index},
+                         {"first_frame", s.first_frame},
+                         {"frame_count", s.frame_count},
+                         {"anchors", s.anchor_frames},
+                         {"frames_done", 0},
+                         {"state", "PENDING"},
+                         {"worker", ""},
+                         {"attempt", 0},
+                         {"started_ms", 0},
+                         {"finished_ms", 0},
+                         {"frames_per_s", 0.0}});
   }
   std::vector<std::map<std::string, int>> shot_states(shots.size());
   for (const auto* t : scheduler_->Tasks(job_id)) {
@@ -185,7 +199,9 @@ Result<json> Coordinator::JobStatus(const std::string& job_id) {
     s["attempt"] = std::max<int64_t>(s["attempt"].get<int64_t>(), t->attempt);
     // A shot starts when its first task went to a worker (which starts a task when it gets it).
     const int64_t start = t->assigned_ms;
-    if (start > 0 && (s["started_ms"].get<int64_t>() == 0 || start < s["started_ms"].get<int64_t>())) s["started_ms"] = start;
+    if (start > 0 &&
+        (s["started_ms"].get<int64_t>() == 0 || start < s["started_ms"].get<int64_t>()))
+      s["started_ms"] = start;
     s["finished_ms"] = std::max<int64_t>(s["finished_ms"].get<int64_t>(), t->finished_ms);
     if (scheduler::IsLive(t->state) || s["worker"].get<std::string>().empty()) {
       if (!t->worker_id.empty()) s["worker"] = t->worker_id;
@@ -210,7 +226,8 @@ Result<json> Coordinator::JobStatus(const std::string& job_id) {
     shots[i]["state"] = state;
     if (state != "DONE") shots[i]["finished_ms"] = 0;
     int64_t end = state == "DONE" ? shots[i]["finished_ms"].get<int64_t>() : clock_.NowMs();
-    shots[i]["frames_per_s"] = Rate(shots[i]["frames_done"].get<int64_t>(), shots[i]["started_ms"].get<int64_t>(), end);
+    shots[i]["frames_per_s"] =
+        Rate(shots[i]["frames_done"].get<int64_t>(), shots[i]["started_ms"].get<int64_t>(), end);
   }
   out["tasks"] = tasks;
   out["shots"] = shots;
@@ -222,7 +239,8 @@ Result<json> Coordinator::Control(const std::string& job_id, const std::string& 
   Actions actions;
   FAIRY_RETURN_IF_ERROR(scheduler_->Control(job_id, control, priority, &actions));
   ExecuteAndDispatch(std::move(actions));
-  Log(job_id, "", "", op + (op == "priority" ? " " + std::to_string(priority) : std::string()) + " (control API)");
+  Log(job_id, "", "",
+      op + (op == "priority" ? " " + std::to_string(priority) : std::string()) + " (control API)");
   const scheduler::JobRecord* job = scheduler_->FindJob(job_id);
   if (job == nullptr) return Status::NotFound("no job '" + job_id + "'");
   return JobSummary(*job);
@@ -232,40 +250,47 @@ Result<json> Coordinator::Workers() {
   json workers = json::array();
   for (const auto* w : scheduler_->Workers()) {
     json running = json::array();
-    for (const auto& r : w->running) running.push_back({{"job_id", r.job_id}, {"task_id", r.task_id}, {"attempt", r.attempt}});
-    workers.push_back(json{{"id", w->info.worker_id},
-                           {"host", w->info.host},
-                           {"device", w->info.device},
-                           {"memory_mb", w->info.memory_mb},
-                           {"tags", w->info.tags},
-                           {"models", w->info.models},
-                           // model ids in its models folder; null: the worker does not say (older)
-                           {"installed_models", w->info.reports_models ? json(w->info.installed_models) : json()},
-                           {"slots", w->info.slots},
-                           // one until it has shown progress (and again after a stall)
-                           {"usable_slots", scheduler_->UsableSlots(*w)},
-                           {"running", running},
-                           {"stalls", w->stalls},
-                           {"suspect", w->suspect},
-                           {"step_ms", w->step_ms},
-                           {"registered_ms", w->registered_ms},
-                           {"last_seen_ms", w->last_seen_ms},
-                           {"draining", w->draining}});
+    for (const auto& r : w->running)
+      running.push_back({{"job_id", r.job_id}, {"task_id", r.task_id}, {"attempt", r.attempt}});
+    workers.push_back(
+        json{{"id", w->info.worker_id},
+             {"host", w->info.host},
+             {"device", w->info.device},
+             {"memory_mb", w->info.memory_mb},
+             {"tags", w->info.tags},
+             {"models", w->info.models},
+             // model ids in its models folder; null: the worker does not say (older)
+             {"installed_models", w->info.reports_models ? json(w->info.installed_models) : json()},
+             {"slots", w->info.slots},
+             // one until it has shown progress (and again after a stall)
+             {"usable_slots", scheduler_->UsableSlots(*w)},
+             {"running", running},
+             {"stalls", w->stalls},
+             {"suspect", w->suspect},
+             {"step_ms", w->step_ms},
+             {"registered_ms", w->registered_ms},
+             {"last_seen_ms", w->last_seen_ms},
+             {"draining", w->draining}});
   }
   return json{{"workers", workers}};
 }
 
-Result<json> Coordinator::Logs(const std::string& job_id, const std::string& task_filter, const std::string& after_id,
-                               int limit) {
+Result<json> Coordinator::Logs(const std::string& job_id, const std::string& task_filter,
+                               const std::string& after_id, int limit) {
   const scheduler::JobRecord* job = scheduler_->FindJob(job_id);
   if (job == nullptr) return Status::NotFound("no job '" + job_id + "'");
-  FAIRY_ASSIGN_OR_RETURN(std::vector<scheduler::LogLine> lines, store_->ReadLog(job_id, after_id, limit));
+  FAIRY_ASSIGN_OR_RETURN(std::vector<scheduler::LogLine> lines,
+                         store_->ReadLog(job_id, after_id, limit));
   json out = json::array();
   std::string next = after_id;
   for (const auto& l : lines) {
     next = l.id;
     if (!task_filter.empty() && l.task_id != task_filter) continue;
-    out.push_back({{"id", l.id}, {"time_ms", l.time_ms}, {"task", l.task_id}, {"worker", l.worker_id}, {"line", l.line}});
+    out.push_back({{"id", l.id},
+                   {"time_ms", l.time_ms},
+                   {"task", l.task_id},
+                   {"worker", l.worker_id},
+                   {"line", l.line}});
   }
   // A follower stops once the job is final and it has read everything.
   bool finished = scheduler::IsFinal(job->state) && static_cast<int>(lines.size()) < limit;
@@ -278,8 +303,14 @@ Result<json> Coordinator::Events(const std::string& after_id, int limit) {
   std::string next = after_id;
   for (const auto& e : events) {
     next = e.id;
-    out.push_back({{"id", e.id}, {"time_ms", e.time_ms}, {"type", e.type}, {"job", e.job_id}, {"task", e.task_id},
-                   {"worker", e.worker_id}, {"attempt", e.attempt}, {"detail", e.detail}});
+    out.push_back({{"id", e.id},
+                   {"time_ms", e.time_ms},
+                   {"type", e.type},
+                   {"job", e.job_id},
+                   {"task", e.task_id},
+                   {"worker", e.worker_id},
+                   {"attempt", e.attempt},
+                   {"detail", e.detail}});
   }
   return json{{"events", out}, {"next", next}};
 }
@@ -287,14 +318,17 @@ Result<json> Coordinator::Events(const std::string& after_id, int limit) {
 void Coordinator::RecordRate() {
   int64_t now = clock_.NowMs();
   rate_samples_.emplace_back(now, scheduler_->stats().frames_done);
-  while (!rate_samples_.empty() && now - rate_samples_.front().first > 60000) rate_samples_.pop_front();
+  while (!rate_samples_.empty() && now - rate_samples_.front().first > 60000)
+    rate_samples_.pop_front();
 }
 
 std::string Coordinator::Metrics() {
   std::ostringstream m;
   std::map<std::string, int> job_states, task_states;
-  for (const char* s : {"QUEUED", "RUNNING", "PAUSED", "DONE", "FAILED", "CANCELLED"}) job_states[s] = 0;
-  for (const char* s : {"PENDING", "READY", "ASSIGNED", "RUNNING", "DONE", "FAILED", "CANCELLED"}) task_states[s] = 0;
+  for (const char* s : {"QUEUED", "RUNNING", "PAUSED", "DONE", "FAILED", "CANCELLED"})
+    job_states[s] = 0;
+  for (const char* s : {"PENDING", "READY", "ASSIGNED", "RUNNING", "DONE", "FAILED", "CANCELLED"})
+    task_states[s] = 0;
   for (const auto* j : scheduler_->Jobs()) {
     job_states[scheduler::Name(j->state)]++;
     for (const auto* t : scheduler_->Tasks(j->job_id)) task_states[scheduler::Name(t->state)]++;
@@ -322,7 +356,8 @@ std::string Coordinator::Metrics() {
       suspect_lines << "fairy_worker_suspect{worker=\"" << label << "\"} 1\n";
     }
   }
-  m << "# HELP fairy_workers Connected workers.\n# TYPE fairy_workers gauge\nfairy_workers " << workers << "\n";
+  m << "# HELP fairy_workers Connected workers.\n# TYPE fairy_workers gauge\nfairy_workers "
+    << workers << "\n";
   m << "# HELP fairy_workers_suspect Connected workers with repeated stalled attempts "
        "(tasks.stall_threshold).\n"
     << "# TYPE fairy_workers_suspect gauge\nfairy_workers_suspect " << suspects << "\n";
@@ -331,32 +366,39 @@ std::string Coordinator::Metrics() {
   m << "# HELP fairy_worker_stalls Stalled attempts of each connected worker that has had any.\n"
     << "# TYPE fairy_worker_stalls gauge\n"
     << stall_lines.str();
-  m << "# HELP fairy_worker_slots Task slots of connected workers.\n# TYPE fairy_worker_slots gauge\n"
-    << "fairy_worker_slots{state=\"total\"} " << slots << "\nfairy_worker_slots{state=\"busy\"} " << busy << "\n";
+  m << "# HELP fairy_worker_slots Task slots of connected workers.\n# TYPE fairy_worker_slots "
+       "gauge\n"
+    << "fairy_worker_slots{state=\"total\"} " << slots << "\nfairy_worker_slots{state=\"busy\"} "
+    << busy << "\n";
   const auto& st = scheduler_->stats();
   auto counter = [&m](const char* name, const char* help, int64_t v) {
-    m << "# HELP " << name << " " << help << "\n# TYPE " << name << " counter\n" << name << " " << v << "\n";
+    m << "# HELP " << name << " " << help << "\n# TYPE " << name << " counter\n"
+      << name << " " << v << "\n";
   };
   counter("fairy_frames_edited_total", "Frames of completed frames tasks.", st.frames_done);
   counter("fairy_tasks_assigned_total", "Task attempts sent to workers.", st.tasks_assigned);
   counter("fairy_tasks_done_total", "Task attempts completed.", st.tasks_done);
-  counter("fairy_task_attempts_failed_total", "Task attempts that failed.", st.tasks_failed_attempts);
-  counter("fairy_tasks_requeued_lost_total", "Attempts lost with a dead worker and requeued.", st.tasks_requeued_lost);
+  counter("fairy_task_attempts_failed_total", "Task attempts that failed.",
+          st.tasks_failed_attempts);
+  counter("fairy_tasks_requeued_lost_total", "Attempts lost with a dead worker and requeued.",
+          st.tasks_requeued_lost);
   counter("fairy_tasks_timed_out_total",
           "Attempts stopped for running longer than tasks.max_time_ms.", st.tasks_timed_out);
   counter("fairy_tasks_stalled_total",
           "Attempts stalled (no progress within their limit) and requeued elsewhere.",
           st.tasks_stalled);
-  counter("fairy_stale_reports_total", "Reports for attempts that were no longer current (fenced).", st.stale_reports);
-  counter("fairy_workers_dead_total", "Workers declared dead after missing heartbeats.", st.workers_dead);
-  counter("fairy_anchor_cache_bytes_published_total", "Anchor cache bytes published by anchor tasks.",
-          cache_bytes_published_);
+  counter("fairy_stale_reports_total", "Reports for attempts that were no longer current (fenced).",
+          st.stale_reports);
+  counter("fairy_workers_dead_total", "Workers declared dead after missing heartbeats.",
+          st.workers_dead);
+  counter("fairy_anchor_cache_bytes_published_total",
+          "Anchor cache bytes published by anchor tasks.", cache_bytes_published_);
   counter("fairy_anchor_caches_unpublished_total",
           "Anchor tasks (anchor_mode cache) that could not publish their cache: every frames task "
           "of their shot recomputes the anchors.",
           anchor_caches_unpublished_);
-  counter("fairy_protocol_messages_rejected_total", "Malformed or wrong-version worker messages dropped.",
-          link_ ? link_->rejected() : 0);
+  counter("fairy_protocol_messages_rejected_total",
+          "Malformed or wrong-version worker messages dropped.", link_ ? link_->rejected() : 0);
   double fps = 0;
   if (rate_samples_.size() >= 2 && rate_samples_.back().first > rate_samples_.front().first) {
     fps = static_cast<double>(rate_samples_.back().second - rate_samples_.front().second) * 1000.0 /
@@ -364,14 +406,16 @@ std::string Coordinator::Metrics() {
   }
   m << "# HELP fairy_frames_per_second Frames edited per second over the last minute.\n"
     << "# TYPE fairy_frames_per_second gauge\nfairy_frames_per_second " << fps << "\n";
-  m << "# HELP fairy_task_duration_seconds Duration of completed task attempts (assignment to DONE).\n"
+  m << "# HELP fairy_task_duration_seconds Duration of completed task attempts (assignment to "
+       "DONE).\n"
     << "# TYPE fairy_task_duration_seconds histogram\n";
   for (size_t i = 0; i < std::size(kDurationBuckets); ++i) {
-    m << "fairy_task_duration_seconds_bucket{le=\"" << kDurationBuckets[i] << "\"} " << duration_counts_[i] << "\n";
+    m << "fairy_task_duration_seconds_bucket{le=\"" << kDurationBuckets[i] << "\"} "
+      << duration_counts_[i] << "\n";
   }
   m << "fairy_task_duration_seconds_bucket{le=\"+Inf\"} " << duration_count_ << "\n"
-    << "fairy_task_duration_seconds_sum " << duration_sum_s_ << "\nfairy_task_duration_seconds_count "
-    << duration_count_ << "\n";
+    << "fairy_task_duration_seconds_sum " << duration_sum_s_
+    << "\nfairy_task_duration_seconds_count " << duration_count_ << "\n";
   return m.str();
 }
 

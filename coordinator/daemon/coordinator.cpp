@@ -33,7 +33,9 @@ scheduler::WorkerInfo InfoFrom(const protocol::Ready& r) {
   return info;
 }
 
-RunningTask RunningFrom(const protocol::TaskRef& ref) { return RunningTask{ref.job_id, ref.task_id, ref.attempt}; }
+RunningTask RunningFrom(const protocol::TaskRef& ref) {
+  return RunningTask{ref.job_id, ref.task_id, ref.attempt};
+}
 
 bool IsStale(const Status& s) { return s.code() == Status::Code::kFailedPrecondition; }
 
@@ -78,7 +80,8 @@ Status CheckEvictionPolicy(redis::RedisClient& client, const redis::RedisOptions
 }  // namespace
 
 Coordinator::Coordinator(CoordinatorOptions options)
-    : options_(std::move(options)), media_pool_(static_cast<size_t>(std::max(1, options_.media_threads))) {}
+    : options_(std::move(options)),
+      media_pool_(static_cast<size_t>(std::max(1, options_.media_threads))) {}
 
 Coordinator::~Coordinator() {
   if (link_) link_->Stop();
@@ -94,7 +97,8 @@ Result<std::unique_ptr<Coordinator>> Coordinator::Start(CoordinatorOptions optio
 
 Status Coordinator::Init() {
   if (options_.redis_url.empty()) {
-    FAIRY_LOG(kWarn, "coordinator") << "no redis_url: using the in-memory store (state is lost on exit)";
+    FAIRY_LOG(kWarn, "coordinator")
+        << "no redis_url: using the in-memory store (state is lost on exit)";
     store_ = store::NewMemoryStore(&clock_);
   } else {
     FAIRY_ASSIGN_OR_RETURN(redis::RedisOptions ro, redis::ParseRedisUrl(options_.redis_url));
@@ -115,23 +119,23 @@ Status Coordinator::Init() {
   lo.bind_endpoint = options_.worker_bind;
   lo.heartbeat_interval_ms = options_.scheduler.heartbeat_interval_ms;
   lo.liveness = options_.scheduler.heartbeat_liveness;
-  FAIRY_ASSIGN_OR_RETURN(
-      link_, link::RouterLink::Start(
-                 lo,
-                 [this](const std::string& peer, protocol::Message m) {
-                   bool first = false;
-                   {
-                     std::lock_guard<std::mutex> lock(inbox_mutex_);
-                     first = inbox_.empty();
-                     inbox_.emplace_back(peer, std::move(m));
-                   }
-                   if (first) net::post(io_, [this] { OnWorkerMessages(); });
-                 },
-                 [](const std::string& peer, const Status& why) {
-                   // Already logged by the link; nothing else to do but count (link_->rejected()).
-                   (void)peer;
-                   (void)why;
-                 }));
+  FAIRY_ASSIGN_OR_RETURN(link_, link::RouterLink::Start(
+                                    lo,
+                                    [this](const std::string& peer, protocol::Message m) {
+                                      bool first = false;
+                                      {
+                                        std::lock_guard<std::mutex> lock(inbox_mutex_);
+                                        first = inbox_.empty();
+                                        inbox_.emplace_back(peer, std::move(m));
+                                      }
+                                      if (first) net::post(io_, [this] { OnWorkerMessages(); });
+                                    },
+                                    [](const std::string& peer, const Status& why) {
+                                      // Already logged by the link; nothing else to do but count
+                                      // (link_->rejected()).
+                                      (void)peer;
+                                      (void)why;
+                                    }));
   worker_endpoint_ = link_->endpoint();
   FAIRY_RETURN_IF_ERROR(Reload());
   FAIRY_ASSIGN_OR_RETURN(api_, api::HttpServer::Start(io_, options_.api, this));
@@ -151,8 +155,8 @@ Status Coordinator::Reload() {
     nlohmann::json spec = nlohmann::json::parse(snap.job.spec, nullptr, false);
     auto plan = JobPlan::FromJson(spec);
     if (!plan.ok()) {
-      FAIRY_LOG(kError, "coordinator") << "job " << snap.job.job_id << ": stored spec unreadable: "
-                                       << plan.status().ToString();
+      FAIRY_LOG(kError, "coordinator")
+          << "job " << snap.job.job_id << ": stored spec unreadable: " << plan.status().ToString();
       continue;
     }
     plans_[snap.job.job_id] = std::move(plan).value();
@@ -231,8 +235,8 @@ const JobPlan* Coordinator::Plan(const std::string& job_id) {
   return it == plans_.end() ? nullptr : &it->second;
 }
 
-void Coordinator::Log(const std::string& job_id, const std::string& task_id, const std::string& worker_id,
-                      const std::string& line) {
+void Coordinator::Log(const std::string& job_id, const std::string& task_id,
+                      const std::string& worker_id, const std::string& line) {
   scheduler::LogLine l;
   l.time_ms = clock_.NowMs();
   l.task_id = task_id;
@@ -250,25 +254,30 @@ void Coordinator::OnWorkerMessages() {
   if (shutting_down_.load()) return;
   Actions actions;
   std::vector<std::pair<std::string, scheduler::LogLine>> logs;
-  for (auto& [peer, message] : batch) HandleWorkerMessage(peer, std::move(message), &actions, &logs);
+  for (auto& [peer, message] : batch)
+    HandleWorkerMessage(peer, std::move(message), &actions, &logs);
   ExecuteAndDispatch(std::move(actions));
   // Log lines are written after the actions and the dispatch, without waiting for Redis's
   // answer: they are not on the DONE -> TASK path.
   WarnIfWriteLaterFailed(store_->AppendLogsLater(logs));
 }
 
-void Coordinator::HandleWorkerMessage(const std::string& peer, protocol::Message message, Actions* out,
-                                      std::vector<std::pair<std::string, scheduler::LogLine>>* logs) {
+void Coordinator::HandleWorkerMessage(
+    const std::string& peer, protocol::Message message, Actions* out,
+    std::vector<std::pair<std::string, scheduler::LogLine>>* logs) {
   Actions& actions = *out;
-  auto Log = [&](const std::string& job, const std::string& task, const std::string& w, std::string line) {
+  auto Log = [&](const std::string& job, const std::string& task, const std::string& w,
+                 std::string line) {
     logs->push_back({job, scheduler::LogLine{clock_.NowMs(), task, w, std::move(line), ""}});
   };
   const std::string& worker = peer;  // workers use their id as the routing id
-  auto ask_ready = [&] { link_->Send(peer, protocol::Disconnect{"unknown worker: send READY", {}}); };
+  auto ask_ready = [&] {
+    link_->Send(peer, protocol::Disconnect{"unknown worker: send READY", {}});
+  };
   if (auto* r = std::get_if<protocol::Ready>(&message)) {
     if (r->worker_id != peer) {
-      FAIRY_LOG(kWarn, "coordinator") << "READY from routing id '" << peer << "' names worker '" << r->worker_id
-                                      << "'; dropped";
+      FAIRY_LOG(kWarn, "coordinator") << "READY from routing id '" << peer << "' names worker '"
+                                      << r->worker_id << "'; dropped";
       return;
     }
     std::vector<RunningTask> running;
@@ -278,8 +287,9 @@ void Coordinator::HandleWorkerMessage(const std::string& peer, protocol::Message
       FAIRY_LOG(kWarn, "coordinator") << "worker " << worker << " hello: " << s.ToString();
     }
     worker_peers_[worker] = peer;
-    FAIRY_LOG(kInfo, "coordinator") << "worker " << worker << " ready (" << r->device << ", " << r->capacity
-                                    << " slot(s), " << r->running.size() << " running)";
+    FAIRY_LOG(kInfo, "coordinator")
+        << "worker " << worker << " ready (" << r->device << ", " << r->capacity << " slot(s), "
+        << r->running.size() << " running)";
     const int cap = options_.scheduler.max_worker_slots;
     if (cap > 0 && r->capacity > cap) {
       FAIRY_LOG(kWarn, "coordinator") << "worker " << worker << " claims " << r->capacity
@@ -288,14 +298,16 @@ void Coordinator::HandleWorkerMessage(const std::string& peer, protocol::Message
   } else if (auto* h = std::get_if<protocol::Heartbeat>(&message)) {
     const std::vector<std::string>* models = h->installed_models ? &*h->installed_models : nullptr;
     if (models != nullptr) {
-      FAIRY_LOG(kInfo, "coordinator") << "worker " << worker << " now has " << models->size() << " model(s)";
+      FAIRY_LOG(kInfo, "coordinator")
+          << "worker " << worker << " now has " << models->size() << " model(s)";
     }
     Status s = scheduler_->OnHeartbeat(worker, &actions, models);
     if (s.code() == Status::Code::kNotFound) ask_ready();
   } else if (auto* p = std::get_if<protocol::Progress>(&message)) {
     Status s = scheduler_->OnTaskProgress(
         RunningFrom(p->ref), worker,
-        scheduler::ProgressReport{p->frames_done, p->steps_done, p->load_bytes_read, p->load_bytes_total},
+        scheduler::ProgressReport{p->frames_done, p->steps_done, p->load_bytes_read,
+                                  p->load_bytes_total},
         &actions);
     if (s.code() == Status::Code::kNotFound && scheduler_->FindWorker(worker) == nullptr) {
       ask_ready();
@@ -316,19 +328,22 @@ void Coordinator::HandleWorkerMessage(const std::string& peer, protocol::Message
         }
         if (t->finished_ms > 0 && t->assigned_ms > 0) {
           double seconds = static_cast<double>(t->finished_ms - t->assigned_ms) / 1000.0;
-          for (size_t i = 0; i < std::size(kDurationBuckets); ++i) duration_counts_[i] += seconds <= kDurationBuckets[i];
+          for (size_t i = 0; i < std::size(kDurationBuckets); ++i)
+            duration_counts_[i] += seconds <= kDurationBuckets[i];
           ++duration_count_;
           duration_sum_s_ += seconds;
         }
       }
       Log(d->ref.job_id, d->ref.task_id, worker,
-          "done: " + std::to_string(d->frames) + " frame(s) in " + std::to_string(d->duration_ms) + " ms");
+          "done: " + std::to_string(d->frames) + " frame(s) in " + std::to_string(d->duration_ms) +
+              " ms");
     } else {
-      FAIRY_LOG(kInfo, "coordinator") << "ignored " << protocol::Describe(message) << " from " << worker << ": "
-                                      << s.ToString();
+      FAIRY_LOG(kInfo, "coordinator") << "ignored " << protocol::Describe(message) << " from "
+                                      << worker << ": " << s.ToString();
     }
   } else if (auto* f = std::get_if<protocol::Failed>(&message)) {
-    Status s = scheduler_->OnTaskFailed(RunningFrom(f->ref), worker, f->error, f->retryable, &actions);
+    Status s =
+        scheduler_->OnTaskFailed(RunningFrom(f->ref), worker, f->error, f->retryable, &actions);
     if (s.ok()) Log(f->ref.job_id, f->ref.task_id, worker, "failed: " + f->error);
   } else if (auto* g = std::get_if<protocol::Disconnect>(&message)) {
     FAIRY_LOG(kInfo, "coordinator") << "worker " << worker << " leaves: " << g->reason;
@@ -336,8 +351,9 @@ void Coordinator::HandleWorkerMessage(const std::string& peer, protocol::Message
     (void)s;
     worker_peers_.erase(worker);
   } else {
-    FAIRY_LOG(kWarn, "coordinator") << "worker " << worker << " sent " << protocol::Describe(message)
-                                    << ", which only the coordinator sends; dropped";
+    FAIRY_LOG(kWarn, "coordinator")
+        << "worker " << worker << " sent " << protocol::Describe(message)
+        << ", which only the coordinator sends; dropped";
   }
 }
 
@@ -348,7 +364,8 @@ void Coordinator::ExecuteAndDispatch(Actions actions) {
     if (n <= 0 || !worker_peers_.count(w->info.worker_id)) continue;
     Status s = scheduler_->OnWorkerReady(w->info.worker_id, n, &actions);
     if (!s.ok() && s.code() != Status::Code::kNotFound) {
-      FAIRY_LOG(kWarn, "coordinator") << "assigning to " << w->info.worker_id << ": " << s.ToString();
+      FAIRY_LOG(kWarn, "coordinator")
+          << "assigning to " << w->info.worker_id << ": " << s.ToString();
     }
   }
   Execute(std::move(actions));
@@ -361,9 +378,11 @@ void Coordinator::Execute(Actions actions) {
   // their tasks like tasks that were out when a coordinator restarted).
   std::vector<const scheduler::Mutation*> writes;
   for (const auto& action : actions) {
-    if (const auto* p = std::get_if<scheduler::PersistAction>(&action)) writes.push_back(&p->mutation);
+    if (const auto* p = std::get_if<scheduler::PersistAction>(&action))
+      writes.push_back(&p->mutation);
   }
-  const std::vector<Status> written = writes.empty() ? std::vector<Status>() : store_->ApplyAll(writes);
+  const std::vector<Status> written =
+      writes.empty() ? std::vector<Status>() : store_->ApplyAll(writes);
   size_t next_write = 0;
   // Worker registry writes are informational (recovery relies on the workers' READY), so they go
   // after the sends, and the loop does not wait for them (32 heartbeats at once were 32 round
@@ -394,14 +413,16 @@ void Coordinator::Execute(Actions actions) {
       const scheduler::TaskRecord& t = as->task;
       const JobPlan* plan = Plan(t.job_id);
       const scheduler::JobRecord* job = scheduler_->FindJob(t.job_id);
-      if (plan == nullptr || job == nullptr || t.shot < 0 || t.shot >= static_cast<int>(job->shots.size())) {
-        FAIRY_LOG(kError, "coordinator") << "cannot build TASK " << t.job_id << "/" << t.task_id
-                                         << ": job plan or shot missing";
+      if (plan == nullptr || job == nullptr || t.shot < 0 ||
+          t.shot >= static_cast<int>(job->shots.size())) {
+        FAIRY_LOG(kError, "coordinator")
+            << "cannot build TASK " << t.job_id << "/" << t.task_id << ": job plan or shot missing";
         continue;
       }
       protocol::Task task;
       task.ref = {t.job_id, t.task_id, t.attempt};
-      task.kind = t.kind == scheduler::TaskKind::kAnchor ? protocol::TaskKind::kAnchor : protocol::TaskKind::kFrames;
+      task.kind = t.kind == scheduler::TaskKind::kAnchor ? protocol::TaskKind::kAnchor
+                                                         : protocol::TaskKind::kFrames;
       task.shot = t.shot;
       task.frame_begin = t.first_frame;
       task.frame_end = t.first_frame + t.frame_count;
@@ -413,10 +434,12 @@ void Coordinator::Execute(Actions actions) {
       link_->Send(peer == worker_peers_.end() ? c->worker_id : peer->second,
                   protocol::Cancel{{c->job_id, c->task_id, c->attempt}, c->reason});
       if (c->reason.rfind("stalled", 0) == 0) {
-        FAIRY_LOG(kWarn, "coordinator") << "worker " << c->worker_id << ": " << c->job_id << "/" << c->task_id
-                                        << " attempt " << c->attempt << " " << c->reason << "; requeued";
+        FAIRY_LOG(kWarn, "coordinator")
+            << "worker " << c->worker_id << ": " << c->job_id << "/" << c->task_id << " attempt "
+            << c->attempt << " " << c->reason << "; requeued";
         Log(c->job_id, c->task_id, c->worker_id,
-            "attempt " + std::to_string(c->attempt) + " " + c->reason + "; requeued, the worker is told to cancel it");
+            "attempt " + std::to_string(c->attempt) + " " + c->reason +
+                "; requeued, the worker is told to cancel it");
       }
     } else if (auto* st = std::get_if<scheduler::StitchAction>(&action)) {
       StartStitch(st->job_id);
@@ -465,9 +488,10 @@ void Coordinator::StartAnalyze(const std::string& job_id) {
       Actions actions;
       Status s;
       if (r.ok()) {
-        Log(job_id, "", "", "analyze: " + std::to_string(r->frames) + " frames, " +
-                                std::to_string(r->shots.size()) + " shot(s), working size " +
-                                std::to_string(r->working_width) + "x" + std::to_string(r->working_height));
+        Log(job_id, "", "",
+            "analyze: " + std::to_string(r->frames) + " frames, " +
+                std::to_string(r->shots.size()) + " shot(s), working size " +
+                std::to_string(r->working_width) + "x" + std::to_string(r->working_height));
         s = scheduler_->OnAnalyzeDone(job_id, r->shots, &actions);
       } else {
         Log(job_id, "", "", "analyze failed: " + r.status().ToString());
@@ -496,11 +520,13 @@ void Coordinator::StartStitch(const std::string& job_id) {
     Execute(std::move(actions));
     return;
   }
-  Log(job_id, "", "", "stitch: encoding " + std::to_string(paths.size()) + " chunk(s) to " + plan->output);
+  Log(job_id, "", "",
+      "stitch: encoding " + std::to_string(paths.size()) + " chunk(s) to " + plan->output);
   net::post(media_pool_, [this, job_id, plan = *plan, paths] {
     LowerThisThreadsPriority();
     Result<StitchResult> r = Stitch(plan, paths);
-    net::post(io_, [this, job_id, output = plan.output, work_dir = plan.work_dir, r = std::move(r)] {
+    net::post(io_, [this, job_id, output = plan.output, work_dir = plan.work_dir,
+                    r = std::move(r)] {
       Actions actions;
       Status s;
       if (r.ok()) {
@@ -527,13 +553,16 @@ void Coordinator::StartStitch(const std::string& job_id) {
 
 void Coordinator::DropAnchorCache(const std::string& job_id, bool delete_now) {
   if (!anchors_) return;
-  auto r = delete_now ? anchors_->DeleteJob(job_id) : anchors_->ExpireJob(job_id, options_.anchor_cache_ttl_ms);
+  auto r = delete_now ? anchors_->DeleteJob(job_id)
+                      : anchors_->ExpireJob(job_id, options_.anchor_cache_ttl_ms);
   if (!r.ok()) {
-    FAIRY_LOG(kWarn, "coordinator") << "job " << job_id << ": anchor cache " << (delete_now ? "delete" : "expire")
-                                    << " failed: " << r.status().ToString();
+    FAIRY_LOG(kWarn, "coordinator")
+        << "job " << job_id << ": anchor cache " << (delete_now ? "delete" : "expire")
+        << " failed: " << r.status().ToString();
   } else if (*r > 0) {
-    FAIRY_LOG(kInfo, "coordinator") << "job " << job_id << ": " << (delete_now ? "deleted " : "expiring ") << *r
-                                    << " anchor cache entr" << (*r == 1 ? "y" : "ies");
+    FAIRY_LOG(kInfo, "coordinator")
+        << "job " << job_id << ": " << (delete_now ? "deleted " : "expiring ") << *r
+        << " anchor cache entr" << (*r == 1 ? "y" : "ies");
   }
 }
 

@@ -48,8 +48,9 @@ Result<CoordinatorOptions> ResolveCoordinatorOptions(const config::ConfigFlags& 
   LogLevel level;
   if (ParseLogLevel(c.log_level == "warning" ? "warn" : c.log_level, &level)) SetLogLevel(level);
   if (c.api_token.empty()) {
-    return Status::InvalidArgument("api.token: the control API needs a bearer token (api.token, api.token_file, "
-                                   "--api-token or --api-token-file)");
+    return Status::InvalidArgument(
+        "api.token: the control API needs a bearer token (api.token, api.token_file, "
+        "--api-token or --api-token-file)");
   }
   return OptionsFromConfig(c);
 }
